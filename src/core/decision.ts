@@ -1,0 +1,189 @@
+import { labelsUnder, normaliseHostName } from "./names.js";
+import { classifyIp, parseIp, rangeContains, type IpClass, type IpRange, type ParsedIp } from "./ip.js";
+import { findCidrRule, findHostRule, type CompiledPolicy } from "./policy/compiled-policy.js";
+import type { Mode } from "./policy/policy-schema.js";
+import { DEFAULT_TUNNELLING_LIMITS, tunnellingSignals, type TunnellingLimits } from "./tunnelling.js";
+
+/**
+ * The one decision function. Both sidecar paths (DNS and connections, transparent and
+ * explicit) call it, so a rule can never hold on one path and not the other. Pure: no I/O.
+ */
+export type VerdictKind = "allow" | "flag" | "block" | "would-block";
+export type Protocol = "dns" | "tls" | "http" | "connect" | "tcp";
+export type Stage = "dns" | "connect";
+
+export type ReasonCode =
+  // why something is allowed
+  | "declared-host"
+  | "declared-wildcard"
+  | "declared-cidr"
+  // policy violations (blocked in ENFORCING, would-block in OBSERVING)
+  | "undeclared-host"
+  | "undeclared-port"
+  | "undeclared-ip"
+  | "undeclared-record-type"
+  | "no-name"
+  | "ambiguous-port"
+  // baseline drift (only with a frozen baseline)
+  | "drift-new-destination"
+  | "drift-new-port"
+  | "drift-new-dns-name"
+  | "drift-rate"
+  // tunnelling heuristics
+  | "tunnel-long-label"
+  | "tunnel-entropy"
+  | "tunnel-unique-rate"
+  // hard invariants (blocked in every mode)
+  | "invalid-name"
+  | "ipv6-disabled"
+  | "sni-mismatch"
+  | `resolution-${Exclude<IpClass, "public">}`
+  | `destination-${Exclude<IpClass, "public">}`
+  | "capture"
+  | "malformed-client-hello"
+  | "malformed-request"
+  | "header-too-large"
+  | "peek-timeout"
+  | "upstream-unresolvable";
+
+export interface Verdict {
+  readonly verdict: VerdictKind;
+  readonly reasons: readonly ReasonCode[];
+  /** The policy rule that matched, as written (e.g. "*.amazonaws.com" or "10.0.0.0/8"). */
+  readonly rule?: string;
+}
+
+export interface Attempt {
+  readonly stage: Stage;
+  readonly protocol: Protocol;
+  /** The observed name (DNS question, SNI, Host or CONNECT authority); raw, normalised here. */
+  readonly name?: string;
+  /** An IP literal destination (CONNECT to an IP, or a Host header that is an IP). */
+  readonly ip?: string;
+  readonly port?: number;
+  /** Addresses the sidecar itself resolved for `name`. */
+  readonly resolvedIps?: readonly string[];
+  readonly recordType?: string;
+  /** CONNECT authority name differs from the SNI inside the tunnel. */
+  readonly sniMismatch?: boolean;
+  /** Distinct subdomains under the matched wildcard in the last minute (from the resolver). */
+  readonly uniqueSubdomainsPerMinute?: number;
+  /** Connections per minute to this destination (from the sidecar), for rate drift. */
+  readonly connectionsPerMinute?: number;
+}
+
+/** The part of a frozen baseline the decision needs; the baseline module builds it. */
+export interface BaselineView {
+  readonly destinations: ReadonlySet<string>; // `${name}:${port}`
+  readonly names: ReadonlySet<string>; // names seen in destinations
+  readonly dnsNames: ReadonlySet<string>;
+  readonly maxConnectionsPerMinute?: ReadonlyMap<string, number>; // by `${name}:${port}`
+  readonly rateTolerance: number;
+}
+
+export interface DecisionContext {
+  readonly policy: CompiledPolicy;
+  readonly mode: Mode;
+  readonly baseline?: BaselineView;
+  /** Runtime `trustedUpstreamRanges`: private answers the operator vouches for. */
+  readonly trustedRanges?: readonly IpRange[];
+  readonly tunnelling?: TunnellingLimits;
+}
+
+const ANSWERABLE_EXTRA = new Set(["TXT", "HTTPS", "SVCB"]);
+
+export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
+  const hard: ReasonCode[] = [];
+  const violations: ReasonCode[] = [];
+  const weak: ReasonCode[] = [];
+  const allowed: ReasonCode[] = [];
+  let rule: string | undefined;
+  const { policy } = ctx;
+
+  const vet = (ip: ParsedIp, prefix: "resolution" | "destination"): void => {
+    const cls = classifyIp(ip);
+    if (cls === "public") return;
+    if (findCidrRule(policy, ip, attempt.port) !== undefined) return;
+    if (ctx.trustedRanges?.some((r) => rangeContains(r, ip))) return;
+    hard.push(`${prefix}-${cls}`);
+  };
+
+  if (attempt.recordType === "AAAA") hard.push("ipv6-disabled");
+  if (attempt.sniMismatch === true) hard.push("sni-mismatch");
+
+  let name: string | undefined;
+  if (attempt.name !== undefined) {
+    name = normaliseHostName(attempt.name);
+    if (name === undefined && parseIp(attempt.name) === undefined) hard.push("invalid-name");
+  }
+  const literal = parseIp(attempt.ip ?? (name === undefined ? (attempt.name ?? "") : ""));
+
+  if (literal !== undefined) {
+    if (literal.version === 6) hard.push("ipv6-disabled");
+    vet(literal, "destination");
+    const cidr = findCidrRule(policy, literal, attempt.port);
+    if (cidr !== undefined) {
+      allowed.push("declared-cidr");
+      rule = cidr.text;
+    } else {
+      violations.push("undeclared-ip");
+    }
+  } else if (name !== undefined) {
+    const hostRule = findHostRule(policy, name);
+    if (hostRule === undefined) {
+      violations.push("undeclared-host");
+    } else {
+      rule = hostRule.text;
+      allowed.push(hostRule.pattern.kind === "exact" ? "declared-host" : "declared-wildcard");
+      if (attempt.stage === "connect" && attempt.port !== undefined && !hostRule.ports.has(attempt.port)) {
+        violations.push("undeclared-port");
+      }
+      if (attempt.stage === "dns" && attempt.recordType !== undefined && attempt.recordType !== "A" && attempt.recordType !== "AAAA") {
+        const declared = ANSWERABLE_EXTRA.has(attempt.recordType) && policy.recordTypes.has(attempt.recordType as "TXT");
+        if (!declared) violations.push("undeclared-record-type");
+      }
+      const signals = tunnellingSignals(labelsUnder(hostRule.pattern, name), attempt.uniqueSubdomainsPerMinute, ctx.tunnelling ?? DEFAULT_TUNNELLING_LIMITS);
+      violations.push(...signals.strong);
+      weak.push(...signals.weak);
+    }
+    for (const raw of attempt.resolvedIps ?? []) {
+      const ip = parseIp(raw);
+      if (ip === undefined) hard.push("upstream-unresolvable");
+      else vet(ip, "resolution");
+    }
+  } else if (attempt.stage === "connect") {
+    violations.push("no-name");
+  }
+
+  const base = ctx.baseline;
+  if (base !== undefined && name !== undefined && violations.length === 0 && hard.length === 0) {
+    if (attempt.stage === "dns") {
+      if (!base.dnsNames.has(name)) violations.push("drift-new-dns-name");
+    } else if (attempt.port !== undefined) {
+      const key = `${name}:${attempt.port}`;
+      if (!base.destinations.has(key)) violations.push(base.names.has(name) ? "drift-new-port" : "drift-new-destination");
+      const max = base.maxConnectionsPerMinute?.get(key);
+      if (max !== undefined && attempt.connectionsPerMinute !== undefined && attempt.connectionsPerMinute > max * base.rateTolerance) {
+        violations.push("drift-rate");
+      }
+    }
+  }
+
+  if (policy.capture.enabled) return { verdict: "block", reasons: ["capture", ...hard, ...violations, ...weak], ...(rule ? { rule } : {}) };
+  const withRule = (v: Verdict): Verdict => (rule === undefined ? v : { ...v, rule });
+  if (hard.length > 0) return withRule({ verdict: "block", reasons: unique([...hard, ...violations]) });
+  if (violations.length > 0) {
+    return withRule({ verdict: ctx.mode === "enforcing" ? "block" : "would-block", reasons: unique([...violations, ...weak]) });
+  }
+  if (weak.length > 0) return withRule({ verdict: "flag", reasons: unique([...weak, ...allowed]) });
+  return withRule({ verdict: "allow", reasons: allowed });
+}
+
+function unique<T>(xs: T[]): T[] {
+  return [...new Set(xs)];
+}
+
+/** Whether traffic may flow for this verdict (would-block flows: that is OBSERVING). */
+export function permits(v: Verdict): boolean {
+  return v.verdict !== "block";
+}

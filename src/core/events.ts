@@ -1,0 +1,52 @@
+import type { Protocol, ReasonCode, VerdictKind } from "./decision.js";
+
+/**
+ * The sidecar event schema, version 1: one JSON object per line on the sidecar's stdout.
+ * Every attempt yields a `decide` event; an attempt that opened a connection also yields a
+ * `close` event with byte counts. Consumers must ignore fields they do not know.
+ */
+export const EVENT_SCHEMA_VERSION = 1 as const;
+
+export interface EgressEvent {
+  readonly v: typeof EVENT_SCHEMA_VERSION;
+  readonly ts: string;
+  readonly id: string;
+  readonly type: "dns" | "egress";
+  readonly phase: "decide" | "close";
+  readonly server: string;
+  readonly verdict: VerdictKind;
+  readonly reasons: readonly ReasonCode[];
+  readonly rule?: string;
+  readonly name?: string;
+  readonly port?: number;
+  readonly ip?: string;
+  readonly protocol: Protocol;
+  readonly path?: "transparent" | "explicit" | "dns";
+  readonly recordType?: string;
+  readonly sni?: string;
+  readonly host?: string;
+  readonly connect?: string;
+  readonly method?: string;
+  readonly url?: string;
+  readonly client?: string;
+  readonly bytesUp?: number;
+  readonly bytesDown?: number;
+  readonly durationMs?: number;
+  readonly error?: string;
+}
+
+export interface LifecycleEvent {
+  readonly v: typeof EVENT_SCHEMA_VERSION;
+  readonly ts: string;
+  readonly type: "lifecycle";
+  readonly server: string;
+  readonly action: "started" | "reloaded" | "reload-failed" | "closing" | "closed";
+  readonly detail?: Readonly<Record<string, unknown>>;
+}
+
+export type SidecarEvent = EgressEvent | LifecycleEvent;
+
+/** Where events go. The sidecar never writes to stdout itself; its entry point wires this. */
+export interface EventSink {
+  emit(event: SidecarEvent): void;
+}

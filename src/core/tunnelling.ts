@@ -1,0 +1,59 @@
+/**
+ * DNS tunnelling signals for names under a wildcard: an exfiltrator controls the labels
+ * beneath the declared suffix, so long or random-looking labels there carry data.
+ */
+export interface TunnellingLimits {
+  /** A label longer than this is a strong signal. */
+  readonly maxLabelLength: number;
+  /** A label longer than this is a weak signal (flag only). */
+  readonly softLabelLength: number;
+  /** Shannon entropy (bits/char) over the controlled part, when it is at least `entropyMinLength` long. */
+  readonly maxEntropy: number;
+  readonly softEntropy: number;
+  readonly entropyMinLength: number;
+  /** Distinct new subdomains under one wildcard per minute. */
+  readonly maxUniqueSubdomainsPerMinute: number;
+}
+
+export const DEFAULT_TUNNELLING_LIMITS: TunnellingLimits = {
+  maxLabelLength: 40,
+  softLabelLength: 24,
+  maxEntropy: 3.9,
+  softEntropy: 3.5,
+  entropyMinLength: 16,
+  maxUniqueSubdomainsPerMinute: 60,
+};
+
+export function shannonEntropy(text: string): number {
+  if (text.length === 0) return 0;
+  const counts = new Map<string, number>();
+  for (const ch of text) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  let h = 0;
+  for (const c of counts.values()) {
+    const p = c / text.length;
+    h -= p * Math.log2(p);
+  }
+  return h;
+}
+
+export interface TunnellingSignals {
+  readonly strong: ("tunnel-long-label" | "tunnel-entropy" | "tunnel-unique-rate")[];
+  readonly weak: ("tunnel-long-label" | "tunnel-entropy")[];
+}
+
+export function tunnellingSignals(controlledLabels: readonly string[], uniquePerMinute: number | undefined, limits: TunnellingLimits): TunnellingSignals {
+  const strong: TunnellingSignals["strong"] = [];
+  const weak: TunnellingSignals["weak"] = [];
+  if (controlledLabels.length === 0) return { strong, weak };
+  const longest = Math.max(...controlledLabels.map((l) => l.length));
+  if (longest > limits.maxLabelLength) strong.push("tunnel-long-label");
+  else if (longest > limits.softLabelLength) weak.push("tunnel-long-label");
+  const joined = controlledLabels.join("");
+  if (joined.length >= limits.entropyMinLength) {
+    const h = shannonEntropy(joined);
+    if (h > limits.maxEntropy) strong.push("tunnel-entropy");
+    else if (h > limits.softEntropy) weak.push("tunnel-entropy");
+  }
+  if (uniquePerMinute !== undefined && uniquePerMinute > limits.maxUniqueSubdomainsPerMinute) strong.push("tunnel-unique-rate");
+  return { strong, weak };
+}
