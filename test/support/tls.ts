@@ -10,6 +10,7 @@ export interface TestPki {
 export async function makeTestPki(names: readonly string[]): Promise<TestPki> {
   const ca = await generate([{ name: "commonName", value: "Hangar Test CA" }], {
     keyType: "ec",
+    algorithm: "sha256",
     curve: "P-256",
     extensions: [
       { name: "basicConstraints", cA: true, critical: true },
@@ -18,6 +19,7 @@ export async function makeTestPki(names: readonly string[]): Promise<TestPki> {
   });
   const leaf = await generate([{ name: "commonName", value: names[0] ?? "localhost" }], {
     keyType: "ec",
+    algorithm: "sha256",
     curve: "P-256",
     ca: { key: ca.private, cert: ca.cert },
     extensions: [

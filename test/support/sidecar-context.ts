@@ -1,0 +1,81 @@
+import { randomUUID } from "node:crypto";
+import { compilePolicy } from "../../src/core/policy/compiled-policy.js";
+import { PolicySchema, type PolicyInput, type Mode } from "../../src/core/policy/policy-schema.js";
+import { parseIpRange, type IpRange } from "../../src/core/ip.js";
+import type { BaselineView, DecisionContext } from "../../src/core/decision.js";
+import type { EgressEvent, EventSink, SidecarEvent } from "../../src/core/events.js";
+import type { NameResolver, ResolvedName, SidecarContext } from "../../src/sidecar/sidecar-context.js";
+import { silentLogger } from "../../src/log.js";
+
+/** An EventSink that keeps everything, for assertions. */
+export class CollectingSink implements EventSink {
+  readonly events: SidecarEvent[] = [];
+  emit(event: SidecarEvent): void {
+    this.events.push(event);
+  }
+  egress(): EgressEvent[] {
+    return this.events.filter((e): e is EgressEvent => e.type === "dns" || e.type === "egress");
+  }
+  /** Resolves once an event matching `pred` has been emitted (or rejects after `ms`). */
+  async waitFor(pred: (e: EgressEvent) => boolean, ms = 5000): Promise<EgressEvent> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const hit = this.egress().find(pred);
+      if (hit) return hit;
+      if (Date.now() > deadline) throw new Error(`no matching event within ${ms}ms; saw ${JSON.stringify(this.events)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/** A resolver backed by a fixed map, standing in for upstream DNS. */
+export class StaticResolver implements NameResolver {
+  readonly asked: string[] = [];
+  constructor(private readonly table: Record<string, string[]>) {}
+  async resolve(name: string): Promise<ResolvedName> {
+    this.asked.push(name);
+    const ips = this.table[name];
+    if (ips === undefined) throw new Error(`StaticResolver: no entry for ${name}`);
+    return { name, ips, expiresAt: Date.now() + 60_000 };
+  }
+}
+
+export function testPolicy(partial: Omit<PolicyInput, "version" | "server"> & { server?: PolicyInput["server"] }) {
+  return compilePolicy(
+    PolicySchema.parse({ version: 1, server: { npm: { package: "fixture", version: "1.0.0" } }, ...partial }),
+  );
+}
+
+export interface TestContextOptions {
+  policy: PolicyInput["egress"];
+  name?: string;
+  mode?: Mode;
+  trusted?: string[];
+  baseline?: BaselineView;
+  resolver?: NameResolver;
+}
+
+export function testContext(options: TestContextOptions): SidecarContext & { sink: CollectingSink; setDecision(ctx: DecisionContext): void } {
+  const policy = testPolicy({ name: options.name ?? "fixture", egress: options.policy });
+  const trustedRanges = (options.trusted ?? []).map((c) => parseIpRange(c) as IpRange);
+  let decision: DecisionContext = {
+    policy,
+    mode: options.mode ?? policy.mode,
+    trustedRanges,
+    ...(options.baseline ? { baseline: options.baseline } : {}),
+  };
+  const sink = new CollectingSink();
+  return {
+    server: policy.name,
+    decisionContext: () => decision,
+    setDecision: (ctx) => {
+      decision = ctx;
+    },
+    events: sink,
+    sink,
+    resolver: options.resolver ?? new StaticResolver({}),
+    logger: silentLogger(),
+    now: () => Date.now(),
+    newId: () => randomUUID(),
+  };
+}
