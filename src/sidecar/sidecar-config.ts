@@ -1,0 +1,73 @@
+import { z } from "zod";
+import { parseIp, parseIpRange } from "../core/ip.js";
+
+/**
+ * How one sidecar process is wired: where it listens, what it answers, whom it asks.
+ * The runtime writes this (as JSON) for each sandbox; tests build it inline.
+ */
+const hostPort = z.string().refine((s) => parseUpstream(s) !== undefined, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not an IPv4 "address" or "address:port"`,
+});
+const ipv4 = z.string().refine((s) => parseIp(s)?.version === 4, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not an IPv4 address`,
+});
+const cidr = z.string().refine((s) => parseIpRange(s) !== undefined, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not a valid CIDR`,
+});
+const port = z.number().int().min(0).max(65535);
+
+export const SidecarConfigSchema = z
+  .strictObject({
+  /** Policy YAML file; re-read on SIGHUP. */
+  policyFile: z.string().min(1),
+  /** Overrides the policy's egress.mode (e.g. `hangar run --mode observing`). */
+  mode: z.enum(["enforcing", "observing"]).optional(),
+  listen: z
+    .strictObject({
+      host: ipv4.default("0.0.0.0"),
+      dnsPort: port.default(53),
+      proxyPort: port.default(3128),
+      /** declared port → local listen port; tests map 443 → 0. Unmapped ports listen on themselves. */
+      transparentPorts: z.record(z.string().regex(/^\d+$/), port).default({}),
+    })
+    .default({ host: "0.0.0.0", dnsPort: 53, proxyPort: 3128, transparentPorts: {} }),
+  /** The address declared names resolve to (the sidecar's own address on the sandbox network). */
+  answerAddress: ipv4.optional(),
+  /** Alternatively: the sandbox network's subnet; the sidecar answers with its own address in it. */
+  answerSubnet: cidr.optional(),
+  /** Upstream resolvers the sidecar asks. Default: the nameservers of /etc/resolv.conf. */
+  upstreamDns: z.array(hostPort).optional(),
+  /** Private ranges the operator vouches for (internal APIs, tests): answers there are not refused. */
+  trustedUpstreamRanges: z.array(cidr).default([]),
+  /** How long the transparent path waits for a first byte before falling back to port routing. */
+  peekTimeoutMs: z.number().int().positive().default(1500),
+  })
+  .refine((c) => (c.answerAddress === undefined) !== (c.answerSubnet === undefined), {
+    error: 'give exactly one of "answerAddress" or "answerSubnet"',
+  });
+
+export type SidecarConfig = z.output<typeof SidecarConfigSchema>;
+export type SidecarConfigInput = z.input<typeof SidecarConfigSchema>;
+
+export interface Upstream {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function parseUpstream(text: string): Upstream | undefined {
+  const m = /^([0-9.]+)(?::(\d{1,5}))?$/.exec(text.trim());
+  if (m === null || parseIp(m[1]!)?.version !== 4) return undefined;
+  const p = m[2] === undefined ? 53 : Number(m[2]);
+  return p >= 1 && p <= 65535 ? { host: m[1]!, port: p } : undefined;
+}
+
+/** Nameservers from resolv.conf text (IPv4 only: the sidecar never speaks IPv6 upstream). */
+export function nameserversFromResolvConf(text: string): Upstream[] {
+  const out: Upstream[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    const up = m ? parseUpstream(m[1]!) : undefined;
+    if (up) out.push(up);
+  }
+  return out;
+}
