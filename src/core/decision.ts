@@ -108,7 +108,9 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
     hard.push(`${prefix}-${cls}`);
   };
 
-  if (attempt.recordType === "AAAA") hard.push("ipv6-disabled");
+  // Adapters spell record types as they like ("aaaa" is still AAAA).
+  const recordType = attempt.recordType?.toUpperCase();
+  if (recordType === "AAAA") hard.push("ipv6-disabled");
   if (attempt.sniMismatch === true) hard.push("sni-mismatch");
 
   let name: string | undefined;
@@ -118,7 +120,10 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
   }
   const literal = parseIp(attempt.ip ?? (name === undefined ? (attempt.name ?? "") : ""));
 
-  if (literal !== undefined) {
+  if (attempt.ip !== undefined && literal === undefined) {
+    // The destination is an address nobody can read: never fall back to judging the name.
+    hard.push("invalid-name");
+  } else if (literal !== undefined) {
     if (literal.version === 6) hard.push("ipv6-disabled");
     vet(literal, "destination");
     const cidr = findCidrRule(policy, literal, attempt.port);
@@ -138,8 +143,8 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
       if (attempt.stage === "connect" && attempt.port !== undefined && !hostRule.ports.has(attempt.port)) {
         violations.push("undeclared-port");
       }
-      if (attempt.stage === "dns" && attempt.recordType !== undefined && attempt.recordType !== "A" && attempt.recordType !== "AAAA") {
-        const declared = ANSWERABLE_EXTRA.has(attempt.recordType) && policy.recordTypes.has(attempt.recordType as "TXT");
+      if (attempt.stage === "dns" && recordType !== undefined && recordType !== "A" && recordType !== "AAAA") {
+        const declared = ANSWERABLE_EXTRA.has(recordType) && policy.recordTypes.has(recordType as "TXT");
         if (!declared) violations.push("undeclared-record-type");
       }
       const signals = tunnellingSignals(labelsUnder(hostRule.pattern, name), attempt.uniqueSubdomainsPerMinute, ctx.tunnelling ?? DEFAULT_TUNNELLING_LIMITS);
@@ -151,7 +156,8 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
       if (ip === undefined) hard.push("upstream-unresolvable");
       else vet(ip, "resolution");
     }
-  } else if (attempt.stage === "connect") {
+  } else {
+    // A DNS question without a name is as undecidable as a connection without one.
     violations.push("no-name");
   }
 
@@ -169,7 +175,7 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
     }
   }
 
-  if (policy.capture.enabled) return { verdict: "block", reasons: ["capture", ...hard, ...violations, ...weak], ...(rule ? { rule } : {}) };
+  if (policy.capture.enabled) return { verdict: "block", reasons: unique(["capture", ...hard, ...violations, ...weak]), ...(rule ? { rule } : {}) };
   const withRule = (v: Verdict): Verdict => (rule === undefined ? v : { ...v, rule });
   if (hard.length > 0) return withRule({ verdict: "block", reasons: unique([...hard, ...violations]) });
   if (violations.length > 0) {

@@ -108,6 +108,8 @@ const SPECIAL: ReadonlyArray<readonly [IpClass, IpRange]> = (
     ["reserved", "240.0.0.0/4"],
     ["unspecified", "::/128"],
     ["loopback", "::1/128"],
+    // IETF-reserved; holds IPv4-compatible ::a.b.c.d and IPv4-translated ::ffff:0:a.b.c.d.
+    ["reserved", "::/8"],
     ["reserved", "64:ff9b::/96"],
     ["reserved", "100::/64"],
     ["reserved", "2001:db8::/32"],

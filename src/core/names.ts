@@ -1,5 +1,12 @@
 import { domainToASCII } from "node:url";
-import { isIP } from "node:net";
+
+// The only ASCII a raw host name may hold is letters, digits, "-", "_" and ".". Anything
+// else goes first: domainToASCII parses like a URL host, so it would cut at "/", "?", "#"
+// or a backslash, drop tabs and newlines, and decode "%2e" (so "a.com#.evil.com" became "a.com").
+const FORBIDDEN_ASCII = /[^a-zA-Z0-9._\-\u0080-\uffff]/;
+// A last label that is a number makes resolvers (inet_aton, WHATWG URL) read the whole
+// name as IPv4: "2130706433", "0x7f.1", "127.1" and "0177.0.0.1" all mean 127.0.0.1.
+const NUMERIC_LABEL = /^(\d+|0x[0-9a-f]*)$/;
 
 /**
  * Host-name normalisation shared by the policy compiler and every observation point
@@ -9,14 +16,15 @@ import { isIP } from "node:net";
 export function normaliseHostName(raw: string): string | undefined {
   let name = raw.trim();
   if (name.endsWith(".")) name = name.slice(0, -1);
-  if (name.length === 0 || name.length > 253) return undefined;
-  if (isIP(name) !== 0) return undefined;
+  if (name.length === 0 || name.length > 253 || FORBIDDEN_ASCII.test(name)) return undefined;
   const ascii = domainToASCII(name.toLowerCase());
   if (ascii === "" || ascii.length > 253) return undefined;
   const labels = ascii.split(".");
   for (const label of labels) {
     if (!/^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/.test(label)) return undefined;
   }
+  // IP literals land here too: IPv6 holds ":" and dotted IPv4 ends in a number.
+  if (NUMERIC_LABEL.test(labels[labels.length - 1]!)) return undefined;
   return ascii;
 }
 

@@ -37,7 +37,7 @@ export const NAMED_PROTOCOL_PORTS: ReadonlySet<number> = new Set([80, 443, 8080,
 
 export function compilePolicy(policy: Policy): CompiledPolicy {
   const exactHosts = new Map<string, HostRule>();
-  const wildcardHosts: HostRule[] = [];
+  const wildcardHosts = new Map<string, HostRule>();
   const cidrRules: CidrRule[] = [];
   const owners = new Map<number, Set<string>>();
 
@@ -46,15 +46,15 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     if (entry.host !== undefined) {
       const pattern = parseHostPattern(entry.host);
       if (pattern === undefined) throw new Error(`compilePolicy: unvalidated host ${entry.host}`);
-      const existing = pattern.kind === "exact" ? exactHosts.get(pattern.name) : undefined;
-      // Two entries for one exact name merge their ports.
+      const existing = pattern.kind === "exact" ? exactHosts.get(pattern.name) : wildcardHosts.get(pattern.suffix);
+      // Two entries for one name or one wildcard merge their ports.
       const merged = existing === undefined ? ports : new Set([...existing.ports, ...ports]);
       const rule: HostRule = { index: existing?.index ?? index, pattern, ports: merged, text: formatHostPattern(pattern) };
       if (pattern.kind === "exact") {
         exactHosts.set(pattern.name, rule);
         for (const p of ports) (owners.get(p) ?? owners.set(p, new Set()).get(p)!).add(pattern.name);
       } else {
-        wildcardHosts.push(rule);
+        wildcardHosts.set(pattern.suffix, rule);
         for (const p of ports) (owners.get(p) ?? owners.set(p, new Set()).get(p)!).add(rule.text);
       }
     } else if (entry.cidr !== undefined) {
@@ -83,7 +83,7 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     mode: policy.egress.mode,
     capture: captureCfg,
     exactHosts,
-    wildcardHosts,
+    wildcardHosts: [...wildcardHosts.values()],
     cidrRules,
     recordTypes: new Set(policy.egress.dns.recordTypes),
     transparentPorts,
