@@ -1,0 +1,52 @@
+import { isHangarError } from "../core/errors.js";
+import { EXIT_OK, EXIT_USAGE, type CliIo, type Command } from "./command.js";
+import { commands as defaultCommands } from "./commands/index.js";
+import { defineGroup } from "./define-command.js";
+
+export interface RunCliOptions {
+  readonly version?: string;
+  readonly commands?: readonly Command[];
+}
+
+export function rootCommand(commands: readonly Command[] = defaultCommands): Command {
+  return defineGroup({
+    name: "hangar",
+    summary: "Sandboxed, egress-enforcing runtime for MCP servers",
+    usage: "hangar <command> [options]",
+    description: "Hangar runs each MCP server in its own sandbox, where a sidecar enforces the server's policy.",
+    commands,
+    extraOptions: [["-V, --version", "Print the version."]],
+  });
+}
+
+/**
+ * Runs one invocation and returns the exit code. Never exits the process and never lets
+ * an error escape: failures become one line on stderr (the stack only with HANGAR_DEBUG=1).
+ */
+export async function runCli(argv: readonly string[], io: CliIo, options: RunCliOptions = {}): Promise<number> {
+  if (argv[0] === "--version" || argv[0] === "-V") {
+    io.out(`${options.version ?? "unknown"}\n`);
+    return EXIT_OK;
+  }
+  try {
+    return await rootCommand(options.commands).run(argv, io);
+  } catch (err) {
+    const debug = io.env["HANGAR_DEBUG"] === "1";
+    const message = err instanceof Error ? err.message : String(err);
+    const code = isHangarError(err) ? ` [${err.code}]` : "";
+    io.err(`hangar: ${message}${code}${debug ? "" : " (set HANGAR_DEBUG=1 for details)"}\n`);
+    if (debug) io.err(`${describeError(err)}\n`);
+    return EXIT_USAGE;
+  }
+}
+
+function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current !== undefined && depth < 5; depth++) {
+    parts.push(current instanceof Error ? (current.stack ?? current.message) : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+    if (current !== undefined) parts.push("caused by:");
+  }
+  return parts.join("\n");
+}

@@ -1,0 +1,32 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+
+/** The real entry point in a child process: proves the exit codes come from the process itself. */
+async function spawnHangar(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { env: { ...process.env, HANGAR_DEBUG: "" } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+describe("the hangar process", () => {
+  it("exits 0 for clean policies, 1 for an invalid one, 2 for a usage error", async () => {
+    const [clean, invalid, usage] = await Promise.all([
+      spawnHangar(["policy", "lint", "policies/everything.yaml", "policies/quarantine.yaml"]),
+      spawnHangar(["policy", "lint", "test/fixtures/policies/invalid-cidr.yaml"]),
+      spawnHangar(["policy", "lint", "--nope"]),
+    ]);
+    expect(clean).toMatchObject({ code: 0, stdout: "" });
+    expect(invalid.code).toBe(1);
+    expect(invalid.stdout).toBe('test/fixtures/policies/invalid-cidr.yaml:10:13: egress.allow[1].cidr: "10.0.0.0/33" is not a valid CIDR\n');
+    expect(usage.code).toBe(2);
+    expect(usage.stderr.split("\n")[0]).toBe("hangar: unknown option --nope");
+    expect(usage.stderr).not.toMatch(/\bat .*\.ts:\d+/);
+  });
+});
