@@ -1,0 +1,77 @@
+import { decide, permits, type Protocol, type ReasonCode, type Verdict } from "../../core/decision.js";
+import { parseIp } from "../../core/ip.js";
+import { normaliseHostName } from "../../core/names.js";
+import type { SidecarContext } from "../sidecar-context.js";
+import type { ConnectionRate } from "./connection-rate.js";
+
+/**
+ * The proxy's side of "one decision": every connection attempt on either path asks the
+ * core `decide()` before anything is resolved, then resolves the name with the sidecar's
+ * own resolver and asks again with the addresses (the rebinding check). The address to
+ * dial only ever comes from here: a resolver answer, or an IP literal the policy vetted.
+ */
+export interface Destination {
+  readonly protocol: Protocol;
+  readonly port: number;
+  /** A name as observed (SNI, Host, CONNECT authority, port owner). */
+  readonly name?: string;
+  /** An IP literal destination. */
+  readonly ip?: string;
+  readonly sniMismatch?: boolean;
+  readonly connectionsPerMinute?: number;
+}
+
+export type Route =
+  | { readonly permitted: true; readonly verdict: Verdict; readonly ip: string }
+  | { readonly permitted: false; readonly verdict: Verdict };
+
+export class EgressGate {
+  constructor(
+    private readonly ctx: SidecarContext,
+    private readonly rate: ConnectionRate,
+  ) {}
+
+  /** Counts this attempt toward its destination's per-minute rate. Call once per attempt. */
+  count(name: string | undefined, port: number): number | undefined {
+    if (name === undefined) return undefined;
+    return this.rate.hit(`${normaliseHostName(name) ?? name}:${port}`);
+  }
+
+  /** The first decision, on what the client said alone. */
+  check(dest: Destination): Verdict {
+    const verdict = decide(this.ctx.decisionContext(), { stage: "connect", ...dest });
+    // Without a name or an address there is nowhere to send the bytes, whatever the mode.
+    if (dest.name === undefined && dest.ip === undefined && verdict.verdict !== "block") return { ...verdict, verdict: "block" };
+    return verdict;
+  }
+
+  /**
+   * Resolves (or takes a vetted literal), decides again with the answer, and names the one
+   * address to dial. `first` is what `check(dest)` said.
+   */
+  async route(dest: Destination, first: Verdict): Promise<Route> {
+    if (dest.ip !== undefined) {
+      const ip = parseIp(dest.ip);
+      if (!permits(first) || ip === undefined) return { permitted: false, verdict: first };
+      return { permitted: true, verdict: first, ip: ip.text };
+    }
+    const name = dest.name === undefined ? undefined : normaliseHostName(dest.name);
+    if (!permits(first) || name === undefined) return { permitted: false, verdict: first };
+    let ips: readonly string[];
+    try {
+      ips = (await this.ctx.resolver.resolve(name)).ips;
+    } catch (err) {
+      this.ctx.logger.debug({ err, name }, "upstream resolution failed");
+      return { permitted: false, verdict: unresolvable(first) };
+    }
+    if (ips.length === 0) return { permitted: false, verdict: unresolvable(first) };
+    const verdict = decide(this.ctx.decisionContext(), { stage: "connect", ...dest, resolvedIps: ips });
+    if (!permits(verdict)) return { permitted: false, verdict };
+    return { permitted: true, verdict, ip: ips[0]! };
+  }
+}
+
+function unresolvable(v: Verdict): Verdict {
+  const reasons: ReasonCode[] = ["upstream-unresolvable", ...v.reasons.filter((r) => r !== "upstream-unresolvable")];
+  return { ...v, verdict: "block", reasons };
+}

@@ -1,0 +1,240 @@
+import { createServer, type Agent, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { permits, type Verdict } from "../../core/decision.js";
+import { HangarError } from "../../core/errors.js";
+import { normaliseHostName } from "../../core/names.js";
+import type { SidecarContext } from "../sidecar-context.js";
+import { parseAuthority } from "./authority.js";
+import { ConnectionRate } from "./connection-rate.js";
+import { ConnectionSet } from "./connection-set.js";
+import { dial } from "./dial.js";
+import { EgressGate, type Destination } from "./egress-gate.js";
+import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "./egress-event.js";
+import { FirstFlightSniffer } from "./first-flight.js";
+import { HttpForwarder } from "./http-forwarder.js";
+import { DEFAULT_MAX_HEAD_BYTES } from "./http-head.js";
+import { endConnection, httpResponse } from "./http-reply.js";
+import { peek } from "./peek.js";
+import { refusalHeaders, refusalText } from "./refusal.js";
+import { splice } from "./splice.js";
+
+/**
+ * The explicit path: what HTTP_PROXY / HTTPS_PROXY point at. Plain HTTP is forwarded by
+ * {@link HttpForwarder}; CONNECT opens a tunnel only after the authority is decided, and
+ * inside it the TLS SNI must name the same host as the authority (no domain fronting).
+ * Either way the sidecar dials only an address it resolved, or a literal a CIDR rule allows.
+ */
+export interface ExplicitProxyOptions {
+  readonly ctx: SidecarContext;
+  readonly host: string;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+  /** Largest request head accepted; larger gets 431. Default 16 KiB. */
+  readonly maxHeaderBytes?: number;
+  /** How long a client may take to send a request head. Default 10000. */
+  readonly headersTimeoutMs?: number;
+  /** How long to wait for the ClientHello inside a tunnel. Default 2000. */
+  readonly peekTimeoutMs?: number;
+  readonly connectTimeoutMs?: number;
+  readonly rate?: ConnectionRate;
+  /** Upstream agent for plain HTTP; default a keep-alive agent. */
+  readonly agent?: Agent;
+}
+
+const ESTABLISHED = "HTTP/1.1 200 Connection Established\r\n\r\n";
+
+type State = "idle" | "listening" | "closing";
+
+export class ExplicitProxy implements AsyncDisposable {
+  private readonly ctx: SidecarContext;
+  private readonly server: Server;
+  private readonly gate: EgressGate;
+  private readonly forwarder: HttpForwarder;
+  private readonly tunnels = new ConnectionSet();
+  private readonly handlers = new Set<Promise<void>>();
+  private readonly maxHeaderBytes: number;
+  private readonly peekTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private state: State = "idle";
+  private closed: Promise<void> | undefined;
+
+  constructor(private readonly options: ExplicitProxyOptions) {
+    this.ctx = options.ctx;
+    this.maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEAD_BYTES;
+    this.peekTimeoutMs = options.peekTimeoutMs ?? 2000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.gate = new EgressGate(this.ctx, options.rate ?? new ConnectionRate(() => this.ctx.now()));
+    this.forwarder = new HttpForwarder(this.ctx, this.gate, options.agent);
+    // No whole-request deadline (uploads may be long); a slow head is cut at headersTimeout.
+    const headersTimeout = options.headersTimeoutMs ?? 10_000;
+    this.server = createServer({ maxHeaderSize: this.maxHeaderBytes, noDelay: true, headersTimeout, requestTimeout: 0 }, (req, res) => {
+      this.track(this.forwarder.handle(req, res), () => res.destroy());
+      // While draining, a keep-alive connection is closed as soon as its response is done.
+      res.once("finish", () => {
+        if (this.state === "closing") setImmediate(() => this.server.closeIdleConnections());
+      });
+    });
+    this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onConnect(req, socket as Socket, head));
+    this.server.on("upgrade", (_req: IncomingMessage, socket: Duplex) => {
+      endConnection(socket as Socket, httpResponse(501, "Hangar: protocol upgrades are not proxied; use CONNECT."));
+    });
+    this.server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
+    this.server.on("error", (err) => this.ctx.logger.error({ err }, "explicit proxy error"));
+  }
+
+  /** Open CONNECT tunnels right now. */
+  get tunnelCount(): number {
+    return this.tunnels.size;
+  }
+
+  async listen(): Promise<AddressInfo> {
+    if (this.state === "closing") throw new HangarError("HANGAR_CLOSED", "explicit proxy is closed");
+    if (this.state === "listening") return this.address()!;
+    this.state = "listening";
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once("error", onError);
+      this.server.listen({ host: this.options.host, port: this.options.port }, () => {
+        this.server.off("error", onError);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      this.state = "idle";
+      throw err;
+    });
+    return this.address()!;
+  }
+
+  address(): AddressInfo | undefined {
+    const a = this.server.address();
+    return a !== null && typeof a === "object" ? a : undefined;
+  }
+
+  /** Stops accepting, lets requests and tunnels finish, drops idle keep-alive connections. Idempotent. */
+  close(): Promise<void> {
+    if (this.closed !== undefined) return this.closed;
+    const wasListening = this.state === "listening";
+    this.state = "closing";
+    // Node's close() also closes idle keep-alive connections; busy ones are closed as they go idle.
+    const serverClosed = wasListening ? new Promise<void>((resolve) => this.server.close(() => resolve())) : Promise.resolve();
+    this.closed = Promise.all([serverClosed, this.tunnels.drained(), ...this.handlers]).then(() => this.forwarder.destroy());
+    return this.closed;
+  }
+
+  /** Closes and destroys every connection and tunnel now. */
+  async destroy(): Promise<void> {
+    const closing = this.close();
+    this.server.closeAllConnections();
+    this.tunnels.destroyAll();
+    this.forwarder.destroy();
+    await closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private track(work: Promise<void>, onFailure: () => void): void {
+    const handler = work
+      .catch((err: unknown) => {
+        this.ctx.logger.error({ err }, "explicit proxy connection failed");
+        onFailure();
+      })
+      .finally(() => this.handlers.delete(handler));
+    this.handlers.add(handler);
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
+    const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+    if (status !== 408) {
+      const facts = newAttempt(this.ctx, "explicit", "http", clientOf(socket));
+      const reasons = status === 431 ? (["header-too-large"] as const) : (["malformed-request"] as const);
+      this.ctx.events.emit(egressEvent(this.ctx, facts, { verdict: "block", reasons }));
+    }
+    // The parser is gone; write the answer and let the linger timer reap the socket.
+    socket.end(httpResponse(status, `Hangar: ${status === 431 ? "request headers too large" : "bad request"}.`));
+    const timer = setTimeout(() => socket.destroy(), 2000);
+    timer.unref();
+    socket.once("close", () => clearTimeout(timer));
+  }
+
+  private onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    if (this.state !== "listening") return void socket.destroy();
+    this.tunnels.add(socket);
+    socket.on("error", (err) => this.ctx.logger.debug({ err }, "tunnel client socket error"));
+    this.track(this.tunnel(req, socket, head), () => socket.destroy());
+  }
+
+  private async tunnel(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const facts = newAttempt(this.ctx, "explicit", "connect", clientOf(socket));
+    facts.connect = req.url ?? "";
+    const authority = parseAuthority(req.url ?? "", { requirePort: true });
+    if (authority === undefined || authority.port === undefined) {
+      return this.refuse(socket, facts, { verdict: "block", reasons: ["malformed-request"] }, 400);
+    }
+    const port = authority.port;
+    facts.port = port;
+    const name = authority.isIp ? undefined : authority.host;
+    const ip = authority.isIp ? authority.host : undefined;
+    if (name !== undefined) facts.name = normaliseHostName(name) ?? name;
+    if (ip !== undefined) facts.ip = ip;
+    const dest: Destination = { protocol: "connect", port, name, ip, connectionsPerMinute: this.gate.count(name, port) };
+    const first = this.gate.check(dest);
+    const capture = first.reasons[0] === "capture";
+    // In capture mode the tunnel opens so the SNI can be recorded; nothing is ever dialled.
+    if (!permits(first) && !capture) return this.refuse(socket, facts, first, 403);
+
+    socket.write(ESTABLISHED);
+    const sniffer = new FirstFlightSniffer({ maxHeadBytes: this.maxHeaderBytes, http: false });
+    const out = await peek(socket, sniffer, { limit: sniffer.inputLimit, timeoutMs: this.peekTimeoutMs, initial: head });
+    if (out.kind !== "done" && out.bytes.length === 0 && out.kind !== "timeout") {
+      // The client opened the tunnel and left without a word: record the attempt and stop.
+      return this.refuse(socket, facts, first, undefined);
+    }
+    if (out.kind !== "done" && out.bytes.length > 0) {
+      const reason = out.kind === "timeout" ? "peek-timeout" : "malformed-client-hello";
+      return this.refuse(socket, facts, { verdict: "block", reasons: [reason] }, undefined);
+    }
+    const flight = out.kind === "done" ? out.value : ({ kind: "opaque" } as const);
+    if (flight.kind === "invalid") return this.refuse(socket, facts, { verdict: "block", reasons: [flight.reason] }, undefined);
+    if (capture) {
+      if (flight.kind === "tls" && flight.sni !== undefined) facts.sni = flight.sni;
+      return this.refuse(socket, facts, first, undefined);
+    }
+
+    if (flight.kind === "tls" && flight.sni !== undefined) {
+      facts.sni = flight.sni;
+      const sni = normaliseHostName(flight.sni) ?? flight.sni;
+      // An IP authority has no name to match: any SNI inside it is a mismatch.
+      const expected = name === undefined ? undefined : (normaliseHostName(name) ?? name);
+      if (sni !== expected) return this.refuse(socket, facts, this.gate.check({ ...dest, sniMismatch: true }), undefined);
+    }
+
+    const route = await this.gate.route(dest, first);
+    if (!route.permitted) return this.refuse(socket, facts, route.verdict, undefined);
+    facts.ip = route.ip;
+    this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
+    if (socket.destroyed) return this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict, { error: "client closed before upstream connect" }));
+
+    let upstream: Socket;
+    try {
+      upstream = await dial(route.ip, port, this.connectTimeoutMs);
+    } catch (err) {
+      this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict, { error: err as Error }));
+      return endConnection(socket);
+    }
+    this.tunnels.add(upstream);
+    if (socket.destroyed) upstream.destroy();
+    const stats = await splice(socket, upstream, { head: out.bytes, now: () => this.ctx.now() });
+    this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict, stats));
+  }
+
+  /** Records the verdict and ends the tunnel: with an HTTP status before 200 was sent, silently after. */
+  private refuse(socket: Socket, facts: AttemptFacts, verdict: Verdict, status: number | undefined): void {
+    this.ctx.events.emit(egressEvent(this.ctx, facts, verdict));
+    if (status === undefined) return endConnection(socket);
+    endConnection(socket, httpResponse(status, refusalText(verdict, facts.connect), refusalHeaders(verdict)));
+  }
+}

@@ -1,0 +1,227 @@
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { permits, type Verdict } from "../../core/decision.js";
+import { HangarError } from "../../core/errors.js";
+import { normaliseHostName } from "../../core/names.js";
+import type { SidecarContext } from "../sidecar-context.js";
+import { parseAuthority } from "./authority.js";
+import { ConnectionRate } from "./connection-rate.js";
+import { ConnectionSet } from "./connection-set.js";
+import { dial } from "./dial.js";
+import { EgressGate } from "./egress-gate.js";
+import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "./egress-event.js";
+import { FirstFlightSniffer, type FirstFlight } from "./first-flight.js";
+import { DEFAULT_MAX_HEAD_BYTES } from "./http-head.js";
+import { endConnection, httpResponse } from "./http-reply.js";
+import { peek } from "./peek.js";
+import { refusalHeaders, refusalText } from "./refusal.js";
+import { splice } from "./splice.js";
+
+/**
+ * The transparent path: one listener per declared port. A sandboxed client reached us
+ * because our DNS answered a declared name with the sidecar's address; we learn the name
+ * from the TLS SNI or the HTTP Host (or, for protocols that carry none, from the port's
+ * single owner), decide, resolve the name ourselves and splice to the address WE resolved.
+ */
+export interface TransparentListenerOptions {
+  readonly ctx: SidecarContext;
+  /** Address to listen on (the sidecar's internal address). */
+  readonly host: string;
+  /** Port to listen on; 0 picks a free one (tests). */
+  readonly listenPort: number;
+  /** The policy port this listener stands for: the port decided on and dialled upstream. */
+  readonly declaredPort: number;
+  /** How long to wait for a first flight; silence this long means a server-first protocol. Default 2000. */
+  readonly peekTimeoutMs?: number;
+  /** Largest HTTP head or ClientHello accepted. Default 16 KiB. */
+  readonly maxHeadBytes?: number;
+  /** Upstream connect timeout. Default 10000. */
+  readonly connectTimeoutMs?: number;
+  /** Share one counter across listeners so a destination's rate is counted once. */
+  readonly rate?: ConnectionRate;
+}
+
+type State = "idle" | "listening" | "closing";
+
+export class TransparentListener implements AsyncDisposable {
+  private readonly ctx: SidecarContext;
+  private readonly server: Server;
+  private readonly gate: EgressGate;
+  private readonly sockets = new ConnectionSet();
+  private readonly handlers = new Set<Promise<void>>();
+  private readonly peekTimeoutMs: number;
+  private readonly maxHeadBytes: number;
+  private readonly connectTimeoutMs: number;
+  private state: State = "idle";
+  private closed: Promise<void> | undefined;
+
+  constructor(private readonly options: TransparentListenerOptions) {
+    this.ctx = options.ctx;
+    this.peekTimeoutMs = options.peekTimeoutMs ?? 2000;
+    this.maxHeadBytes = options.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.gate = new EgressGate(this.ctx, options.rate ?? new ConnectionRate(() => this.ctx.now()));
+    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => this.onConnection(s));
+    this.server.on("error", (err) => this.ctx.logger.error({ err, port: options.declaredPort }, "transparent listener error"));
+  }
+
+  get declaredPort(): number {
+    return this.options.declaredPort;
+  }
+
+  /** Sockets open right now (clients and upstreams). */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  async listen(): Promise<AddressInfo> {
+    if (this.state === "closing") throw new HangarError("HANGAR_CLOSED", "transparent listener is closed", { data: { port: this.options.declaredPort } });
+    if (this.state === "listening") return this.address()!;
+    this.state = "listening";
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once("error", onError);
+      this.server.listen({ host: this.options.host, port: this.options.listenPort }, () => {
+        this.server.off("error", onError);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      this.state = "idle";
+      throw err;
+    });
+    return this.address()!;
+  }
+
+  address(): AddressInfo | undefined {
+    const a = this.server.address();
+    return a !== null && typeof a === "object" ? a : undefined;
+  }
+
+  /** Stops accepting, lets live connections finish, resolves when the last one has closed. Idempotent. */
+  close(): Promise<void> {
+    if (this.closed !== undefined) return this.closed;
+    const wasListening = this.state === "listening";
+    this.state = "closing";
+    const serverClosed = wasListening ? new Promise<void>((resolve) => this.server.close(() => resolve())) : Promise.resolve();
+    this.closed = Promise.all([serverClosed, this.sockets.drained(), ...this.handlers]).then(() => undefined);
+    return this.closed;
+  }
+
+  /** Closes and destroys every live connection now. */
+  async destroy(): Promise<void> {
+    const closing = this.close();
+    this.sockets.destroyAll();
+    await closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private onConnection(socket: Socket): void {
+    if (this.state !== "listening") {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    // A permanent listener: a reset during any await below must never become an uncaught error.
+    socket.on("error", (err) => this.ctx.logger.debug({ err }, "transparent client socket error"));
+    const handler = this.handle(socket)
+      .catch((err: unknown) => {
+        this.ctx.logger.error({ err }, "transparent connection failed");
+        socket.destroy();
+      })
+      .finally(() => this.handlers.delete(handler));
+    this.handlers.add(handler);
+  }
+
+  private async handle(socket: Socket): Promise<void> {
+    const port = this.options.declaredPort;
+    const facts = newAttempt(this.ctx, "transparent", "tcp", clientOf(socket));
+    facts.port = port;
+    const sniffer = new FirstFlightSniffer({ maxHeadBytes: this.maxHeadBytes });
+    const out = await peek(socket, sniffer, { limit: sniffer.inputLimit, timeoutMs: this.peekTimeoutMs });
+
+    let flight: FirstFlight;
+    if (out.kind === "done") flight = out.value;
+    else if (out.bytes.length === 0 && out.kind === "timeout") flight = { kind: "opaque" }; // server speaks first
+    else if (out.bytes.length === 0) return void socket.destroy(); // left without a word: no attempt
+    else flight = { kind: "invalid", reason: out.kind === "too-large" ? "header-too-large" : sniffer.started === "tls" ? "malformed-client-hello" : "malformed-request", detail: out.kind };
+
+    const speaksHttp = flight.kind === "http" || (flight.kind === "invalid" && sniffer.started === "http");
+    if (flight.kind === "invalid") {
+      facts.protocol = sniffer.started ?? "tcp";
+      // A first flight begun but never finished in time is a slow client, not a malformed one.
+      const reason = out.kind === "timeout" ? "peek-timeout" : flight.reason;
+      const status = reason === "header-too-large" ? 431 : reason === "peek-timeout" ? 408 : 400;
+      return this.refuse(socket, facts, { verdict: "block", reasons: [reason] }, speaksHttp ? status : undefined);
+    }
+
+    let name: string | undefined;
+    let ip: string | undefined;
+    if (flight.kind === "tls") {
+      facts.protocol = "tls";
+      if (flight.sni !== undefined) name = facts.sni = flight.sni;
+    } else if (flight.kind === "http") {
+      facts.protocol = "http";
+      facts.method = flight.head.method;
+      facts.url = flight.head.target;
+      if (flight.head.host !== undefined) {
+        facts.host = flight.head.host;
+        const authority = parseAuthority(flight.head.host);
+        if (authority === undefined) return this.refuse(socket, facts, { verdict: "block", reasons: ["malformed-request"] }, 400);
+        if (authority.isIp) ip = authority.host;
+        else name = authority.host;
+      }
+    }
+
+    let ambiguous = false;
+    if (name === undefined && ip === undefined) {
+      const owner = this.ctx.decisionContext().policy.portOwners.get(port);
+      if (owner === "ambiguous") ambiguous = true;
+      else if (owner !== undefined) name = owner;
+    }
+    if (name !== undefined) facts.name = normaliseHostName(name) ?? name;
+    if (ip !== undefined) facts.ip = ip;
+
+    const dest = { protocol: facts.protocol, port, name, ip, connectionsPerMinute: this.gate.count(name, port) };
+    let first = this.gate.check(dest);
+    if (ambiguous && first.reasons[0] !== "capture") {
+      first = { verdict: "block", reasons: first.reasons.map((r) => (r === "no-name" ? "ambiguous-port" : r)) };
+    }
+    const status = speaksHttp ? 403 : undefined;
+    if (!permits(first)) return this.refuse(socket, facts, first, status);
+
+    const route = await this.gate.route(dest, first);
+    if (!route.permitted) return this.refuse(socket, facts, route.verdict, status);
+    facts.ip = route.ip;
+    this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
+    await this.connect(socket, facts, route.verdict, route.ip, out.bytes, speaksHttp);
+  }
+
+  private async connect(socket: Socket, facts: AttemptFacts, verdict: Verdict, ip: string, head: Buffer, speaksHttp: boolean): Promise<void> {
+    if (socket.destroyed) {
+      socket.destroy();
+      return this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { error: "client closed before upstream connect" }));
+    }
+    let upstream: Socket;
+    try {
+      upstream = await dial(ip, this.options.declaredPort, this.connectTimeoutMs);
+    } catch (err) {
+      this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { error: err as Error }));
+      if (speaksHttp) endConnection(socket, httpResponse(502, "Hangar: the upstream did not accept the connection."));
+      else endConnection(socket);
+      return;
+    }
+    this.sockets.add(upstream);
+    if (socket.destroyed) upstream.destroy();
+    const stats = await splice(socket, upstream, { head, now: () => this.ctx.now() });
+    this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, stats));
+  }
+
+  /** Records the verdict and ends the connection: a short response for HTTP, a plain close otherwise. */
+  private refuse(socket: Socket, facts: AttemptFacts, verdict: Verdict, httpStatus: number | undefined): void {
+    this.ctx.events.emit(egressEvent(this.ctx, facts, verdict));
+    if (httpStatus === undefined) return endConnection(socket);
+    endConnection(socket, httpResponse(httpStatus, refusalText(verdict, facts.host ?? facts.name), refusalHeaders(verdict)));
+  }
+}
