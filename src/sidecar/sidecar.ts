@@ -1,0 +1,265 @@
+import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import type { Logger } from "pino";
+import type { DecisionContext } from "../core/decision.js";
+import { HangarError } from "../core/errors.js";
+import type { EventSink, LifecycleEvent } from "../core/events.js";
+import { parseIpRange, type IpRange } from "../core/ip.js";
+import type { CompiledPolicy } from "../core/policy/compiled-policy.js";
+import { formatIssues, loadPolicyFile } from "../policy/index.js";
+import { addressInSubnet } from "./answer-address.js";
+import { DnsServer, type DnsServerAddress } from "./dns/dns-server.js";
+import { NameLedger } from "./dns/name-ledger.js";
+import { UpstreamDnsClient } from "./dns/upstream-client.js";
+import { ConnectionRate } from "./proxy/connection-rate.js";
+import { ExplicitProxy } from "./proxy/explicit-proxy.js";
+import { TransparentListener } from "./proxy/transparent-listener.js";
+import { nameserversFromResolvConf, parseUpstream, type SidecarConfig, type Upstream } from "./sidecar-config.js";
+import type { SidecarContext } from "./sidecar-context.js";
+
+/**
+ * The sidecar's composition root: one DNS resolver, one name ledger, one transparent
+ * listener per declared port and one explicit proxy, all sharing a context whose decision
+ * inputs are swapped atomically on reload. Live connections keep the verdict they got.
+ */
+export interface SidecarOptions {
+  readonly config: SidecarConfig;
+  readonly events: EventSink;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  /** Upstream resolvers; default config.upstreamDns, else /etc/resolv.conf. */
+  readonly upstreams?: readonly Upstream[];
+}
+
+export interface SidecarAddresses {
+  readonly dns: DnsServerAddress;
+  readonly proxy: { readonly host: string; readonly port: number };
+  /** declared port → local listening port */
+  readonly transparent: ReadonlyMap<number, number>;
+  readonly answerAddress: string;
+}
+
+export interface ReloadResult {
+  readonly ok: boolean;
+  readonly message: string;
+  readonly opened: readonly number[];
+  readonly closed: readonly number[];
+}
+
+export class Sidecar implements AsyncDisposable {
+  private decision: DecisionContext;
+  private readonly listeners = new Map<number, TransparentListener>();
+  private readonly rate: ConnectionRate;
+  private readonly ctx: SidecarContext;
+  private dns: DnsServer | undefined;
+  private proxy: ExplicitProxy | undefined;
+  private dnsAddress: DnsServerAddress | undefined;
+  private proxyPort = 0;
+  private closing: Promise<void> | undefined;
+  private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, message: "", opened: [], closed: [] });
+
+  private constructor(
+    private readonly options: SidecarOptions,
+    policy: CompiledPolicy,
+    private readonly answerAddress: string,
+    private readonly upstreamClient: UpstreamDnsClient,
+  ) {
+    const now = options.now ?? Date.now;
+    this.decision = decisionFor(policy, options.config);
+    const ledger = new NameLedger({ upstream: upstreamClient, now });
+    this.rate = new ConnectionRate(now);
+    this.ctx = {
+      server: policy.name,
+      decisionContext: () => this.decision,
+      events: options.events,
+      resolver: ledger,
+      logger: options.logger,
+      now,
+      newId: randomUUID,
+    };
+  }
+
+  /** Loads the policy, binds every listener, and emits a `started` lifecycle event. */
+  static async start(options: SidecarOptions): Promise<Sidecar> {
+    const policy = await loadCompiled(options.config.policyFile);
+    const { config } = options;
+    const answerAddress = config.answerAddress ?? addressInSubnet(config.answerSubnet!);
+    const upstreams = options.upstreams ?? (await defaultUpstreams(config));
+    const upstreamClient = new UpstreamDnsClient({ servers: upstreams, logger: options.logger });
+    const sidecar = new Sidecar(options, policy, answerAddress, upstreamClient);
+    try {
+      await sidecar.bind();
+    } catch (err) {
+      await sidecar.destroy();
+      throw err;
+    }
+    sidecar.lifecycle("started", { ...sidecar.describe(), upstreams });
+    return sidecar;
+  }
+
+  get server(): string {
+    return this.ctx.server;
+  }
+
+  addresses(): SidecarAddresses {
+    const transparent = new Map<number, number>();
+    for (const [declared, l] of this.listeners) transparent.set(declared, l.address()?.port ?? 0);
+    return {
+      dns: this.dnsAddress!,
+      proxy: { host: this.options.config.listen.host, port: this.proxyPort },
+      transparent,
+      answerAddress: this.answerAddress,
+    };
+  }
+
+  /**
+   * Re-reads the policy file. On success the next attempt is decided by the new policy;
+   * live connections are untouched; listeners open for new ports and drain for removed ones.
+   * On failure the old policy stays in force.
+   */
+  reload(): Promise<ReloadResult> {
+    this.reloading = this.reloading.then(() => this.reloadNow());
+    return this.reloading;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.lifecycle("closing");
+      await Promise.all([this.dns?.close(), this.proxy?.close(), ...[...this.listeners.values()].map((l) => l.close())]);
+      this.lifecycle("closed");
+    })();
+    return this.closing;
+  }
+
+  async destroy(): Promise<void> {
+    this.closing ??= Promise.resolve();
+    await Promise.all([this.dns?.destroy(), this.proxy?.destroy(), ...[...this.listeners.values()].map((l) => l.destroy())]);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private async bind(): Promise<void> {
+    const { listen } = this.options.config;
+    this.dns = new DnsServer({
+      context: this.ctx,
+      records: this.upstreamClient,
+      host: listen.host,
+      port: listen.dnsPort,
+      answer: { kind: "sidecar", address: this.answerAddress },
+    });
+    this.dnsAddress = await this.dns.listen();
+    this.proxy = new ExplicitProxy({ ctx: this.ctx, host: listen.host, port: listen.proxyPort, rate: this.rate, peekTimeoutMs: this.options.config.peekTimeoutMs });
+    this.proxyPort = (await this.proxy.listen()).port;
+    await this.openListeners(this.decision.policy.transparentPorts);
+  }
+
+  private async openListeners(ports: readonly number[]): Promise<number[]> {
+    const { listen, peekTimeoutMs } = this.options.config;
+    const opened: number[] = [];
+    for (const declaredPort of ports) {
+      if (this.listeners.has(declaredPort)) continue;
+      const listener = new TransparentListener({
+        ctx: this.ctx,
+        host: listen.host,
+        listenPort: listen.transparentPorts[String(declaredPort)] ?? declaredPort,
+        declaredPort,
+        peekTimeoutMs,
+        rate: this.rate,
+      });
+      await listener.listen();
+      this.listeners.set(declaredPort, listener);
+      opened.push(declaredPort);
+    }
+    return opened;
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
+    if (this.closing !== undefined) return { ok: false, message: "sidecar is closing", opened: [], closed: [] };
+    let policy: CompiledPolicy;
+    try {
+      policy = await loadCompiled(this.options.config.policyFile);
+      if (policy.name !== this.ctx.server) {
+        throw new HangarError("HANGAR_POLICY_INVALID", `policy name changed from ${this.ctx.server} to ${policy.name}; restart the sandbox instead`);
+      }
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.lifecycle("reload-failed", { error: message });
+      return { ok: false, message, opened: [], closed: [] };
+    }
+    // New ports open before the switch so a newly declared port works as soon as DNS says so.
+    let opened: number[];
+    try {
+      opened = await this.openListeners(policy.transparentPorts);
+    } catch (err) {
+      const message = `could not open a listener: ${err instanceof Error ? err.message : String(err)}`;
+      this.lifecycle("reload-failed", { error: message });
+      return { ok: false, message, opened: [], closed: [] };
+    }
+    this.decision = decisionFor(policy, this.options.config);
+    const keep = new Set(policy.transparentPorts);
+    const closed: number[] = [];
+    for (const [port, listener] of this.listeners) {
+      if (keep.has(port)) continue;
+      this.listeners.delete(port);
+      closed.push(port);
+      // Draining, not destroying: connections already spliced were allowed when they began.
+      void listener.close();
+    }
+    this.lifecycle("reloaded", { ...this.describe(), opened, closed });
+    return { ok: true, message: "reloaded", opened, closed };
+  }
+
+  private describe(): Record<string, unknown> {
+    const a = this.addresses();
+    return {
+      mode: this.decision.mode,
+      capture: this.decision.policy.capture.enabled,
+      answerAddress: a.answerAddress,
+      dns: a.dns,
+      proxy: a.proxy,
+      transparent: Object.fromEntries(a.transparent),
+    };
+  }
+
+  private lifecycle(action: LifecycleEvent["action"], detail?: Record<string, unknown>): void {
+    const event: LifecycleEvent = {
+      v: 1,
+      ts: new Date(this.ctx.now()).toISOString(),
+      type: "lifecycle",
+      server: this.ctx.server,
+      action,
+      ...(detail === undefined ? {} : { detail }),
+    };
+    this.options.events.emit(event);
+  }
+}
+
+function decisionFor(policy: CompiledPolicy, config: SidecarConfig): DecisionContext {
+  return {
+    policy,
+    mode: config.mode ?? policy.mode,
+    trustedRanges: config.trustedUpstreamRanges.map((c) => parseIpRange(c) as IpRange),
+  };
+}
+
+async function loadCompiled(file: string): Promise<CompiledPolicy> {
+  const result = await loadPolicyFile(file);
+  if (!result.ok) {
+    throw new HangarError("HANGAR_POLICY_INVALID", `policy ${file} is invalid:\n${formatIssues(result.issues)}`, {
+      data: { file },
+    });
+  }
+  return result.compiled;
+}
+
+async function defaultUpstreams(config: SidecarConfig): Promise<Upstream[]> {
+  if (config.upstreamDns !== undefined) return config.upstreamDns.map((s) => parseUpstream(s)!);
+  const text = await readFile("/etc/resolv.conf", "utf8").catch(() => "");
+  const found = nameserversFromResolvConf(text);
+  if (found.length === 0) {
+    throw new HangarError("HANGAR_CONFIG_INVALID", "no upstream DNS: set upstreamDns, or give the sidecar an /etc/resolv.conf with an IPv4 nameserver");
+  }
+  return found;
+}
