@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "dist-check/**", "node_modules/**", "policies/schema.json", ".stage/**"] },
+  { ignores: ["dist/**", "dist-check/**", "node_modules/**", "policies/schema.json", ".stage/**", ".scratch/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
