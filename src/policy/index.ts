@@ -5,3 +5,8 @@ export { countIssues, formatIssue, formatIssues, formatPath, issuesToJson, type 
 export { explainPolicy, INVARIANTS, type PolicyExplanation } from "./explain-policy.js";
 export { formatExplanation } from "./format-explanation.js";
 export { policySchemaText } from "./schema-text.js";
+export { readTextFile, type ReadTextOptions, type TextReadResult } from "./read-text-file.js";
+export { parseYamlMapping, type YamlMappingResult, type YamlMappingWording } from "./yaml-mapping.js";
+export { schemaIssues, type KnownKeys } from "./schema-issues.js";
+export { knownKeysAt } from "./known-keys.js";
+export { createYamlLocator, type Location, type YamlLocator } from "./yaml-locator.js";

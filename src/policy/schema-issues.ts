@@ -9,19 +9,23 @@ type ZodIssue = z.core.$ZodIssue;
 /**
  * Turns zod's issues into positioned policy issues. Schema messages written for humans
  * are kept; zod's generic ones ("Invalid input: ...") are rewritten to say what was found.
+ * `knownKeys` lists the keys a mapping accepts, for "did you mean" (the policy's by default).
  */
-export function schemaIssues(issues: readonly ZodIssue[], locator: YamlLocator, file: string): PolicyIssue[] {
-  const all = issues.flatMap((issue) => fromZodIssue(issue, locator, file));
+export function schemaIssues(issues: readonly ZodIssue[], locator: YamlLocator, file: string, knownKeys: KnownKeys = knownKeysAt): PolicyIssue[] {
+  const all = issues.flatMap((issue) => fromZodIssue(issue, locator, file, knownKeys));
   // "unknown key perMinut; did you mean perMinute?" already says perMinute is missing.
   const suggested = new Set(all.flatMap((i) => (i.suggestion !== undefined ? [pathKey([...i.path.slice(0, -1), i.suggestion])] : [])));
   return all.filter((i) => !(i.missing && suggested.has(pathKey(i.path)))).map(({ suggestion: _s, missing: _m, ...issue }) => issue);
 }
 
+/** The keys a mapping at `path` accepts. */
+export type KnownKeys = (path: IssuePath) => readonly string[];
+
 type DraftIssue = PolicyIssue & { readonly suggestion?: string; readonly missing?: boolean };
 
 const pathKey = (path: IssuePath): string => JSON.stringify(path);
 
-function fromZodIssue(issue: ZodIssue, locator: YamlLocator, file: string): DraftIssue[] {
+function fromZodIssue(issue: ZodIssue, locator: YamlLocator, file: string, knownKeys: KnownKeys): DraftIssue[] {
   const path = issue.path.filter((s): s is string | number => typeof s !== "symbol");
   const make = (p: IssuePath, message: string, target: "value" | "key" = "value"): DraftIssue => {
     const { line, col } = locator.at(p, target);
@@ -38,7 +42,7 @@ function fromZodIssue(issue: ZodIssue, locator: YamlLocator, file: string): Draf
   switch (issue.code) {
     case "unrecognized_keys": {
       // One issue per key, positioned on the key itself.
-      const known = knownKeysAt(path);
+      const known = knownKeys(path);
       return issue.keys.map((key) => {
         const suggestion = suggestKey(key, known);
         return { ...make([...path, key], unknownKeyMessage(key, known, suggestion), "key"), ...(suggestion !== undefined ? { suggestion } : {}) };

@@ -1,4 +1,5 @@
 import type { Command } from "../command.js";
+import { baselineCommand } from "./baseline.js";
 import { policyCommand } from "./policy.js";
 
 /**
@@ -6,4 +7,4 @@ import { policyCommand } from "./policy.js";
  * To add one: write src/cli/commands/<verb>.ts exporting a Command (defineCommand for a
  * leaf, defineGroup for a verb with sub-verbs) and append it here.
  */
-export const commands: readonly Command[] = [policyCommand];
+export const commands: readonly Command[] = [policyCommand, baselineCommand];

@@ -1,0 +1,60 @@
+import { parseIp } from "../core/ip.js";
+import { RECORD_TYPES, type AnswerableRecordType } from "../core/policy/policy-schema.js";
+import type { Baseline } from "../core/baseline/baseline-schema.js";
+import { byText } from "../core/baseline/canonical.js";
+
+/**
+ * The egress allow rules a baseline's behaviour needs: each exact host with the ports it
+ * was reached on, a /32 (or /128) for each IP literal, and the DNS record types asked
+ * beyond A. Never a wildcard: the point of a baseline is to be exact.
+ */
+export interface HostAllowRule {
+  readonly host: string;
+  readonly ports: readonly number[];
+  /** Only looked up, never connected to; the ports are the policy's default (443). */
+  readonly dnsOnly: boolean;
+}
+
+export interface CidrAllowRule {
+  readonly cidr: string;
+  readonly ports: readonly number[];
+}
+
+export interface EgressRules {
+  readonly hosts: readonly HostAllowRule[];
+  readonly cidrs: readonly CidrAllowRule[];
+  /** Always starts with A, the only type answered by default. */
+  readonly recordTypes: readonly AnswerableRecordType[];
+  /** Types the server asked for that Hangar never answers (AAAA, MX, ...). */
+  readonly unanswerable: readonly string[];
+  /** Wildcards under which the server sent tunnelling-like names; no rule is suggested for them. */
+  readonly tunnelling: readonly string[];
+}
+
+/** Reversed labels, so hosts of one domain sit together: api.mail.test next to smtp.mail.test. */
+const domainOrder = (name: string): string => name.split(".").reverse().join(".");
+
+export function egressRulesFor(baseline: Baseline): EgressRules {
+  const hostPorts = new Map<string, Set<number>>();
+  const cidrPorts = new Map<string, Set<number>>();
+  for (const d of baseline.destinations) {
+    const ip = parseIp(d.name);
+    const target = ip === undefined ? hostPorts : cidrPorts;
+    const key = ip === undefined ? d.name : `${ip.text}/${ip.version === 4 ? 32 : 128}`;
+    (target.get(key) ?? target.set(key, new Set()).get(key)!).add(d.port);
+  }
+  const hosts: HostAllowRule[] = [...hostPorts].map(([host, ports]) => ({ host, ports: [...ports].sort((a, b) => a - b), dnsOnly: false }));
+  const dnsOnly = new Set(baseline.dns.map((e) => e.name).filter((name) => !hostPorts.has(name)));
+  for (const host of dnsOnly) hosts.push({ host, ports: [443], dnsOnly: true });
+  hosts.sort((a, b) => byText(domainOrder(a.host), domainOrder(b.host)));
+
+  const asked = new Set(baseline.dns.map((e) => e.type));
+  const answerable = new Set<string>(RECORD_TYPES);
+  return {
+    hosts,
+    cidrs: [...cidrPorts].map(([cidr, ports]) => ({ cidr, ports: [...ports].sort((a, b) => a - b) })).sort((a, b) => byText(a.cidr, b.cidr)),
+    recordTypes: RECORD_TYPES.filter((t) => t === "A" || asked.has(t)),
+    unanswerable: [...asked].filter((t) => !answerable.has(t)).sort(byText),
+    tunnelling: baseline.tunnelling.map((t) => t.rule).sort(byText),
+  };
+}

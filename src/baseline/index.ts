@@ -1,0 +1,10 @@
+export { loadBaselineFile, MAX_BASELINE_BYTES, parseBaselineText, type BaselineLoadResult } from "./load-baseline.js";
+export { writeBaselineFile } from "./write-baseline.js";
+export { writeFileAtomic } from "./write-file-atomic.js";
+export { loadScenarioFile, MAX_SCENARIO_BYTES, parseScenarioText, unknownToolIssues, type LoadedScenario, type ScenarioLoadResult } from "./load-scenario.js";
+export { formatBaseline } from "./format-baseline.js";
+export { formatBaselineDiff } from "./format-diff.js";
+export { driftReportJson, formatDriftReport } from "./format-drift-report.js";
+export { driftReportJunit } from "./drift-junit.js";
+export { egressRulesFor, type CidrAllowRule, type EgressRules, type HostAllowRule } from "./egress-rules.js";
+export { formatEgressRules } from "./format-egress-rules.js";
