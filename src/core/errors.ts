@@ -12,7 +12,17 @@ export type HangarErrorCode =
   | "HANGAR_PEEK_TOO_LARGE"
   | "HANGAR_PEEK_TIMEOUT"
   | "HANGAR_CLOSED"
-  | "HANGAR_USAGE";
+  | "HANGAR_USAGE"
+  /** An entry for the audit log is invalid: unknown kind, bad timestamp, or data that is not plain JSON. */
+  | "HANGAR_AUDIT_INVALID_ENTRY"
+  /** The file is missing, not SQLite, not a Hangar audit log, or of an unknown format version. */
+  | "HANGAR_AUDIT_UNREADABLE"
+  /** A signing key is missing, unparsable, not ed25519, or its file is readable by others. */
+  | "HANGAR_AUDIT_KEY_INVALID"
+  /** `hangar init` would overwrite an existing key pair. */
+  | "HANGAR_AUDIT_KEY_EXISTS"
+  /** An anchor file (the last signed checkpoint kept outside the log) cannot be read or parsed. */
+  | "HANGAR_AUDIT_ANCHOR_INVALID";
 
 export class HangarError extends Error {
   readonly code: HangarErrorCode;
