@@ -1,0 +1,11 @@
+export { EventChannel } from "./event-channel.js";
+export { OrphanReaper, isOwnerAliveOnThisHost } from "./orphan-reaper.js";
+export { Pruner, type PruneOptions, type PruneResult } from "./pruner.js";
+export { RuntimeConfigSchema, defaultRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput, type RuntimeSettings } from "./runtime-config.js";
+export { formatRuntimeConfigIssue, loadRuntimeConfig, parseRuntimeConfig, type RuntimeConfigIssue } from "./runtime-config-loader.js";
+export { createRuntimeServices, type RuntimeServices, type RuntimeServicesOptions } from "./runtime-services.js";
+export { Sandbox, type SandboxDeps, type SandboxStartOptions } from "./sandbox.js";
+export { asSidecarEvent, runtimeEvent, type RuntimeEvent, type SandboxEvent } from "./sandbox-events.js";
+export { POLICY_MOUNT_FILE, PROXY_PORT, SANDBOX_USER, sandboxNames, type SandboxNames } from "./sandbox-specs.js";
+export { StartedSandbox } from "./started-sandbox.js";
+export { candidateSubnets, type SandboxSubnet } from "./subnet-allocator.js";

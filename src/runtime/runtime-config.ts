@@ -1,0 +1,72 @@
+import { z } from "zod";
+import { parseIpRange } from "../core/ip.js";
+import { DEFAULT_BASE_IMAGE, DEFAULT_SIDECAR_IMAGE } from "../images/build-progress.js";
+import { parseMemory } from "./resource-limits.js";
+
+/**
+ * hangar.yaml, the operator's runtime settings (the policy says what a server may do;
+ * this says how the machine runs sandboxes). Strict like policies: a misspelt key is an
+ * error, never a silent default.
+ */
+const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+
+const cidr4 = z.string().refine((s) => parseIpRange(s)?.version === 4, {
+  error: (iss) => `${show(iss.input)} is not an IPv4 CIDR`,
+});
+
+const networkName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, {
+  error: (iss) => `${show(iss.input)} is not a valid Docker network name`,
+});
+
+const memory = z.string().refine((s) => (parseMemory(s) ?? 0) >= 6 * 1024 ** 2, {
+  error: (iss) => `${show(iss.input)} is not a memory size of at least "6m"`,
+});
+
+const sidecarDefaults = { image: DEFAULT_SIDECAR_IMAGE, memory: "128m", cpus: 0.5, pids: 128, readyTimeoutMs: 20_000, maxRestarts: 5 };
+
+const sidecar = z.strictObject({
+  image: z.string().min(1).default(sidecarDefaults.image),
+  memory: memory.default(sidecarDefaults.memory),
+  cpus: z.number().positive().max(64).default(sidecarDefaults.cpus),
+  pids: z.number().int().min(16).max(32768).default(sidecarDefaults.pids),
+  /** How long to wait for the sidecar's `started` event. */
+  readyTimeoutMs: z.number().int().positive().max(300_000).default(sidecarDefaults.readyTimeoutMs),
+  /** Restarts after unexpected exits before the sandbox is given up (fail closed either way). */
+  maxRestarts: z.number().int().min(0).max(100).default(sidecarDefaults.maxRestarts),
+});
+
+const runtimeDefaults = {
+  egressNetwork: "hangar-egress",
+  trustedUpstreamRanges: [] as string[],
+  sandboxSubnets: "10.213.0.0/16",
+  baseImage: DEFAULT_BASE_IMAGE,
+  sidecar: sidecarDefaults,
+};
+
+const runtime = z.strictObject({
+  /** The network sidecars use to reach declared destinations; created when missing. */
+  egressNetwork: networkName.default(runtimeDefaults.egressNetwork),
+  /** CIDRs whose addresses the sidecar may dial although they are private (internal APIs, tests). */
+  trustedUpstreamRanges: z.array(cidr4).default([]),
+  /** Pool carved into one /28 per sandbox network (static sidecar address, no Docker pool exhaustion). */
+  sandboxSubnets: cidr4
+    .refine((s) => Number(parseIpRange(s)?.cidr.split("/")[1] ?? 32) <= 28, {
+      error: (iss) => `${show(iss.input)} is smaller than one /28`,
+    })
+    .default(runtimeDefaults.sandboxSubnets),
+  baseImage: z.string().min(1).default(runtimeDefaults.baseImage),
+  sidecar: sidecar.default(sidecarDefaults),
+});
+
+export const RuntimeConfigSchema = z.strictObject({
+  version: z.literal(1, { error: (iss) => `${show(iss.input)} is not a supported version; expected 1` }).optional(),
+  runtime: runtime.default(runtimeDefaults),
+});
+
+export type RuntimeConfig = z.output<typeof RuntimeConfigSchema>;
+export type RuntimeConfigInput = z.input<typeof RuntimeConfigSchema>;
+export type RuntimeSettings = RuntimeConfig["runtime"];
+
+export function defaultRuntimeConfig(): RuntimeConfig {
+  return RuntimeConfigSchema.parse({});
+}

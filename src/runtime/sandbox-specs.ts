@@ -1,0 +1,174 @@
+import { dirname, isAbsolute, resolve } from "node:path";
+import type { Mode, Policy } from "../core/policy/policy-schema.js";
+import type { ContainerSpec, MountSpec, NetworkSpec } from "../docker/container-engine.js";
+import { hangarLabels, LABEL_OWNER, SHARED } from "../docker/labels.js";
+import { runtimeError } from "../docker/runtime-error.js";
+import type { SidecarConfigInput } from "../sidecar/sidecar-config.js";
+import { toLimits } from "./resource-limits.js";
+import type { RuntimeSettings } from "./runtime-config.js";
+import type { SandboxSubnet } from "./subnet-allocator.js";
+
+/**
+ * The pure half of a sandbox: every Docker object spec, built from the policy and the
+ * runtime settings. The hardening lives here, in one place, and is unit-testable.
+ */
+
+export const POLICY_MOUNT_DIR = "/etc/hangar";
+export const POLICY_MOUNT_FILE = `${POLICY_MOUNT_DIR}/policy.yaml`;
+export const PROXY_PORT = 3128;
+export const DNS_PORT = 53;
+export const SIDECAR_ALIAS = "sidecar";
+/** The uid:gid every Hangar container runs as (the base image's `hangar` user). */
+export const SANDBOX_USER = "10001:10001";
+
+const HARDENING = {
+  user: SANDBOX_USER,
+  capDrop: ["ALL"],
+  securityOpt: ["no-new-privileges"],
+  readonlyRootfs: true,
+  init: true,
+} as const;
+
+export interface SandboxIdentity {
+  readonly server: string;
+  readonly run: string;
+  /** `<hostname>:<pid>` of the owning process. */
+  readonly owner: string;
+}
+
+export interface SandboxNames {
+  readonly network: string;
+  readonly sidecar: string;
+  readonly server: string;
+}
+
+export function sandboxNames(id: SandboxIdentity): SandboxNames {
+  const stem = `hangar-${id.server}-${id.run}`;
+  return { network: `${stem}-net`, sidecar: `${stem}-sidecar`, server: `${stem}-server` };
+}
+
+const labelsFor = (id: SandboxIdentity, role: "sidecar" | "server" | "network"): Record<string, string> =>
+  hangarLabels({ server: id.server, role, run: id.run }, { [LABEL_OWNER]: id.owner });
+
+/** Internal: no route out. inhibit_ipv4: the host takes no address on the bridge, so the gateway address leads nowhere. */
+export function internalNetworkSpec(id: SandboxIdentity, subnet: SandboxSubnet): NetworkSpec {
+  return {
+    name: sandboxNames(id).network,
+    labels: labelsFor(id, "network"),
+    internal: true,
+    driverOptions: { "com.docker.network.bridge.inhibit_ipv4": "true" },
+    subnet: subnet.subnet,
+    gateway: subnet.gateway,
+  };
+}
+
+export function egressNetworkSpec(name: string): NetworkSpec {
+  return { name, labels: hangarLabels({ server: SHARED, role: "network", run: SHARED }, { "hangar.network": "egress" }), internal: false };
+}
+
+export function sidecarConfig(options: { subnet: SandboxSubnet; runtime: RuntimeSettings; mode?: Mode }): SidecarConfigInput {
+  return {
+    policyFile: POLICY_MOUNT_FILE,
+    ...(options.mode ? { mode: options.mode } : {}),
+    listen: { host: "0.0.0.0", dnsPort: DNS_PORT, proxyPort: PROXY_PORT },
+    answerSubnet: options.subnet.subnet,
+    trustedUpstreamRanges: [...options.runtime.trustedUpstreamRanges],
+  };
+}
+
+export function sidecarContainerSpec(options: {
+  id: SandboxIdentity;
+  subnet: SandboxSubnet;
+  runtime: RuntimeSettings;
+  /** Host folder holding policy.yaml, mounted read-only at /etc/hangar. */
+  policyDir: string;
+  mode?: Mode;
+}): ContainerSpec {
+  const { id, subnet, runtime } = options;
+  const limits = runtime.sidecar;
+  return {
+    ...HARDENING,
+    name: sandboxNames(id).sidecar,
+    image: runtime.sidecar.image,
+    labels: labelsFor(id, "sidecar"),
+    hostname: "sidecar",
+    env: { HANGAR_SIDECAR_CONFIG: JSON.stringify(sidecarConfig({ subnet, runtime, ...(options.mode ? { mode: options.mode } : {}) })) },
+    endpoint: { network: sandboxNames(id).network, ipv4Address: subnet.sidecar, aliases: [SIDECAR_ALIAS] },
+    tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=16m" },
+    limits: toLimits(limits),
+    sysctls: {
+      // Binds 53 and declared ports < 1024 without any capability.
+      "net.ipv4.ip_unprivileged_port_start": "0",
+      // Never a router between the sandbox and the egress network.
+      "net.ipv4.ip_forward": "0",
+      "net.ipv6.conf.all.disable_ipv6": "1",
+    },
+    mounts: [{ source: options.policyDir, target: POLICY_MOUNT_DIR, readOnly: true }],
+    stopSignal: "SIGTERM",
+    stopTimeoutSeconds: 5,
+  };
+}
+
+/** Secrets come from the host environment at start, by name; a missing one stops the start. */
+export function secretEnv(policy: Policy, source: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const missing = policy.server.secrets.filter((name) => source[name] === undefined);
+  if (missing.length > 0) {
+    throw runtimeError("HANGAR_SECRET_MISSING", `policy ${policy.name} needs secret(s) ${missing.join(", ")} in the environment`, {
+      data: { missing },
+    });
+  }
+  for (const name of policy.server.secrets) out[name] = source[name]!;
+  return out;
+}
+
+export function policyMounts(policy: Policy, policyFile: string): MountSpec[] {
+  return policy.server.mounts.map((m) => ({
+    source: isAbsolute(m.source) ? m.source : resolve(dirname(policyFile), m.source),
+    target: m.target,
+    readOnly: m.readOnly,
+  }));
+}
+
+export function serverContainerSpec(options: {
+  id: SandboxIdentity;
+  subnet: SandboxSubnet;
+  policy: Policy;
+  policyFile: string;
+  image: { readonly id: string; readonly entrypoint?: readonly string[]; readonly cmd?: readonly string[] };
+  secrets: Readonly<Record<string, string>>;
+}): ContainerSpec {
+  const { id, subnet, policy } = options;
+  const proxy = `http://${subnet.sidecar}:${PROXY_PORT}`;
+  return {
+    ...HARDENING,
+    name: sandboxNames(id).server,
+    image: options.image.id,
+    labels: labelsFor(id, "server"),
+    hostname: policy.name,
+    ...(options.image.entrypoint ? { entrypoint: options.image.entrypoint } : {}),
+    ...(options.image.cmd ? { cmd: options.image.cmd } : {}),
+    env: {
+      // The root filesystem is read-only: a server that writes under $HOME gets the tmpfs.
+      HOME: "/tmp",
+      ...policy.server.env,
+      ...options.secrets,
+      HTTP_PROXY: proxy,
+      HTTPS_PROXY: proxy,
+      http_proxy: proxy,
+      https_proxy: proxy,
+      NO_PROXY: "localhost,127.0.0.1",
+      no_proxy: "localhost,127.0.0.1",
+    },
+    endpoint: { network: sandboxNames(id).network, ipv4Address: subnet.server },
+    // Docker's embedded resolver forwards to the sidecar; queries arrive from the server's own address.
+    dns: [subnet.sidecar],
+    tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
+    limits: toLimits(policy.server.resources),
+    sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
+    mounts: policyMounts(policy, options.policyFile),
+    openStdin: true,
+    stopSignal: "SIGTERM",
+    stopTimeoutSeconds: 5,
+  };
+}

@@ -1,0 +1,186 @@
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { Mode, Policy } from "../core/policy/policy-schema.js";
+import type { ContainerEngine, NetworkInfo } from "../docker/container-engine.js";
+import { hasRuntimeCode, runtimeError } from "../docker/runtime-error.js";
+import { EventChannel } from "./event-channel.js";
+import { OrphanReaper } from "./orphan-reaper.js";
+import type { RuntimeConfig } from "./runtime-config.js";
+import { runtimeEvent, type SandboxEvent } from "./sandbox-events.js";
+import {
+  egressNetworkSpec,
+  internalNetworkSpec,
+  secretEnv,
+  serverContainerSpec,
+  sidecarContainerSpec,
+  type SandboxIdentity,
+} from "./sandbox-specs.js";
+import { SidecarSupervisor } from "./sidecar-supervisor.js";
+import { StartedSandbox } from "./started-sandbox.js";
+import { candidateSubnets, type SandboxSubnet } from "./subnet-allocator.js";
+
+export interface SandboxDeps {
+  readonly engine: ContainerEngine;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  readonly newRunId?: () => string;
+  /** `<hostname>:<pid>` recorded on every object, to tell a crashed run from a live one. */
+  readonly owner?: string;
+  readonly isOwnerAlive?: (owner: string) => boolean;
+}
+
+export interface SandboxStartOptions {
+  readonly policy: Policy;
+  /** The policy file on the host: copied for the sidecar; relative mounts resolve against it. */
+  readonly policyFile: string;
+  readonly runtime: RuntimeConfig;
+  /** The server image and how to run it (a ServerImage from the image builders fits). */
+  readonly image: { readonly id: string; readonly entrypoint?: readonly string[]; readonly cmd?: readonly string[] };
+  readonly mode?: Mode;
+  readonly run?: string;
+  /** Where secret values are read from; default process.env. */
+  readonly secretSource?: Readonly<Record<string, string | undefined>>;
+  /** Parent of the per-run policy folder; default the OS temp folder. */
+  readonly stateDir?: string;
+  /** Subscribed before anything starts, so it sees the sidecar's `started` event too. */
+  readonly onEvent?: (event: SandboxEvent) => void;
+}
+
+const SUBNET_ATTEMPTS = 16;
+
+/**
+ * Starts sandboxes: per server an internal network with no route out and no host
+ * address, a sidecar on it and on the egress network, and the hardened server behind it.
+ */
+export class Sandbox {
+  private readonly now: () => number;
+  private readonly owner: string;
+  private readonly reaper: OrphanReaper;
+
+  constructor(private readonly deps: SandboxDeps) {
+    this.now = deps.now ?? Date.now;
+    this.owner = deps.owner ?? `${hostname()}:${process.pid}`;
+    this.reaper = new OrphanReaper(deps.engine, deps.isOwnerAlive);
+  }
+
+  async start(options: SandboxStartOptions): Promise<StartedSandbox> {
+    const { engine, logger } = this.deps;
+    const { policy } = options;
+    const settings = options.runtime.runtime;
+    const run = options.run ?? this.deps.newRunId?.() ?? randomBytes(4).toString("hex");
+    const id: SandboxIdentity = { server: policy.name, run, owner: this.owner };
+    const secrets = secretEnv(policy, options.secretSource ?? process.env);
+    const sidecarImage = await engine.inspectImage(settings.sidecar.image);
+    if (sidecarImage === undefined) throw runtimeError("HANGAR_IMAGE_MISSING", `sidecar image ${settings.sidecar.image} is missing (build it first)`);
+
+    await this.reaper.reap(id.server, this.owner);
+    const egress = await this.ensureEgressNetwork(settings.egressNetwork);
+    const cleanup: Array<() => Promise<unknown>> = [];
+    const events = new EventChannel<SandboxEvent>();
+    if (options.onEvent) events.subscribe(options.onEvent);
+    try {
+      const policyDir = await this.writePolicy(options, id);
+      cleanup.push(() => rm(policyDir, { recursive: true, force: true }));
+      const { network, subnet } = await this.createInternalNetwork(id, settings.sandboxSubnets);
+      cleanup.push(() => engine.removeNetwork(network.id));
+
+      const mode = options.mode ? { mode: options.mode } : {};
+      const sidecarId = await engine.createContainer(sidecarContainerSpec({ id, subnet, runtime: settings, policyDir, ...mode }));
+      cleanup.push(() => engine.removeContainer(sidecarId));
+      await engine.connectNetwork(sidecarId, { network: egress.name });
+      const supervisor = new SidecarSupervisor({
+        engine,
+        containerId: sidecarId,
+        server: id.server,
+        network: network.name,
+        address: subnet.sidecar,
+        readyTimeoutMs: settings.sidecar.readyTimeoutMs,
+        maxRestarts: settings.sidecar.maxRestarts,
+        logger,
+        publish: (event) => events.publish(event),
+        now: this.now,
+      });
+      cleanup.push(() => supervisor.stop(1));
+      await supervisor.start();
+
+      const serverId = await engine.createContainer(
+        serverContainerSpec({ id, subnet, policy, policyFile: options.policyFile, image: options.image, secrets }),
+      );
+      cleanup.push(() => engine.removeContainer(serverId));
+      const stdio = await engine.attach(serverId, { stdin: true });
+      cleanup.push(async () => stdio.close());
+      await engine.startContainer(serverId);
+
+      logger.info({ server: id.server, run: id.run, network: network.name, sidecar: subnet.sidecar }, "sandbox started");
+      events.publish(runtimeEvent(id.server, "sandbox-started", this.now(), { run: id.run, subnet: subnet.subnet, sidecar: subnet.sidecar }));
+      const parts = {
+        server: id.server,
+        run: id.run,
+        network: { id: network.id, name: network.name, ...subnet },
+        egressNetwork: egress.name,
+        sidecarId,
+        serverId,
+        stdio,
+        supervisor,
+        events,
+        policyDir,
+        policyFile: options.policyFile,
+      };
+      return new StartedSandbox(parts, engine, logger, this.now);
+    } catch (err) {
+      for (const undo of cleanup.reverse()) await undo().catch((e: unknown) => logger.warn({ err: e }, "cleanup after a failed start failed"));
+      events.close();
+      throw err;
+    }
+  }
+
+  /** Shared by all sandboxes; created on first use, concurrent creators tolerated. */
+  private async ensureEgressNetwork(name: string): Promise<NetworkInfo> {
+    const { engine } = this.deps;
+    const existing = await engine.inspectNetwork(name);
+    if (existing !== undefined) return existing;
+    try {
+      return await engine.createNetwork(egressNetworkSpec(name));
+    } catch (err) {
+      const raced = await engine.inspectNetwork(name);
+      if (raced !== undefined) return raced;
+      throw err;
+    }
+  }
+
+  /**
+   * The first free /28 of the pool. A concurrent start may hold a candidate in Docker's IPAM
+   * before its network is listed; a refused candidate is skipped from then on.
+   */
+  private async createInternalNetwork(id: SandboxIdentity, pool: string): Promise<{ network: NetworkInfo; subnet: SandboxSubnet }> {
+    const { engine } = this.deps;
+    const refused: string[] = [];
+    let lastError: unknown;
+    for (let attempt = 0; attempt < SUBNET_ATTEMPTS; attempt++) {
+      const used = (await engine.listNetworks()).flatMap((n) => n.subnets.map((s) => s.subnet));
+      const subnet = candidateSubnets(pool, [...used, ...refused]).next().value;
+      if (subnet === undefined) break;
+      try {
+        return { network: await engine.createNetwork(internalNetworkSpec(id, subnet)), subnet };
+      } catch (err) {
+        lastError = err;
+        if (!hasRuntimeCode(err, "HANGAR_DOCKER") || !/overlap/i.test((err as Error).message)) throw err;
+        refused.push(subnet.subnet);
+      }
+    }
+    throw runtimeError("HANGAR_SUBNET_EXHAUSTED", `no free /28 left in runtime.sandboxSubnets ${pool}`, { cause: lastError });
+  }
+
+  /** A private copy the sidecar reads (and re-reads on reload); readable by its non-root user. */
+  private async writePolicy(options: SandboxStartOptions, id: SandboxIdentity): Promise<string> {
+    const parent = options.stateDir ?? join(tmpdir(), "hangar");
+    await mkdir(parent, { recursive: true });
+    const dir = await mkdtemp(join(parent, `${id.server}-${id.run}-`));
+    await chmod(dir, 0o755);
+    await writeFile(join(dir, "policy.yaml"), await readFile(options.policyFile), { mode: 0o644 });
+    return dir;
+  }
+}

@@ -1,0 +1,151 @@
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import type { Logger } from "pino";
+import { HangarError } from "../core/errors.js";
+import type { AttachedStdio, ContainerEngine } from "../docker/container-engine.js";
+import { runtimeError } from "../docker/runtime-error.js";
+import type { EventChannel } from "./event-channel.js";
+import { runtimeEvent, type SandboxEvent } from "./sandbox-events.js";
+import type { SandboxSubnet } from "./subnet-allocator.js";
+import type { SidecarSupervisor } from "./sidecar-supervisor.js";
+
+export interface SandboxParts {
+  readonly server: string;
+  readonly run: string;
+  readonly network: { readonly id: string; readonly name: string } & SandboxSubnet;
+  readonly egressNetwork: string;
+  readonly sidecarId: string;
+  readonly serverId: string;
+  readonly stdio: AttachedStdio;
+  readonly supervisor: SidecarSupervisor;
+  readonly events: EventChannel<SandboxEvent>;
+  /** Host folder mounted read-only into the sidecar at /etc/hangar. */
+  readonly policyDir: string;
+  /** The operator's policy file the copy was made from. */
+  readonly policyFile: string;
+}
+
+/**
+ * A running sandbox: the server's stdio as Node streams (wrap them in an MCP transport),
+ * the sidecar's events, and an idempotent stop. `await using` disposes it.
+ */
+export class StartedSandbox implements AsyncDisposable {
+  readonly server: string;
+  readonly run: string;
+  readonly network: SandboxParts["network"];
+  readonly egressNetwork: string;
+  readonly sidecarId: string;
+  readonly serverId: string;
+  /** Resolves with the server's exit code when its container stops (for any reason). */
+  readonly serverExit: Promise<number>;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly parts: SandboxParts,
+    private readonly engine: ContainerEngine,
+    private readonly logger: Logger,
+    private readonly now: () => number,
+  ) {
+    this.server = parts.server;
+    this.run = parts.run;
+    this.network = parts.network;
+    this.egressNetwork = parts.egressNetwork;
+    this.sidecarId = parts.sidecarId;
+    this.serverId = parts.serverId;
+    this.serverExit = engine.waitContainer(parts.serverId).then((code) => {
+      if (this.stopping === undefined) parts.events.publish(runtimeEvent(this.server, "server-exited", this.now(), { exitCode: code }));
+      return code;
+    });
+    // Nobody may be awaiting it; a failed wait must not become an unhandled rejection.
+    this.serverExit.catch(() => undefined);
+  }
+
+  /** The server's stdin: write MCP messages here; end() closes it (the server sees EOF). */
+  get stdin(): Writable {
+    const stdin = this.parts.stdio.stdin;
+    if (stdin === undefined) throw new HangarError("HANGAR_CLOSED", "the server's stdin is not attached");
+    return stdin;
+  }
+
+  get stdout(): Readable {
+    return this.parts.stdio.stdout;
+  }
+
+  get stderr(): Readable {
+    return this.parts.stdio.stderr;
+  }
+
+  get sidecarAddress(): string {
+    return this.parts.network.sidecar;
+  }
+
+  get serverAddress(): string {
+    return this.parts.network.server;
+  }
+
+  get sidecarRestarts(): number {
+    return this.parts.supervisor.restarts;
+  }
+
+  /** Sidecar and runtime events from now on, until stop. */
+  events(): AsyncIterable<SandboxEvent> {
+    return { [Symbol.asyncIterator]: () => this.parts.events[Symbol.asyncIterator]() };
+  }
+
+  /** Returns the unsubscribe function. */
+  onEvent(listener: (event: SandboxEvent) => void): () => void {
+    return this.parts.events.subscribe(listener);
+  }
+
+  /**
+   * Replaces the policy the sidecar reads (with `policyText`, or a fresh copy of the policy
+   * file) and signals it (SIGHUP). The sidecar reports `reloaded` or `reload-failed`; a
+   * policy it rejects leaves the old one in force. Live connections keep their verdicts.
+   */
+  async reloadPolicy(policyText?: string): Promise<void> {
+    if (this.stopping !== undefined) throw new HangarError("HANGAR_CLOSED", `sandbox ${this.server} is stopped`);
+    const text = policyText ?? (await readFile(this.parts.policyFile));
+    await writeFile(join(this.parts.policyDir, "policy.yaml"), text, { mode: 0o644 });
+    await this.parts.supervisor.reload();
+  }
+
+  /**
+   * Graceful: closes the server's stdin, stops the server and then the sidecar (SIGTERM,
+   * so it drains), removes both and the sandbox network. Safe to call any number of times.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.teardown();
+    return this.stopping;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  private async teardown(): Promise<void> {
+    const { parts, engine } = this;
+    parts.stdio.stdin?.end();
+    const errors: unknown[] = [];
+    const attempt = async (what: string, op: () => Promise<unknown>): Promise<void> => {
+      try {
+        await op();
+      } catch (err) {
+        errors.push(err);
+        this.logger.warn({ err, server: this.server, what }, "sandbox teardown step failed");
+      }
+    };
+    await attempt("stop server", () => engine.stopContainer(parts.serverId, 3));
+    await attempt("stop sidecar", () => parts.supervisor.stop(5));
+    parts.stdio.close();
+    await attempt("remove server", () => engine.removeContainer(parts.serverId));
+    await attempt("remove sidecar", () => engine.removeContainer(parts.sidecarId));
+    await attempt("remove network", () => engine.removeNetwork(parts.network.id));
+    await attempt("remove policy folder", () => rm(parts.policyDir, { recursive: true, force: true }));
+    parts.events.publish(runtimeEvent(this.server, "sandbox-stopped", this.now()));
+    parts.events.close();
+    if (errors.length > 0) {
+      throw runtimeError("HANGAR_DOCKER", `sandbox ${this.server}: ${errors.length} teardown step(s) failed`, { cause: new AggregateError(errors) });
+    }
+  }
+}
