@@ -43,6 +43,18 @@ function offsetOf(root: unknown, path: readonly (string | number)[], atKey = fal
   return offset;
 }
 
+/**
+ * hangar.yaml is one file for the runtime and the gateway. The gateway validates its own
+ * sections strictly when it serves; verbs that only start sandboxes (run, image build,
+ * replay) read the runtime sections and leave those to it, still refusing any other key.
+ */
+export const GATEWAY_KEYS: readonly string[] = ["servers", "identity", "audit", "rbac", "gateway"];
+
+function withoutGatewayKeys(data: unknown): unknown {
+  if (data === null || typeof data !== "object" || Array.isArray(data)) return data;
+  return Object.fromEntries(Object.entries(data).filter(([k]) => !GATEWAY_KEYS.includes(k)));
+}
+
 /** Parses hangar.yaml text; all issues at once, each with line, column and path. */
 export function parseRuntimeConfig(text: string, file: string): { ok: true; config: RuntimeConfig } | { ok: false; issues: RuntimeConfigIssue[] } {
   const lines = new LineCounter();
@@ -56,7 +68,7 @@ export function parseRuntimeConfig(text: string, file: string): { ok: true; conf
       }),
     };
   }
-  const data = doc.contents === null ? {} : (doc.toJS() as unknown);
+  const data = withoutGatewayKeys(doc.contents === null ? {} : (doc.toJS() as unknown));
   const result = RuntimeConfigSchema.safeParse(data ?? {});
   if (result.success) return { ok: true, config: result.data };
   return {

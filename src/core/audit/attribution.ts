@@ -29,6 +29,9 @@ interface Tracked {
 
 export class InFlightCalls {
   private readonly byServer = new Map<string, Map<string, Tracked>>();
+  /** Ended calls in the order they ended, so pruning touches only what expires: O(1) amortised per call. */
+  private ended: { readonly server: string; readonly callId: string; readonly tracked: Tracked }[] = [];
+  private endedHead = 0;
   private readonly lingerMs: number;
   private readonly retainMs: number;
   private latest = 0;
@@ -47,9 +50,12 @@ export class InFlightCalls {
 
   end(callId: string, endedAt: number): void {
     this.seen(endedAt);
-    for (const calls of this.byServer.values()) {
+    for (const [server, calls] of this.byServer) {
       const tracked = calls.get(callId);
-      if (tracked !== undefined) tracked.endedAt = endedAt;
+      if (tracked !== undefined && tracked.endedAt === undefined) {
+        tracked.endedAt = endedAt;
+        this.ended.push({ server, callId, tracked });
+      }
     }
     this.prune();
   }
@@ -81,9 +87,20 @@ export class InFlightCalls {
 
   private prune(): void {
     const horizon = this.latest - this.retainMs;
-    for (const [server, calls] of this.byServer) {
-      for (const [id, tracked] of calls) if (tracked.endedAt !== undefined && tracked.endedAt < horizon) calls.delete(id);
-      if (calls.size === 0) this.byServer.delete(server);
+    while (this.endedHead < this.ended.length) {
+      const next = this.ended[this.endedHead] as (typeof this.ended)[number];
+      if ((next.tracked.endedAt ?? Number.POSITIVE_INFINITY) >= horizon) break;
+      const calls = this.byServer.get(next.server);
+      // Only if the id still maps to this call (an id reused after its end starts afresh).
+      if (calls?.get(next.callId) === next.tracked) {
+        calls.delete(next.callId);
+        if (calls.size === 0) this.byServer.delete(next.server);
+      }
+      this.endedHead += 1;
+    }
+    if (this.endedHead > 1024 && this.endedHead * 2 > this.ended.length) {
+      this.ended = this.ended.slice(this.endedHead);
+      this.endedHead = 0;
     }
   }
 }

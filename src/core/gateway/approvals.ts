@@ -1,0 +1,105 @@
+import type { ApprovalData, AuditRecord, PolicyData } from "../audit/audit-record.js";
+import type { PinnedManifest } from "./manifest-digest.js";
+import { pinDifferences, type ApprovalPins, type RunPins } from "./source-pins.js";
+
+/**
+ * Approvals, as the audit log holds them. The log is the store of record: every step is an
+ * `approval` record (request, grant, deny, revoke), and a manifest pinned on first start
+ * is a `policy` record ("manifest-pinned"). The current state is a fold over those records,
+ * so an approval cannot be edited without breaking the hash chain.
+ */
+export type ApprovalStatus = "pending" | "granted" | "denied" | "revoked";
+
+export interface Approval {
+  readonly id: string;
+  readonly server: string;
+  readonly status: ApprovalStatus;
+  readonly pins: ApprovalPins;
+  readonly requestedBy: string;
+  readonly requestedAt: string;
+  readonly decidedBy?: string;
+  readonly decidedAt?: string;
+  readonly reason?: string;
+  /** seq of the record that last changed it: later grants supersede earlier ones. */
+  readonly seq: number;
+  /** When the manifest was pinned on first start (trust on first use), not at request. */
+  readonly manifestPinnedAt?: string;
+}
+
+export const MANIFEST_PINNED_ACTION = "manifest-pinned";
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Folds approval and manifest-pinned records (in seq order) into approvals by id. */
+export function foldApprovals(records: readonly AuditRecord[]): Map<string, Approval> {
+  const byId = new Map<string, Mutable<Approval>>();
+  for (const record of records) {
+    if (record.kind === "approval") {
+      const d = record.data as unknown as ApprovalData;
+      const existing = byId.get(d.approvalId);
+      if (d.action === "request") {
+        if (existing !== undefined || d.pins === undefined) continue;
+        byId.set(d.approvalId, { id: d.approvalId, server: d.server, status: "pending", pins: d.pins as unknown as ApprovalPins, requestedBy: d.identity, requestedAt: record.ts, seq: record.seq });
+        continue;
+      }
+      if (existing === undefined || existing.server !== d.server) continue;
+      const next: ApprovalStatus | undefined = d.action === "grant" ? "granted" : d.action === "deny" ? "denied" : d.action === "revoke" ? "revoked" : undefined;
+      if (next === undefined || !stepAllowed(existing.status, next)) continue;
+      existing.status = next;
+      existing.decidedBy = d.identity;
+      existing.decidedAt = record.ts;
+      existing.seq = record.seq;
+      if (d.reason !== undefined) existing.reason = d.reason;
+    } else if (record.kind === "policy") {
+      const d = record.data as unknown as PolicyData;
+      if (d.action !== MANIFEST_PINNED_ACTION || d.detail === undefined) continue;
+      const detail = d.detail as { approvalId?: unknown; digest?: unknown; tools?: unknown };
+      const approval = typeof detail.approvalId === "string" ? byId.get(detail.approvalId) : undefined;
+      if (approval === undefined || approval.pins.manifest !== undefined || typeof detail.digest !== "string") continue;
+      approval.pins = { ...approval.pins, manifest: { digest: detail.digest, tools: (detail.tools ?? {}) as PinnedManifest["tools"] } };
+      approval.manifestPinnedAt = record.ts;
+    }
+  }
+  return byId as Map<string, Approval>;
+}
+
+/** pending → granted | denied; granted → revoked. Anything else is ignored by the fold and refused by the CLI. */
+export function stepAllowed(from: ApprovalStatus, to: ApprovalStatus): boolean {
+  return (from === "pending" && (to === "granted" || to === "denied")) || (from === "granted" && to === "revoked");
+}
+
+/** The approval in force for `server`: its most recent grant, unless revoked since. */
+export function approvalInForce(approvals: Iterable<Approval>, server: string): Approval | undefined {
+  let best: Approval | undefined;
+  for (const a of approvals) if (a.server === server && a.status === "granted" && (best === undefined || a.seq > best.seq)) best = a;
+  return best;
+}
+
+export type ApprovalCheck =
+  | { readonly status: "approved"; readonly approval: Approval }
+  | { readonly status: "unapproved"; readonly pending: readonly Approval[] }
+  | { readonly status: "changed"; readonly approval: Approval; readonly differences: readonly string[] };
+
+/** Whether `server`, about to run with `current` pins, is covered by an approval. */
+export function checkApproval(approvals: Iterable<Approval>, server: string, current: RunPins): ApprovalCheck {
+  const list = [...approvals];
+  const approval = approvalInForce(list, server);
+  if (approval === undefined) return { status: "unapproved", pending: list.filter((a) => a.server === server && a.status === "pending") };
+  const differences = pinDifferences(approval.pins, current);
+  return differences.length === 0 ? { status: "approved", approval } : { status: "changed", approval, differences };
+}
+
+export function describeApprovalCheck(server: string, check: ApprovalCheck): string {
+  switch (check.status) {
+    case "approved":
+      return `server ${JSON.stringify(server)} is approved (${check.approval.id}, by ${check.approval.decidedBy ?? "?"})`;
+    case "unapproved": {
+      const pending = check.pending.map((a) => a.id);
+      return pending.length > 0
+        ? `server ${JSON.stringify(server)} is not approved: request ${pending.join(", ")} is pending; grant it with: hangar approve grant ${pending[pending.length - 1]} --by <identity>`
+        : `server ${JSON.stringify(server)} is not approved; request it with: hangar approve request <policy file>`;
+    }
+    case "changed":
+      return `server ${JSON.stringify(server)} changed since its approval ${check.approval.id} (${check.differences.join("; ")}); request a new approval with: hangar approve request <policy file>`;
+  }
+}

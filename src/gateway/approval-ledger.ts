@@ -1,0 +1,39 @@
+import { existsSync } from "node:fs";
+import { scanAuditLog } from "../audit/read-records.js";
+import type { AuditEntry, AuditRecord, PolicyData } from "../core/audit/audit-record.js";
+import type { JsonObject } from "../core/audit/canonical-json.js";
+import { foldApprovals, MANIFEST_PINNED_ACTION, type Approval } from "../core/gateway/approvals.js";
+import type { PinnedManifest } from "../core/gateway/manifest-digest.js";
+import type { ApprovalPins } from "../core/gateway/source-pins.js";
+
+/**
+ * Approvals read from, and written to, the audit log (see core/gateway/approvals.ts for
+ * why the log is their store). Reading folds the approval records and manifest pins;
+ * writing is an audit entry like any other.
+ */
+export function readApprovals(auditPath: string): Map<string, Approval> {
+  if (!existsSync(auditPath)) return new Map();
+  const records: AuditRecord[] = [];
+  scanAuditLog(auditPath, { kinds: ["approval", "policy"] }, (record) => {
+    if (record.kind === "approval" || (record.data as unknown as PolicyData).action === MANIFEST_PINNED_ACTION) records.push(record);
+  });
+  return foldApprovals(records);
+}
+
+export function approvalRequestEntry(id: string, server: string, identity: string, pins: ApprovalPins): AuditEntry {
+  return { kind: "approval", data: { approvalId: id, server, action: "request", identity, pins: pins as unknown as JsonObject } };
+}
+
+export function approvalDecisionEntry(approval: Approval, action: "grant" | "deny" | "revoke", identity: string, reason?: string): AuditEntry {
+  return {
+    kind: "approval",
+    data: { approvalId: approval.id, server: approval.server, action, identity, ...(reason !== undefined ? { reason } : {}), pins: approval.pins as unknown as JsonObject },
+  };
+}
+
+export function manifestPinnedEntry(approval: Approval, manifest: PinnedManifest): AuditEntry {
+  return {
+    kind: "policy",
+    data: { action: MANIFEST_PINNED_ACTION, server: approval.server, detail: { approvalId: approval.id, digest: manifest.digest, tools: { ...manifest.tools } } },
+  };
+}

@@ -1,0 +1,89 @@
+import { z } from "zod";
+import { DEFAULT_AUDIT_DB } from "../../audit/audit-paths.js";
+import { RuntimeConfigSchema } from "../../runtime/runtime-config.js";
+import { DEFAULT_SUPERVISOR_SETTINGS as D } from "../supervisor-settings.js";
+
+/**
+ * hangar.yaml as the gateway reads it: the runtime engineer's schema (version, runtime)
+ * extended, never redefined, with the gateway's keys. Strict like every Hangar file: a
+ * misspelt key is an error, never a silent default. Paths are relative to hangar.yaml.
+ */
+const show = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : String(JSON.stringify(v) ?? v));
+
+export const IDENTITY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+const identity = z.string().regex(IDENTITY_PATTERN, { error: (iss) => `${show(iss.input)} is not a valid identity (letters, digits and . _ @ + -, at most 128)` });
+const roleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: (iss) => `${show(iss.input)} is not a valid role name (letters, digits and . _ -, at most 64)` });
+const glob = z.string().min(1, { error: "a glob cannot be empty" }).max(300);
+const path = z.string().min(1, { error: "a path cannot be empty" });
+const ms = (max: number) => z.number().int({ error: (iss) => `${show(iss.input)} is not a whole number of milliseconds` }).min(0).max(max);
+
+const role = z.strictObject({
+  allow: z.array(glob).default([]),
+  deny: z.array(glob).default([]),
+});
+
+const rbac = z.strictObject({
+  /** role name → allow/deny globs over <server>__<tool>. */
+  roles: z.record(roleName, role).default({}),
+  /** identity (or "*" for everyone) → role names. */
+  bindings: z.record(z.union([identity, z.literal("*")]), z.array(roleName)).default({}),
+});
+
+const gatewayDefaults = {
+  startTimeoutMs: D.startTimeoutMs,
+  callTimeoutMs: D.callTimeoutMs,
+  healthIntervalMs: D.healthIntervalMs,
+  pingTimeoutMs: D.pingTimeoutMs,
+  idleTimeoutMs: D.idleTimeoutMs,
+  breaker: { ...D.breaker },
+  restart: { ...D.restart },
+  manifests: ".hangar/manifests",
+  status: ".hangar/status.json",
+  tokens: ".hangar/tokens.json",
+  stateDir: ".hangar/run",
+};
+
+const gateway = z.strictObject({
+  startTimeoutMs: ms(600_000).min(100).default(gatewayDefaults.startTimeoutMs),
+  callTimeoutMs: ms(3_600_000).min(100).default(gatewayDefaults.callTimeoutMs),
+  /** 0 disables health checks. */
+  healthIntervalMs: ms(3_600_000).default(gatewayDefaults.healthIntervalMs),
+  pingTimeoutMs: ms(600_000).min(10).default(gatewayDefaults.pingTimeoutMs),
+  /** 0 keeps servers running however long they are idle. */
+  idleTimeoutMs: ms(86_400_000).default(gatewayDefaults.idleTimeoutMs),
+  breaker: z
+    .strictObject({
+      failureThreshold: z.number().int().min(1).max(1000).default(D.breaker.failureThreshold),
+      coolDownMs: ms(3_600_000).default(D.breaker.coolDownMs),
+    })
+    .default(gatewayDefaults.breaker),
+  restart: z
+    .strictObject({
+      initialDelayMs: ms(600_000).default(D.restart.initialDelayMs),
+      maxDelayMs: ms(3_600_000).default(D.restart.maxDelayMs),
+      maxAttempts: z.number().int().min(0).max(1000).default(D.restart.maxAttempts),
+    })
+    .default(gatewayDefaults.restart),
+  manifests: path.default(gatewayDefaults.manifests),
+  status: path.default(gatewayDefaults.status),
+  tokens: path.default(gatewayDefaults.tokens),
+  stateDir: path.default(gatewayDefaults.stateDir),
+});
+
+export const HangarConfigSchema = z.strictObject({
+  ...RuntimeConfigSchema.shape,
+  /** Policy files, one per server, relative to hangar.yaml. */
+  servers: z.array(path, { error: "servers must be a list of policy files" }).min(1, { error: "servers must list at least one policy file" }),
+  /** The identity of the stdio endpoint. */
+  identity: identity.default("local-user"),
+  audit: z.strictObject({ path: path.default(DEFAULT_AUDIT_DB) }).default({ path: DEFAULT_AUDIT_DB }),
+  /** Absent: no RBAC, every identity may call everything (the gateway warns). */
+  rbac: rbac.optional(),
+  gateway: gateway.default(gatewayDefaults),
+});
+
+export type HangarConfigData = z.output<typeof HangarConfigSchema>;
+
+export function hangarConfigJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(HangarConfigSchema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+}

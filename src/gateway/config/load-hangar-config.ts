@@ -1,0 +1,175 @@
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { HangarError } from "../../core/errors.js";
+import { serverNameProblem } from "../../core/gateway/namespacing.js";
+import type { RbacSpec } from "../../core/gateway/rbac.js";
+import type { Policy } from "../../core/policy/policy-schema.js";
+import { formatIssues, knownKeysAt, loadPolicyFile, parseYamlMapping, readTextFile, schemaIssues, sortIssues, type IssuePath, type PolicyIssue, type YamlLocator } from "../../policy/index.js";
+import type { RuntimeConfig } from "../../runtime/runtime-config.js";
+import type { SupervisorSettings } from "../supervisor-settings.js";
+import { HangarConfigSchema, hangarConfigJsonSchema, type HangarConfigData } from "./hangar-config-schema.js";
+
+/**
+ * Loads hangar.yaml and every policy it lists. All problems come back at once, each as
+ * `file:line:col: path: message` (policy problems positioned in the policy file, the rest
+ * in hangar.yaml), reusing the policy loader's YAML front end and issue format.
+ */
+export interface ConfiguredServer {
+  readonly name: string;
+  readonly policy: Policy;
+  /** Absolute path of the policy file. */
+  readonly policyFile: string;
+}
+
+export interface HangarConfig {
+  readonly file: string;
+  readonly dir: string;
+  readonly servers: readonly ConfiguredServer[];
+  readonly identity: string;
+  readonly auditPath: string;
+  readonly rbac?: RbacSpec;
+  readonly settings: SupervisorSettings;
+  readonly paths: { readonly manifests: string; readonly status: string; readonly tokens: string; readonly stateDir: string };
+  /** The `runtime:` section in the runtime's own type, for the Docker launcher. */
+  readonly runtime: RuntimeConfig;
+}
+
+export type HangarConfigLoad = { readonly ok: true; readonly config: HangarConfig; readonly warnings: readonly PolicyIssue[] } | { readonly ok: false; readonly issues: readonly PolicyIssue[] };
+
+export const MAX_CONFIG_BYTES = 256 * 1024;
+
+type JsonSchemaArg = Parameters<typeof knownKeysAt>[1];
+
+/** Validates hangar.yaml text only (no policy files read). Pure: `file` labels issues. */
+export function parseHangarConfigText(text: string, file: string): { ok: true; data: HangarConfigData; locator: YamlLocator; warnings: readonly PolicyIssue[] } | { ok: false; issues: readonly PolicyIssue[] } {
+  const yaml = parseYamlMapping(text, file, { noun: "Hangar configuration", emptyHint: "it needs at least servers: [policy files]" });
+  if (!yaml.ok) return yaml;
+  const parsed = HangarConfigSchema.safeParse(yaml.data);
+  if (!parsed.success) {
+    const schema = hangarConfigJsonSchema() as JsonSchemaArg;
+    return { ok: false, issues: sortIssues([...yaml.warnings, ...schemaIssues(parsed.error.issues, yaml.locator, file, (p) => knownKeysAt(p, schema))]) };
+  }
+  const issues: PolicyIssue[] = [];
+  const at = (path: IssuePath, message: string, code: string, severity: "error" | "warning" = "error"): void => {
+    const { line, col } = yaml.locator.at(path);
+    issues.push({ file, line, col, path, message, severity, code });
+  };
+  const rbac = parsed.data.rbac;
+  if (rbac !== undefined) {
+    for (const [who, roles] of Object.entries(rbac.bindings)) {
+      roles.forEach((role, i) => {
+        if (!Object.hasOwn(rbac.roles, role)) at(["rbac", "bindings", who, i], `role ${JSON.stringify(role)} is not defined under rbac.roles`, "unknown_role");
+      });
+    }
+    const stdio = parsed.data.identity;
+    if ((rbac.bindings[stdio] ?? []).length === 0 && (rbac.bindings["*"] ?? []).length === 0) {
+      at(["identity"], `identity ${JSON.stringify(stdio)} has no role under rbac.bindings, so the stdio endpoint may call nothing`, "identity_without_role", "warning");
+    }
+  }
+  if (issues.some((i) => i.severity === "error")) return { ok: false, issues: sortIssues([...yaml.warnings, ...issues]) };
+  return { ok: true, data: parsed.data, locator: yaml.locator, warnings: sortIssues([...yaml.warnings, ...issues]) };
+}
+
+export async function loadHangarConfig(path: string): Promise<HangarConfigLoad> {
+  const read = await readTextFile(path, { maxBytes: MAX_CONFIG_BYTES, noun: "Hangar configuration", unexpectedCode: "HANGAR_CONFIG_INVALID" });
+  if (!read.ok) return read;
+  const parsed = parseHangarConfigText(read.text, path);
+  if (!parsed.ok) return parsed;
+  const { data, locator } = parsed;
+  const dir = dirname(resolve(path));
+  const issues: PolicyIssue[] = [];
+  const warnings: PolicyIssue[] = [...parsed.warnings];
+  const at = (p: IssuePath, message: string, code: string): void => {
+    const { line, col } = locator.at(p);
+    issues.push({ file: path, line, col, path: p, message, severity: "error", code });
+  };
+
+  const servers: ConfiguredServer[] = [];
+  const seen = new Map<string, number>();
+  const results = await Promise.all(
+    data.servers.map(async (entry) => {
+      const display = isAbsolute(entry) ? entry : join(dirname(path), entry);
+      return { entry, abs: resolve(dir, entry), result: await loadPolicyFile(resolve(dir, entry), { displayName: display }) };
+    }),
+  );
+  results.forEach(({ entry, abs, result }, i) => {
+    if (!result.ok) {
+      for (const issue of result.issues) {
+        // A file that cannot be read at all is a problem of this list entry.
+        if (issue.line === 0) at(["servers", i], `${entry}: ${issue.message}`, issue.code);
+        else issues.push(issue);
+      }
+      return;
+    }
+    warnings.push(...result.warnings);
+    const name = result.policy.name;
+    const problem = serverNameProblem(name);
+    if (problem !== undefined) at(["servers", i], `${entry}: ${problem}`, "invalid_server_name");
+    const first = seen.get(name);
+    if (first !== undefined) {
+      at(["servers", i], `${entry}: server name ${JSON.stringify(name)} is already used by servers[${first}] (${data.servers[first]}); names must be unique, since they namespace tools as ${name}__<tool>`, "duplicate_server");
+      return;
+    }
+    seen.set(name, i);
+    servers.push({ name, policy: result.policy, policyFile: abs });
+  });
+  if (issues.length > 0) return { ok: false, issues: sortIssues(issues) };
+
+  const g = data.gateway;
+  const rel = (p: string): string => resolve(dir, p);
+  const config: HangarConfig = {
+    file: resolve(path),
+    dir,
+    servers,
+    identity: data.identity,
+    auditPath: rel(data.audit.path),
+    ...(data.rbac !== undefined ? { rbac: data.rbac } : {}),
+    settings: {
+      startTimeoutMs: g.startTimeoutMs,
+      callTimeoutMs: g.callTimeoutMs,
+      healthIntervalMs: g.healthIntervalMs,
+      pingTimeoutMs: g.pingTimeoutMs,
+      idleTimeoutMs: g.idleTimeoutMs,
+      breaker: g.breaker,
+      restart: g.restart,
+    },
+    paths: { manifests: rel(g.manifests), status: rel(g.status), tokens: rel(g.tokens), stateDir: rel(g.stateDir) },
+    runtime: { ...(data.version !== undefined ? { version: data.version } : {}), runtime: data.runtime },
+  };
+  return { ok: true, config, warnings: sortIssues(warnings) };
+}
+
+/** loadHangarConfig for callers that want an exception: HANGAR_CONFIG_INVALID listing every issue. */
+export async function loadHangarConfigOrThrow(path: string): Promise<{ config: HangarConfig; warnings: readonly PolicyIssue[] }> {
+  const loaded = await loadHangarConfig(path);
+  if (loaded.ok) return loaded;
+  throw new HangarError("HANGAR_CONFIG_INVALID", `invalid configuration:\n${formatIssues(loaded.issues).trimEnd()}`, { data: { issues: loaded.issues } });
+}
+
+export interface HangarConfigPaths {
+  readonly file: string;
+  readonly identity: string;
+  readonly auditPath: string;
+  readonly manifests: string;
+  readonly status: string;
+  readonly tokens: string;
+}
+
+/**
+ * Only the paths and identity of hangar.yaml, without reading any policy: for commands
+ * (status, approve, token) that must work while a policy file is broken.
+ */
+export async function loadHangarConfigPaths(path: string): Promise<HangarConfigPaths> {
+  const read = await readTextFile(path, { maxBytes: MAX_CONFIG_BYTES, noun: "Hangar configuration", unexpectedCode: "HANGAR_CONFIG_INVALID" });
+  const parsed = read.ok ? parseHangarConfigText(read.text, path) : read;
+  if (!parsed.ok) throw new HangarError("HANGAR_CONFIG_INVALID", `invalid configuration:\n${formatIssues(parsed.issues).trimEnd()}`, { data: { issues: parsed.issues } });
+  const dir = dirname(resolve(path));
+  const g = parsed.data.gateway;
+  return {
+    file: resolve(path),
+    identity: parsed.data.identity,
+    auditPath: resolve(dir, parsed.data.audit.path),
+    manifests: resolve(dir, g.manifests),
+    status: resolve(dir, g.status),
+    tokens: resolve(dir, g.tokens),
+  };
+}

@@ -1,0 +1,258 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { Progress, Prompt, Resource, ResourceTemplate, Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { InFlightCalls } from "../core/audit/attribution.js";
+import type { ToolCallOutcome } from "../core/audit/audit-record.js";
+import { toolCallEntry } from "../core/audit/entries.js";
+import { HangarError, isHangarError } from "../core/errors.js";
+import { describeApprovalCheck } from "../core/gateway/approvals.js";
+import { exposedResourceUri, parseResourceUri, serverOf } from "../core/gateway/namespacing.js";
+import type { Rbac } from "../core/gateway/rbac.js";
+import { decideToolRule } from "../core/gateway/tool-rules.js";
+import type { AuditWriter } from "./audit-writer.js";
+import type { FleetStatus } from "./fleet-status.js";
+import type { GatewayMetrics } from "./gateway-metrics.js";
+import type { GovernedServer } from "./governed-server.js";
+import type { UpstreamResult } from "./upstream-client.js";
+import { classifyUpstreamError, errorMessage } from "./upstream-errors.js";
+
+/**
+ * The governed endpoint's logic, independent of the transport: one catalogue over every
+ * configured server, each call checked (RBAC, the server's tool rules, its rate limit,
+ * its approval and manifest), routed, attributed and audited. Transports (stdio, HTTP)
+ * adapt it with an MCP Server per session (see mcp-endpoint.ts).
+ */
+export interface Caller {
+  readonly identity: string;
+  readonly session?: string;
+}
+
+export interface RequestOptions {
+  readonly signal?: AbortSignal;
+  readonly onprogress?: (progress: Progress) => void;
+}
+
+export interface GatewayDeps {
+  readonly servers: readonly GovernedServer[];
+  readonly rbac: Rbac;
+  readonly audit: AuditWriter;
+  readonly metrics: GatewayMetrics;
+  readonly inFlight: InFlightCalls;
+  readonly callTimeoutMs: number;
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly newCallId?: () => string;
+}
+
+export class Gateway {
+  private readonly servers: ReadonlyMap<string, GovernedServer>;
+  private readonly listeners = new Set<() => void>();
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly deps: GatewayDeps) {
+    this.servers = new Map(deps.servers.map((s) => [s.name, s]));
+  }
+
+  get serverNames(): string[] {
+    return [...this.servers.keys()];
+  }
+
+  server(name: string): GovernedServer | undefined {
+    return this.servers.get(name);
+  }
+
+  /** Hears that the lists changed (sessions forward it as list_changed). Returns the unsubscribe function. */
+  onListChanged(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  notifyListChanged(): void {
+    for (const listener of [...this.listeners]) listener();
+  }
+
+  async listTools(caller: Caller): Promise<Tool[]> {
+    const servers = await this.listableServers();
+    return servers.flatMap((s) => s.exposedTools().filter((t) => this.deps.rbac.allows(caller.identity, t.name)));
+  }
+
+  async listPrompts(caller: Caller): Promise<Prompt[]> {
+    const servers = await this.listableServers();
+    return servers.flatMap((s) => s.exposedPrompts().filter((p) => this.deps.rbac.allows(caller.identity, p.name)));
+  }
+
+  async listResources(caller: Caller): Promise<Resource[]> {
+    const servers = await this.listableServers();
+    return servers.flatMap((s) => s.exposedResources().filter((r) => this.deps.rbac.allows(caller.identity, resourcePermission(r.uri))));
+  }
+
+  async listResourceTemplates(caller: Caller): Promise<ResourceTemplate[]> {
+    const servers = await this.listableServers();
+    return servers.flatMap((s) => s.exposedResourceTemplates().filter((t) => this.deps.rbac.allows(caller.identity, resourcePermission(t.uriTemplate))));
+  }
+
+  async callTool(caller: Caller, name: string, args: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<UpstreamResult> {
+    const call = { callId: this.deps.newCallId?.() ?? randomUUID(), caller, exposed: name, args, startedAt: this.deps.now() };
+    const server = this.servers.get(serverOf(name) ?? "");
+    if (server === undefined) throw this.refuse(call, undefined, undefined, "denied", unknown("tool", name));
+
+    const access = this.deps.rbac.decide(caller.identity, name);
+    if (!access.allowed) throw this.refuse(call, server, server.resolveTool(name)?.name, "denied", new HangarError("HANGAR_GATEWAY_DENIED", access.message, { data: { permission: access.permission, identity: caller.identity, roles: [...access.roles] } }));
+
+    if (!server.hasManifest) {
+      try {
+        await server.ensureManifest();
+      } catch (err) {
+        throw this.refuse(call, server, undefined, "unavailable", err);
+      }
+    }
+    const tool = server.resolveTool(name)?.name;
+    if (tool === undefined) throw this.refuse(call, server, undefined, "denied", unknown("tool", name));
+    const rule = decideToolRule(server.name, server.policy.tools, tool);
+    if (!rule.allowed) throw this.refuse(call, server, tool, "denied", new HangarError("HANGAR_GATEWAY_DENIED", rule.message, { data: { permission: `${server.name}:${rule.rule}`, server: server.name, tool } }));
+    const rate = server.takeRate();
+    if (rate !== undefined) throw this.refuse(call, server, tool, "denied", rate);
+
+    const inFlight = this.deps.inFlight;
+    inFlight.begin({ callId: call.callId, server: server.name, tool, identity: caller.identity, ...(caller.session !== undefined ? { session: caller.session } : {}), startedAt: call.startedAt });
+    let reached = false;
+    try {
+      const result = await server.supervisor.run(
+        async (client) => {
+          // Checked again on the live manifest: a start may just have revealed a rug pull.
+          const withheld = server.resolveTool(name) === undefined ? `tool ${JSON.stringify(tool)} is no longer offered by server ${JSON.stringify(server.name)}` : server.withheldReason(tool);
+          if (withheld !== undefined) throw new HangarError("HANGAR_GATEWAY_WITHHELD", withheld, { data: { server: server.name, tool } });
+          reached = true;
+          return client.callTool(tool, args, { timeoutMs: this.deps.callTimeoutMs, ...options });
+        },
+        options.signal !== undefined ? { signal: options.signal } : {},
+      );
+      this.record(call, server, tool, result.isError === true ? "error" : "ok", { result });
+      return result;
+    } catch (err) {
+      const outcome = outcomeOf(err, options.signal, reached);
+      this.record(call, server, tool, outcome, { error: errorMessage(err), reached });
+      throw err;
+    } finally {
+      inFlight.end(call.callId, this.deps.now());
+    }
+  }
+
+  async getPrompt(caller: Caller, name: string, args: Record<string, string> | undefined, options: RequestOptions = {}): Promise<UpstreamResult> {
+    const server = this.servers.get(serverOf(name) ?? "");
+    if (server === undefined) throw unknown("prompt", name);
+    this.authorizeOther(caller, server.name, name, "prompt");
+    assertListable(server);
+    if (!server.hasManifest) await server.ensureManifest();
+    const prompt = server.resolvePrompt(name);
+    if (prompt === undefined) throw unknown("prompt", name);
+    return server.supervisor.run((client) => client.getPrompt(prompt.name, args, { timeoutMs: this.deps.callTimeoutMs, ...options }), options.signal !== undefined ? { signal: options.signal } : {});
+  }
+
+  async readResource(caller: Caller, uri: string, options: RequestOptions = {}): Promise<UpstreamResult> {
+    const parsed = parseResourceUri(uri);
+    const server = parsed !== undefined ? this.servers.get(parsed.server) : undefined;
+    if (parsed === undefined || server === undefined) throw unknown("resource", uri);
+    this.authorizeOther(caller, server.name, resourcePermission(uri), "resource");
+    assertListable(server);
+    const result = await server.supervisor.run((client) => client.readResource(parsed.uri, { timeoutMs: this.deps.callTimeoutMs, ...options }), options.signal !== undefined ? { signal: options.signal } : {});
+    // Contents name their own URIs; clients must be able to read them back through us.
+    const contents = Array.isArray(result["contents"]) ? (result["contents"] as { uri?: unknown }[]) : [];
+    return { ...result, contents: contents.map((c) => (typeof c.uri === "string" ? { ...c, uri: exposedResourceUri(server.name, c.uri) } : c)) };
+  }
+
+  status(base: Omit<FleetStatus, "servers" | "updatedAt">): FleetStatus {
+    const now = this.deps.now();
+    return { ...base, updatedAt: new Date(now).toISOString(), servers: [...this.servers.values()].map((s) => s.status(now)) };
+  }
+
+  /** Stops every server (DEAD) and flushes the audit. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([...this.servers.values()].map((s) => s.close().catch((err: unknown) => this.deps.logger.warn({ err, server: s.name }, "closing a server failed"))));
+      this.deps.audit.flush();
+    })();
+    return this.closing;
+  }
+
+  /** Servers whose lists clients may see, started first when nothing about them is known. */
+  private async listableServers(): Promise<GovernedServer[]> {
+    const servers = [...this.servers.values()].filter((s) => s.listable());
+    await Promise.all(
+      servers
+        .filter((s) => !s.hasManifest)
+        .map((s) => s.ensureManifest().catch((err: unknown) => this.deps.logger.warn({ server: s.name, err: errorMessage(err) }, "cannot list a server that never started; its tools are left out"))),
+    );
+    return servers;
+  }
+
+  private authorizeOther(caller: Caller, server: string, permission: string, what: "prompt" | "resource"): void {
+    const access = this.deps.rbac.decide(caller.identity, permission);
+    if (access.allowed) return;
+    this.deps.audit.write({ kind: "policy", data: { action: `${what}-denied`, server, tool: permission, identity: caller.identity, detail: { message: access.message, ...(caller.session !== undefined ? { session: caller.session } : {}) } } });
+    throw new HangarError("HANGAR_GATEWAY_DENIED", access.message, { data: { permission: access.permission, identity: caller.identity } });
+  }
+
+  /** Audits a call refused before it reached the server and returns the error to throw. */
+  private refuse(call: PendingCall, server: GovernedServer | undefined, tool: string | undefined, outcome: ToolCallOutcome, err: unknown): unknown {
+    this.record(call, server, tool, outcome, { error: errorMessage(err), reached: false });
+    return err;
+  }
+
+  /** `tool` is the upstream name, undefined when the exposed name resolved to none. */
+  private record(call: PendingCall, server: GovernedServer | undefined, tool: string | undefined, outcome: ToolCallOutcome, extra: { result?: unknown; error?: string; reached?: boolean }): void {
+    const endedAt = this.deps.now();
+    const serverName = server?.name ?? serverOf(call.exposed) ?? "";
+    const entry = toolCallEntry(
+      {
+        callId: call.callId,
+        identity: call.caller.identity,
+        ...(call.caller.session !== undefined ? { session: call.caller.session } : {}),
+        server: serverName,
+        tool: tool ?? call.exposed,
+        arguments: call.args ?? {},
+        ...(extra.result !== undefined ? { result: extra.result } : {}),
+        durationMs: endedAt - call.startedAt,
+        outcome,
+        ...(extra.error !== undefined ? { error: extra.error } : {}),
+        ts: new Date(endedAt).toISOString(),
+      },
+      server !== undefined ? { secretValues: server.secretValues } : {},
+    );
+    this.deps.audit.write(entry);
+    const reached = extra.result !== undefined || extra.reached === true;
+    this.deps.metrics.toolCall(serverName, tool ?? "(unknown)", outcome, reached ? (endedAt - call.startedAt) / 1000 : undefined);
+    server?.countCall(outcome, extra.error);
+  }
+}
+
+interface PendingCall {
+  readonly callId: string;
+  readonly caller: Caller;
+  readonly exposed: string;
+  readonly args: Record<string, unknown> | undefined;
+  readonly startedAt: number;
+}
+
+export function resourcePermission(exposedUri: string): string {
+  const parsed = parseResourceUri(exposedUri);
+  return parsed === undefined ? exposedUri : `${parsed.server}__${parsed.uri}`;
+}
+
+/** Prompts and resources of a server that may not run are refused the way its tools are. */
+function assertListable(server: GovernedServer): void {
+  if (server.listable()) return;
+  const check = server.approval();
+  throw new HangarError("HANGAR_GATEWAY_NOT_APPROVED", describeApprovalCheck(server.name, check), { data: { server: server.name, approval: check.status } });
+}
+
+function unknown(what: "tool" | "prompt" | "resource", name: string): HangarError {
+  return new HangarError("HANGAR_GATEWAY_UNKNOWN", `no configured server offers ${what} ${JSON.stringify(name)}`, { data: { [what]: name } });
+}
+
+function outcomeOf(err: unknown, signal: AbortSignal | undefined, reached: boolean): ToolCallOutcome {
+  if (isHangarError(err, "HANGAR_GATEWAY_WITHHELD")) return "withheld";
+  if (!reached && isHangarError(err) && ["HANGAR_GATEWAY_UNAVAILABLE", "HANGAR_GATEWAY_NOT_APPROVED", "HANGAR_GATEWAY_LAUNCH_FAILED", "HANGAR_CLOSED"].includes(err.code)) return "unavailable";
+  const kind = classifyUpstreamError(err, signal);
+  return kind === "timeout" ? "timeout" : kind === "cancelled" ? "cancelled" : "error";
+}
