@@ -12,7 +12,7 @@ export default tseslint.config(
       "no-console": "error",
     },
   },
-  { files: ["src/cli/**", "bench/**", "test/**", "images/**"], rules: { "no-console": "off" } },
+  { files: ["src/cli/**", "bench/**", "test/**", "images/**", "scripts/**"], rules: { "no-console": "off" } },
   // The pure core must never reach for I/O, nor import anything outside src/core.
   ...[
     ["src/core/*.ts", "../*"],

@@ -1,3 +1,5 @@
+import type { Readable, Writable } from "node:stream";
+
 /**
  * The CLI's seam. A command is plain data plus `run`; commands never touch `process`,
  * so tests call them in-process with a captured `CliIo`.
@@ -6,6 +8,10 @@ export interface CliIo {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** Raw process streams, for verbs that bridge a protocol (hangar run). Absent in most tests. */
+  readonly stdio?: { readonly stdin: Readable; readonly stdout: Writable };
+  /** Subscribes to SIGINT/SIGTERM; returns the unsubscribe. */
+  readonly onSignal?: (handler: (signal: string) => void) => () => void;
 }
 
 export interface Command {

@@ -19,6 +19,14 @@ const io: CliIo = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
   env: process.env,
+  stdio: { stdin: process.stdin, stdout: process.stdout },
+  onSignal: (handler) => {
+    const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+    for (const s of signals) process.on(s, handler);
+    return () => {
+      for (const s of signals) process.off(s, handler);
+    };
+  },
 };
 
 // `hangar policy schema | head` closes the pipe early: that is the reader's choice, not an error.

@@ -104,6 +104,8 @@ export interface ContainerInfo {
   readonly pid?: number;
   /** network name → the container's IPv4 address there (filled by inspect). */
   readonly addresses: Readonly<Record<string, string>>;
+  /** When the container was created, ISO-8601. */
+  readonly createdAt?: string;
 }
 
 /** A container's stdio as Node streams: stdin only when the container keeps it open. */
@@ -112,6 +114,23 @@ export interface AttachedStdio {
   readonly stdout: Readable;
   readonly stderr: Readable;
   /** Drops the connection; stdout and stderr end. */
+  close(): void;
+}
+
+export interface LogOptions {
+  /** Keep streaming new lines until close() or until the container stops. */
+  readonly follow: boolean;
+  /** Only what was logged after this instant: `<unix seconds>[.<nanoseconds>]`, as Docker takes it. */
+  readonly since?: string;
+  /** Prefix every line with the instant it was logged (RFC 3339, nanoseconds) and a space. */
+  readonly timestamps?: boolean;
+}
+
+/** What a container wrote to stdout and stderr, as its log driver kept it (`docker logs`). */
+export interface ContainerLogs {
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Stops reading; stdout and stderr end or close. */
   close(): void;
 }
 
@@ -163,6 +182,8 @@ export interface ContainerEngine {
   waitContainer(id: string): Promise<number>;
   /** Attach before start to miss nothing; works again on a stopped container before a restart. */
   attach(id: string, options: { stdin: boolean }): Promise<AttachedStdio>;
+  /** The container's log; without follow the streams end at its current end. */
+  logs(id: string, options: LogOptions): Promise<ContainerLogs>;
 
   buildImage(spec: BuildSpec): Promise<ImageInfo>;
   inspectImage(ref: string): Promise<ImageInfo | undefined>;

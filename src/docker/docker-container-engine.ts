@@ -6,11 +6,13 @@ import type {
   BuildSpec,
   ContainerEngine,
   ContainerInfo,
+  ContainerLogs,
   ContainerSpec,
   ContainerStatus,
   EndpointSpec,
   ImageInfo,
   LabelQuery,
+  LogOptions,
   NetworkInfo,
   NetworkSpec,
   VolumeInfo,
@@ -236,6 +238,7 @@ export class DockerContainerEngine implements ContainerEngine {
           running: c.State.Running,
           ...(c.State.Running ? { pid: c.State.Pid } : { exitCode: c.State.ExitCode }),
           addresses: addressesOf(c.NetworkSettings.Networks as Record<string, { IPAddress?: string }>),
+          createdAt: new Date(c.Created).toISOString(),
         };
       },
       undefined,
@@ -253,6 +256,7 @@ export class DockerContainerEngine implements ContainerEngine {
       status: c.State as ContainerStatus,
       running: c.State === "running",
       addresses: addressesOf(c.NetworkSettings?.Networks as Record<string, { IPAddress?: string }> | undefined),
+      createdAt: new Date(c.Created * 1000).toISOString(),
     }));
   }
 
@@ -273,6 +277,35 @@ export class DockerContainerEngine implements ContainerEngine {
       stdout: demux.stdout,
       stderr: demux.stderr,
       close: () => socket.destroy(),
+    };
+  }
+
+  async logs(id: string, options: LogOptions): Promise<ContainerLogs> {
+    const query = { stdout: true, stderr: true, timestamps: options.timestamps === true, ...(options.since !== undefined ? { since: options.since } : {}) };
+    const container = this.docker.getContainer(id);
+    const demux = new StdioDemuxer();
+    if (!options.follow) {
+      // Not following, the engine answers with the whole (multiplexed) log at once.
+      const data = await call(`logs ${id}`, () => container.logs({ ...query, follow: false }));
+      demux.end(data);
+      const drop = (): void => {
+        demux.stdout.destroy();
+        demux.stderr.destroy();
+      };
+      return { stdout: demux.stdout, stderr: demux.stderr, close: drop };
+    }
+    const stream = (await call(`logs ${id}`, () => container.logs({ ...query, follow: true }))) as unknown as Duplex;
+    stream.pipe(demux);
+    stream.on("error", (err) => demux.destroy(err));
+    return {
+      stdout: demux.stdout,
+      stderr: demux.stderr,
+      close: () => {
+        // A destroyed source never ends the pipe's destination; end it here.
+        stream.unpipe(demux);
+        stream.destroy();
+        demux.end();
+      },
     };
   }
 

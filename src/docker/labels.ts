@@ -14,7 +14,8 @@ export const LABEL_CONTENT = "hangar.content";
 /** Objects shared by all sandboxes (the egress network) use this as server and run. */
 export const SHARED = "shared";
 
-export type HangarRole = "sidecar" | "server" | "network" | "image" | "test";
+/** `demo`: the demo upstreams (src/cli/demo-upstreams.ts, docker-compose.yml). */
+export type HangarRole = "sidecar" | "server" | "network" | "image" | "test" | "demo";
 
 export interface LabelInput {
   readonly server: string;

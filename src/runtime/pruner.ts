@@ -11,6 +11,15 @@ export interface PruneResult {
   readonly networks: number;
   readonly volumes: number;
   readonly images: number;
+  /** What was removed, by name (images by tag, or id when untagged). */
+  readonly removed: {
+    readonly containers: readonly string[];
+    readonly networks: readonly string[];
+    readonly volumes: readonly string[];
+    readonly images: readonly string[];
+  };
+  /** Networks left in place because a container outside the selection still uses them. */
+  readonly keptNetworks: readonly string[];
 }
 
 /**
@@ -25,22 +34,48 @@ export class Pruner {
     const labels = selectorTerms(options);
     const containers = await this.engine.listContainers({ labels });
     for (const c of containers) await this.engine.removeContainer(c.id);
-    let networks = 0;
+    const networks: string[] = [];
+    const keptNetworks: string[] = [];
     for (const n of await this.engine.listNetworks({ labels })) {
       const info = await this.engine.inspectNetwork(n.id);
-      if (info !== undefined && info.containers.length > 0) continue;
+      if (info !== undefined && info.containers.length > 0) {
+        keptNetworks.push(n.name);
+        continue;
+      }
       await this.engine.removeNetwork(n.id);
-      networks += 1;
+      networks.push(n.name);
     }
     const volumes = await this.engine.listVolumes({ labels });
     for (const v of volumes) await this.engine.removeVolume(v.name);
-    let images = 0;
-    if (options.images === true) {
-      for (const i of await this.engine.listImages({ labels })) {
-        await this.engine.removeImage(i.id);
-        images += 1;
+    const images = options.images === true ? await this.removeImages(labels) : [];
+    return {
+      containers: containers.length,
+      networks: networks.length,
+      volumes: volumes.length,
+      images: images.length,
+      removed: { containers: containers.map((c) => c.name), networks, volumes: volumes.map((v) => v.name), images },
+      keptNetworks,
+    };
+  }
+
+  /**
+   * A parent image (base) cannot go while images built on it remain, and the engine lists
+   * them in no useful order: remove in passes until a pass removes nothing more.
+   */
+  private async removeImages(labels: string[]): Promise<string[]> {
+    const removed: string[] = [];
+    const gone = new Set<string>();
+    for (;;) {
+      const left = (await this.engine.listImages({ labels })).filter((i) => !gone.has(i.id));
+      let progress = false;
+      for (const image of left) {
+        await this.engine.removeImage(image.id);
+        if ((await this.engine.inspectImage(image.id)) !== undefined) continue;
+        gone.add(image.id);
+        removed.push(image.tags.length > 0 ? image.tags.join(", ") : image.id);
+        progress = true;
       }
+      if (!progress) return removed;
     }
-    return { containers: containers.length, networks, volumes: volumes.length, images };
   }
 }

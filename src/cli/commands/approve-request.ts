@@ -1,0 +1,56 @@
+import { randomBytes } from "node:crypto";
+import { resolve } from "node:path";
+import { silentLogger } from "../../log.js";
+import { pinManifest } from "../../core/gateway/manifest-digest.js";
+import { describeSource, runPins, type ApprovalPins } from "../../core/gateway/source-pins.js";
+import { approvalRequestEntry } from "../../gateway/approval-ledger.js";
+import { loadHangarConfigPaths } from "../../gateway/config/load-hangar-config.js";
+import { ManifestCache } from "../../gateway/manifest-cache.js";
+import { formatIssues, loadPolicyFile } from "../../policy/index.js";
+import { EXIT_FINDING, EXIT_OK } from "../command.js";
+import { defineCommand } from "../define-command.js";
+import { CONFIG_OPTION, DEFAULT_CONFIG, openAuditForCli } from "./gateway-options.js";
+
+export const approveRequestCommand = defineCommand({
+  name: "request",
+  summary: "Ask for a server to be approved, pinning what it runs",
+  usage: "hangar approve request <policy> [--config <file>] [--by <identity>]",
+  description:
+    "Records a pending approval for the policy's server in the audit log. It pins the source\n" +
+    "(npm version and integrity, or image digest), the command, a digest of the whole policy,\n" +
+    "and the tool manifest when it is known (cached from an earlier run); otherwise the\n" +
+    "manifest is pinned at the first start after the grant. Any later change needs a new approval.",
+  options: {
+    config: CONFIG_OPTION,
+    by: { type: "string", valueName: "<identity>", description: "Who asks (default: hangar.yaml's identity)." },
+  },
+  positionals: { min: 1, max: 1 },
+  details: "Exit status: 0 when recorded, 1 when the policy is invalid, 2 on a usage error.",
+  async run({ values, positionals }, io) {
+    const paths = await loadHangarConfigPaths(values.config ?? DEFAULT_CONFIG);
+    const file = positionals[0] as string;
+    const loaded = await loadPolicyFile(resolve(file), { displayName: file });
+    if (!loaded.ok) {
+      io.err(formatIssues(loaded.issues));
+      return EXIT_FINDING;
+    }
+    const server = loaded.policy.name;
+    const cached = await new ManifestCache(paths.manifests, silentLogger()).read(server);
+    const pins: ApprovalPins = { ...runPins(loaded.policy), ...(cached !== undefined ? { manifest: pinManifest(cached.tools) } : {}) };
+    const id = `apr-${randomBytes(4).toString("hex")}`;
+    const store = openAuditForCli(paths.auditPath);
+    try {
+      store.append(approvalRequestEntry(id, server, values.by ?? paths.identity, pins));
+    } finally {
+      store.close();
+    }
+    io.out(
+      `${id}: approval requested for server ${server}\n` +
+        `  source    ${describeSource(pins.source)}\n` +
+        `  policy    sha256 ${pins.policyDigest}\n` +
+        `  manifest  ${pins.manifest !== undefined ? `sha256 ${pins.manifest.digest} (${Object.keys(pins.manifest.tools).length} tools, from ${cached?.fetchedAt ?? "cache"})` : "not known yet: pinned at the first start after the grant"}\n` +
+        `grant it with: hangar approve grant ${id} --by <identity>\n`,
+    );
+    return EXIT_OK;
+  },
+});

@@ -1,0 +1,118 @@
+import { createWriteStream, type WriteStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { formatIssues, loadPolicyFile } from "../../policy/index.js";
+import type { SandboxEvent, StartedSandbox } from "../../runtime/index.js";
+import { EXIT_FINDING, EXIT_OK, type CliIo } from "../command.js";
+import { defineCommand, usageError } from "../define-command.js";
+import { formatEvent } from "../format-event.js";
+import { openRuntimeContext } from "../runtime-context.js";
+
+/** After the client closes stdin, how long the server gets to exit by itself. */
+const STDIN_EOF_GRACE_MS = 5000;
+
+export const runCommand = defineCommand({
+  name: "run",
+  summary: "Run one MCP server in its sandbox and bridge MCP stdio (usable as a client's server command)",
+  usage: "hangar run <policy> [--config hangar.yaml] [--mode observing|enforcing] [--events <file.jsonl>] [--quiet]",
+  description:
+    "Builds whatever images are missing, starts the sandbox (an internal network with no route out,\n" +
+    "the sidecar, the hardened server) and bridges the server's MCP stdio on this process's stdin and\n" +
+    "stdout, so `hangar run policies/x.yaml` can be the command of a Claude Desktop or Cursor server entry.\n" +
+    "Progress, the server's stderr and the sidecar's events go to stderr; stdout carries only MCP.\n" +
+    "When stdin closes, or on SIGINT/SIGTERM, everything is torn down.",
+  options: {
+    config: { type: "string", valueName: "<hangar.yaml>", description: "Runtime config (egress network, trusted ranges, sidecar limits)." },
+    mode: { type: "string", valueName: "<mode>", description: "Override the policy's egress mode: observing or enforcing." },
+    events: { type: "string", valueName: "<file.jsonl>", description: "Also append every event, as JSON lines (sidecar event schema v1), to this file." },
+    quiet: { type: "boolean", short: "q", description: "Do not print events and progress on stderr (errors still print)." },
+  },
+  positionals: { min: 1, max: 1 },
+  details: "Exit status: 0 after a clean shutdown, 1 if the policy is invalid or the server failed, 2 on a usage or runtime error.",
+  async run({ values, positionals }, io) {
+    const policyFile = positionals[0]!;
+    const mode = values.mode;
+    if (mode !== undefined && mode !== "observing" && mode !== "enforcing") {
+      throw usageError(`--mode ${JSON.stringify(mode)} is not a mode; expected observing or enforcing`);
+    }
+    if (io.stdio === undefined) throw usageError("hangar run needs the process's stdin and stdout");
+    const loaded = await loadPolicyFile(policyFile);
+    if (!loaded.ok) {
+      io.err(formatIssues(loaded.issues));
+      return EXIT_FINDING;
+    }
+    const quiet = values.quiet === true;
+    const say = (text: string): void => {
+      if (!quiet) io.err(`${text}\n`);
+    };
+    const ctx = await openRuntimeContext({ ...(values.config !== undefined ? { configFile: values.config } : {}), io });
+    const { runtime } = ctx.config;
+    const images = await ctx.services.images.ensure({
+      policy: loaded.policy,
+      policyFile,
+      baseImage: runtime.baseImage,
+      sidecarImage: runtime.sidecar.image,
+      onProgress: (p) => {
+        if (p.phase !== "build" || io.env["HANGAR_VERBOSE"] === "1") say(`hangar: ${p.image}: ${p.phase}: ${p.message}`);
+      },
+    });
+
+    let eventsFile: WriteStream | undefined;
+    if (values.events !== undefined) eventsFile = createWriteStream(values.events, { flags: "a" });
+    const onEvent = (event: SandboxEvent): void => {
+      eventsFile?.write(`${JSON.stringify(event)}\n`);
+      say(`hangar: ${formatEvent(event)}`);
+    };
+
+    const sandbox = await ctx.services.sandboxes.start({
+      policy: loaded.policy,
+      policyFile,
+      runtime: ctx.config,
+      image: images.server,
+      onEvent,
+      ...(mode !== undefined ? { mode } : {}),
+    });
+    say(`hangar: ${sandbox.server} is running (run ${sandbox.run}, sidecar ${sandbox.sidecarAddress}); MCP on stdin/stdout`);
+    try {
+      return await bridge(sandbox, io, say);
+    } finally {
+      await sandbox.stop();
+      await new Promise<void>((resolve) => (eventsFile ? eventsFile.end(resolve) : resolve()));
+      say(`hangar: ${sandbox.server} stopped; sandbox removed`);
+    }
+  },
+});
+
+/** Pipes MCP both ways until stdin closes, a signal arrives, or the server exits. */
+async function bridge(sandbox: StartedSandbox, io: CliIo, say: (text: string) => void): Promise<number> {
+  const { stdin, stdout } = io.stdio!;
+  sandbox.stdout.pipe(stdout, { end: false });
+  createInterface({ input: sandbox.stderr }).on("line", (line) => io.err(`[${sandbox.server}] ${line}\n`));
+
+  const stdinClosed = new Promise<"stdin-closed">((resolve) => stdin.once("end", () => resolve("stdin-closed")));
+  stdin.pipe(sandbox.stdin);
+  let unsubscribe: () => void = () => undefined;
+  const signalled = new Promise<"signal">((resolve) => {
+    unsubscribe = io.onSignal?.((signal) => {
+      say(`hangar: ${signal}: stopping ${sandbox.server}`);
+      resolve("signal");
+    }) ?? unsubscribe;
+  });
+  const exited = sandbox.serverExit.then((code) => ({ code }));
+  try {
+    const first = await Promise.race([stdinClosed, signalled, exited]);
+    if (first === "stdin-closed") {
+      // The client is done; a well-behaved server exits on EOF. Give it a moment, then stop it.
+      await Promise.race([exited, new Promise<void>((r) => setTimeout(r, STDIN_EOF_GRACE_MS).unref())]);
+      return EXIT_OK;
+    }
+    if (first === "signal") return EXIT_OK;
+    say(`hangar: ${sandbox.server} exited with code ${first.code}`);
+    return first.code === 0 ? EXIT_OK : EXIT_FINDING;
+  } finally {
+    unsubscribe();
+    stdin.unpipe(sandbox.stdin);
+    // Let stdin go, or this process would wait on it forever.
+    stdin.pause();
+    sandbox.stdout.unpipe(stdout);
+  }
+}
