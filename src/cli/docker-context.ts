@@ -9,7 +9,6 @@ import { EXIT_USAGE, type CliIo } from "./command.js";
 /**
  * The composition root of the Docker verbs (ps, stop, prune, events, image build): the one
  * Dockerode client, a logger on stderr, and the runtime services around them.
- * (To be merged with runtime-context.ts, which `hangar run` uses.)
  */
 export interface DockerContext {
   readonly docker: Dockerode;

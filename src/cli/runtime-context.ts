@@ -1,13 +1,12 @@
-import Dockerode from "dockerode";
 import type { Logger } from "pino";
-import { HangarError } from "../core/errors.js";
-import { createLogger } from "../log.js";
-import { createRuntimeServices, loadRuntimeConfig, type RuntimeConfig, type RuntimeServices } from "../runtime/index.js";
+import { loadRuntimeConfig, type RuntimeConfig, type RuntimeServices } from "../runtime/index.js";
 import type { CliIo } from "./command.js";
+import { openDockerContext } from "./docker-context.js";
 
 /**
- * The control plane's composition root for CLI verbs that touch Docker: one Dockerode
- * client, the runtime services around it, the runtime config, and a logger on stderr.
+ * What verbs that start sandboxes need (run, baseline record, replay, quarantine): the
+ * Docker context plus the runtime section of hangar.yaml. The config is read first, so a
+ * broken file is reported before Docker is contacted.
  */
 export interface RuntimeContext {
   readonly config: RuntimeConfig;
@@ -17,17 +16,6 @@ export interface RuntimeContext {
 
 export async function openRuntimeContext(options: { configFile?: string; io: CliIo }): Promise<RuntimeContext> {
   const config = await loadRuntimeConfig(options.configFile);
-  const level = options.io.env["HANGAR_LOG_LEVEL"] ?? "warn";
-  const logger = createLogger({ name: "hangar", level });
-  const docker = new Dockerode();
-  try {
-    await docker.ping();
-  } catch (cause) {
-    throw new HangarError(
-      "HANGAR_DOCKER",
-      `no Docker engine answers (${(cause as Error).message}); start one (as root on Debian: bash scripts/ensure-docker.sh)`,
-      { cause },
-    );
-  }
-  return { config, services: createRuntimeServices({ docker, logger }), logger };
+  const docker = await openDockerContext(options.io);
+  return { config, services: docker.services, logger: docker.logger };
 }

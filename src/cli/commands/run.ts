@@ -2,10 +2,11 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { formatIssues, loadPolicyFile } from "../../policy/index.js";
 import type { SandboxEvent, StartedSandbox } from "../../runtime/index.js";
-import { EXIT_FINDING, EXIT_OK, type CliIo } from "../command.js";
+import { EXIT_FINDING, EXIT_OK, EXIT_USAGE, type CliIo } from "../command.js";
 import { defineCommand, usageError } from "../define-command.js";
 import { formatEvent } from "../format-event.js";
-import { openRuntimeContext } from "../runtime-context.js";
+import { dockerUnavailableMessage } from "../docker-context.js";
+import { openRuntimeContext, type RuntimeContext } from "../runtime-context.js";
 
 /** After the client closes stdin, how long the server gets to exit by itself. */
 const STDIN_EOF_GRACE_MS = 5000;
@@ -44,7 +45,15 @@ export const runCommand = defineCommand({
     const say = (text: string): void => {
       if (!quiet) io.err(`${text}\n`);
     };
-    const ctx = await openRuntimeContext({ ...(values.config !== undefined ? { configFile: values.config } : {}), io });
+    let ctx: RuntimeContext;
+    try {
+      ctx = await openRuntimeContext({ ...(values.config !== undefined ? { configFile: values.config } : {}), io });
+    } catch (err) {
+      const line = dockerUnavailableMessage(err, io.env);
+      if (line === undefined) throw err;
+      io.err(`${line}\n`);
+      return EXIT_USAGE;
+    }
     const { runtime } = ctx.config;
     const images = await ctx.services.images.ensure({
       policy: loaded.policy,
