@@ -28,7 +28,8 @@ async function main(): Promise<number> {
   await engine.ping();
   const dir = await mkdtemp(join(tmpdir(), "hangar-demo-"));
   step(`starting two upstreams of ours on the ${EGRESS} network`);
-  const network = (await engine.inspectNetwork(EGRESS)) ?? (await engine.createNetwork(egressNetworkSpec(EGRESS)));
+  const existing = await engine.inspectNetwork(EGRESS);
+  const network = existing ?? (await engine.createNetwork(egressNetworkSpec(EGRESS)));
   const subnet = network.subnets[0]?.subnet;
   if (subnet === undefined) throw new Error(`network ${EGRESS} has no IPv4 subnet`);
   const upstreams = await startDemoUpstreams(engine, { network: EGRESS });
@@ -100,6 +101,8 @@ async function main(): Promise<number> {
     console.log(`${e.verdict.toUpperCase().padEnd(11)} ${what.padEnd(40)} ${e.reasons.join(",")}`);
   }
   await upstreams.stop();
+  // Leave the machine as we found it: the egress network goes too if this demo made it.
+  if (existing === undefined) await engine.removeNetwork(network.id).catch((err: Error) => console.log(`note: could not remove ${EGRESS}: ${err.message}`));
   await rm(dir, { recursive: true, force: true });
   console.log(failures === 0 ? `\n${bold("demo ok")}: one declared upstream reached, one undeclared upstream blocked and untouched.` : `\n${bold("demo FAILED")} (${failures} unexpected result(s))`);
   return failures === 0 ? 0 : 1;

@@ -85,11 +85,22 @@ export const runCommand = defineCommand({
       return await bridge(sandbox, io, say);
     } finally {
       await sandbox.stop();
+      await removeEgressIfUnused(ctx, runtime.egressNetwork);
       await new Promise<void>((resolve) => (eventsFile ? eventsFile.end(resolve) : resolve()));
       say(`hangar: ${sandbox.server} stopped; sandbox removed`);
     }
   },
 });
+
+/**
+ * The egress network is shared by every sandbox, so it is created on demand; the last
+ * one out removes it (Docker refuses while anything is attached, so a busy one stays).
+ */
+async function removeEgressIfUnused(ctx: RuntimeContext, name: string): Promise<void> {
+  const network = await ctx.services.engine.inspectNetwork(name).catch(() => undefined);
+  if (network === undefined || network.containers.length > 0) return;
+  await ctx.services.engine.removeNetwork(network.id).catch((err: unknown) => ctx.logger.debug({ err, network: name }, "egress network still in use"));
+}
 
 /** Pipes MCP both ways until stdin closes, a signal arrives, or the server exits. */
 async function bridge(sandbox: StartedSandbox, io: CliIo, say: (text: string) => void): Promise<number> {
