@@ -1,5 +1,6 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
+import { LABEL_MANAGED } from "../../docker/labels.js";
 import { formatIssues, loadPolicyFile } from "../../policy/index.js";
 import type { SandboxEvent, StartedSandbox } from "../../runtime/index.js";
 import { EXIT_FINDING, EXIT_OK, EXIT_USAGE, type CliIo } from "../command.js";
@@ -93,12 +94,14 @@ export const runCommand = defineCommand({
 });
 
 /**
- * The egress network is shared by every sandbox, so it is created on demand; the last
- * one out removes it (Docker refuses while anything is attached, so a busy one stays).
+ * The egress network is shared by every sandbox, so the runtime creates it on demand; the
+ * last one out removes it if Hangar made it (Docker refuses while anything is attached).
  */
 async function removeEgressIfUnused(ctx: RuntimeContext, name: string): Promise<void> {
   const network = await ctx.services.engine.inspectNetwork(name).catch(() => undefined);
   if (network === undefined || network.containers.length > 0) return;
+  // Only a network Hangar itself created; an operator's own egress network is never touched.
+  if (network.labels[LABEL_MANAGED] !== "true" || network.labels["hangar.network"] !== "egress") return;
   await ctx.services.engine.removeNetwork(network.id).catch((err: unknown) => ctx.logger.debug({ err, network: name }, "egress network still in use"));
 }
 
