@@ -1,144 +1,191 @@
 /**
  * Side-by-side benchmarks of the sidecar against a direct connection, in one run, printed
- * as ratios. Three processes: upstreams (bench/upstreams.ts), the real sidecar entry point,
- * and this one as the client. Everything is on loopback: allowed upstreams on 127.0.0.2,
- * the sidecar on 127.0.0.1 with the same port numbers (as in a sandbox).
+ * as ratios. Processes (bench/rig.ts): upstreams (bench/upstreams.ts), the real sidecar entry
+ * point with a reader for its events, and this one as the client. Everything is on
+ * loopback: allowed upstreams on 127.0.0.2, the sidecar on 127.0.0.1 with the same port
+ * numbers (as in a sandbox). Every case is warmed up, and each round runs them in a rotated
+ * order. To compare two builds of the sidecar, see bench/compare.ts.
  *
- *   npm run bench [-- --quick] [-- --json out.json]
+ * Wall-clock ratios swing with whatever else the machine runs, so every run also reports
+ * the sidecar's own CPU time per request and per MB (from /proc/<pid>/stat), which does not.
+ *
+ * The sidecar runs as it ships: compiled by tsc (into node_modules/.cache, so that it
+ * resolves the project's dependencies), not through tsx, whose transform adds work to every
+ * closure a hot path creates. --tsx runs the sources instead.
+ *
+ *   npm run bench [-- --quick] [-- --rounds 5] [-- --only tls|rps] [-- --json out.json]
+ *                 [-- --profile dir]   (writes a .cpuprofile of the sidecar into dir)
+ *                 [-- --tsx]           (run src/ through tsx instead of a fresh build)
+ *                 [-- --sidecar path/to/sidecar/main.js]   (a prebuilt one, e.g. an older build)
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { writeFile } from "node:fs/promises";
+import { loadavg } from "node:os";
+import { join, resolve as resolvePath } from "node:path";
 import { parseArgs } from "node:util";
-import { httpRps, median, tlsThroughput, type RpsResult } from "./load.js";
+import { measureCpu, type CpuSpent } from "./cpu.js";
+import { httpRps, median, tlsThroughput, type Endpoint, type RpsResult } from "./load.js";
+import { buildSidecar, progress, Rig, ROOT, upstreamConnections } from "./rig.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const { values: flags } = parseArgs({ options: { quick: { type: "boolean" }, json: { type: "string" } } });
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: "boolean" },
+    json: { type: "string" },
+    rounds: { type: "string" },
+    only: { type: "string" },
+    profile: { type: "string" },
+    tsx: { type: "boolean" },
+    sidecar: { type: "string" },
+  },
+});
 const quick = flags.quick === true;
-const ROUNDS = quick ? 1 : 3;
+const ROUNDS = flags.rounds !== undefined ? Math.max(1, Number(flags.rounds)) : quick ? 1 : 3;
 const STREAM_BYTES = (quick ? 64 : 256) * 1024 * 1024;
 const RPS_MS = quick ? 2000 : 5000;
+// The explicit path keeps getting cheaper for several seconds while V8 optimises it.
+const WARMUP_MS = quick ? 1000 : 3000;
 const CONCURRENCY = 16;
+const runTls = flags.only === undefined || flags.only === "tls";
+const runRps = flags.only === undefined || flags.only === "rps";
 
-interface Upstreams {
-  httpPort: number;
-  tlsPort: number;
-  dnsPort: number;
-  caCert: string;
+interface Sample<T> {
+  readonly value: T;
+  readonly cpu: CpuSpent;
+  /** New connections the upstream accepted during the run (keep-alive reuse shows as few). */
+  readonly upstreamConnections?: number;
 }
 
-function firstLine<T>(child: ChildProcess, pick: (line: string) => T | undefined, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout! });
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 30_000);
-    rl.on("line", (line) => {
-      const got = pick(line);
-      if (got !== undefined) {
-        clearTimeout(timer);
-        resolve(got);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${what}: process exited with ${code}`)));
-  });
-}
+const load = (): string => loadavg().map((x) => x.toFixed(2)).join(" ");
 
-function node(args: string[]): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, HANGAR_LOG_LEVEL: "warn" } });
-}
-
-function progress(msg: string): void {
-  process.stderr.write(`  … ${msg}\n`);
+/** The middle sample by `key`, so its CPU and latency figures belong to the same run. */
+function middle<T>(samples: readonly Sample<T>[], key: (v: T) => number): Sample<T> {
+  return [...samples].sort((a, b) => key(a.value) - key(b.value))[Math.floor(samples.length / 2)]!;
 }
 
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), "hangar-bench-"));
-  const children: ChildProcess[] = [];
+  const loadBefore = load();
+  progress(`load average ${loadBefore}; starting upstreams on 127.0.0.2`);
+  const rig = await Rig.start({ streamBytes: STREAM_BYTES });
+  process.once("SIGINT", () => {
+    rig.kill();
+    process.exit(130);
+  });
   try {
-    progress("starting upstreams on 127.0.0.2");
-    const up = node([join(ROOT, "bench/upstreams.ts"), "127.0.0.2", String(STREAM_BYTES)]);
-    children.push(up);
-    const ports = await firstLine<Upstreams>(up, (l) => JSON.parse(l) as Upstreams, "upstreams");
+    const ports = rig.upstreams;
+    const tsx = flags.tsx === true;
+    const prebuilt = flags.sidecar !== undefined ? resolvePath(flags.sidecar) : undefined;
+    if (!tsx && prebuilt === undefined) progress("building the sidecar (tsc -p tsconfig.build.json)");
+    const main = tsx ? join(ROOT, "src/sidecar/main.ts") : (prebuilt ?? (await buildSidecar()));
+    progress(`starting the sidecar (${tsx ? "src/ through tsx" : main})`);
+    const nodeFlags = flags.profile !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${resolvePath(flags.profile)}`] : [];
+    const sidecar = await rig.sidecar({ main, tsx, nodeFlags });
+    const proxyPort = sidecar.proxyPort;
+    const pids = { sidecar: sidecar.pid, upstreams: rig.upstreamPid };
 
-    const policyFile = join(dir, "policy.yaml");
-    await writeFile(
-      policyFile,
-      `version: 1\nname: bench\nserver: { npm: { package: "bench", version: "1.0.0" } }\negress:\n  allow:\n    - host: api.bench.test\n      ports: [${ports.httpPort}, ${ports.tlsPort}]\n`,
-    );
-    const configFile = join(dir, "sidecar.json");
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        policyFile,
-        answerAddress: "127.0.0.1",
-        listen: { host: "127.0.0.1", dnsPort: 0, proxyPort: 0 },
-        upstreamDns: [`127.0.0.2:${ports.dnsPort}`],
-        trustedUpstreamRanges: ["127.0.0.2/32"],
-      }),
-    );
-    progress("starting the sidecar");
-    const sidecar = node([join(ROOT, "src/sidecar/main.ts"), "--config", configFile]);
-    children.push(sidecar);
-    const started = await firstLine(sidecar, (l) => {
-      const e = JSON.parse(l) as { type: string; action?: string; detail?: { proxy: { port: number } } };
-      return e.type === "lifecycle" && e.action === "started" ? e.detail! : undefined;
-    }, "sidecar start");
-    // Drain the event stream so the sidecar never blocks on a full pipe.
-    sidecar.stdout!.resume();
-    const proxyPort = started.proxy.port;
-
-    const direct = { host: "127.0.0.2", port: ports.tlsPort };
-    const viaSidecar = { host: "127.0.0.1", port: ports.tlsPort };
+    const tlsDirect = { host: "127.0.0.2", port: ports.tlsPort };
+    const tlsTransparent = { host: "127.0.0.1", port: ports.tlsPort };
     const proxy = { host: "127.0.0.1", port: proxyPort };
-    const tlsRuns = { direct: [] as number[], transparent: [] as number[], connect: [] as number[] };
-    for (let round = 1; round <= ROUNDS; round++) {
-      progress(`TLS throughput, round ${round}/${ROUNDS} (${STREAM_BYTES / 1024 / 1024} MiB each)`);
-      tlsRuns.direct.push((await tlsThroughput({ target: direct, servername: "api.bench.test", ca: ports.caCert })).mbPerSec);
-      tlsRuns.transparent.push((await tlsThroughput({ target: viaSidecar, servername: "api.bench.test", ca: ports.caCert })).mbPerSec);
-      tlsRuns.connect.push(
-        (await tlsThroughput({ target: proxy, servername: "api.bench.test", ca: ports.caCert, connectAuthority: `api.bench.test:${ports.tlsPort}` })).mbPerSec,
+    const tls = (target: Endpoint, connectAuthority?: string) => async (): Promise<Sample<number>> => {
+      const { result, cpu } = await measureCpu(pids, () =>
+        tlsThroughput({ target, servername: "api.bench.test", ca: ports.caCert, ...(connectAuthority !== undefined ? { connectAuthority } : {}) }),
       );
+      return { value: result.mbPerSec, cpu };
+    };
+    const tlsCases = {
+      direct: tls(tlsDirect),
+      transparent: tls(tlsTransparent),
+      connect: tls(proxy, `api.bench.test:${ports.tlsPort}`),
+    };
+    const tlsRuns = { direct: [] as Sample<number>[], transparent: [] as Sample<number>[], connect: [] as Sample<number>[] };
+
+    const httpTarget = { host: "127.0.0.2", port: ports.httpPort };
+    const rps = (options: { target: Endpoint; proxy?: Endpoint }, durationMs: number) => async (): Promise<Sample<RpsResult>> => {
+      const before = await upstreamConnections(httpTarget);
+      const { result, cpu } = await measureCpu(pids, () => httpRps({ ...options, hostHeader: "api.bench.test", concurrency: CONCURRENCY, durationMs }));
+      // Each /__stats call opens one connection of its own.
+      return { value: result, cpu, upstreamConnections: (await upstreamConnections(httpTarget)) - before - 1 };
+    };
+    const rpsOptions = {
+      direct: { target: httpTarget },
+      explicit: { target: httpTarget, proxy },
+      transparent: { target: { host: "127.0.0.1", port: ports.httpPort } },
+    };
+    const rpsRuns = { direct: [] as Sample<RpsResult>[], explicit: [] as Sample<RpsResult>[], transparent: [] as Sample<RpsResult>[] };
+
+    // Each round runs the cases in a rotated order, so none always runs first (or last).
+    const rotate = <K extends string>(keys: K[], round: number): K[] => keys.map((_, i) => keys[(i + round) % keys.length]!);
+    if (runTls) {
+      for (let round = 0; round < ROUNDS; round++) {
+        progress(`TLS throughput, round ${round + 1}/${ROUNDS} (${STREAM_BYTES / 1024 / 1024} MiB each), load ${load()}`);
+        for (const k of rotate(["direct", "transparent", "connect"] as const, round)) tlsRuns[k].push(await tlsCases[k]());
+      }
+    }
+    if (runRps) {
+      progress("HTTP warm-up (JIT, pooled connections)");
+      for (const k of ["direct", "explicit", "transparent"] as const) await rps(rpsOptions[k], WARMUP_MS)();
+      for (let round = 0; round < ROUNDS; round++) {
+        progress(`HTTP keep-alive requests/s, round ${round + 1}/${ROUNDS} (${RPS_MS / 1000}s each, ${CONCURRENCY} connections), load ${load()}`);
+        for (const k of rotate(["direct", "explicit", "transparent"] as const, round)) rpsRuns[k].push(await rps(rpsOptions[k], RPS_MS)());
+      }
     }
 
-    const rpsRuns = { direct: [] as RpsResult[], explicit: [] as RpsResult[], transparent: [] as RpsResult[] };
-    for (let round = 1; round <= ROUNDS; round++) {
-      progress(`HTTP keep-alive requests/s, round ${round}/${ROUNDS} (${RPS_MS / 1000}s each, ${CONCURRENCY} connections)`);
-      const target = { host: "127.0.0.2", port: ports.httpPort };
-      rpsRuns.direct.push(await httpRps({ target, hostHeader: "api.bench.test", concurrency: CONCURRENCY, durationMs: RPS_MS }));
-      rpsRuns.explicit.push(await httpRps({ target, hostHeader: "api.bench.test", proxy, concurrency: CONCURRENCY, durationMs: RPS_MS }));
-      rpsRuns.transparent.push(
-        await httpRps({ target: { host: "127.0.0.1", port: ports.httpPort }, hostHeader: "api.bench.test", concurrency: CONCURRENCY, durationMs: RPS_MS }),
-      );
-    }
-
-    const mb = { direct: median(tlsRuns.direct), transparent: median(tlsRuns.transparent), connect: median(tlsRuns.connect) };
-    const pick = (rs: RpsResult[]): RpsResult => [...rs].sort((a, b) => a.rps - b.rps)[Math.floor(rs.length / 2)]!;
-    const rps = { direct: pick(rpsRuns.direct), explicit: pick(rpsRuns.explicit), transparent: pick(rpsRuns.transparent) };
     const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
-    const rows: [string, string, string, string][] = [
-      ["TLS throughput, transparent", `${mb.transparent.toFixed(0)} MB/s`, `${mb.direct.toFixed(0)} MB/s`, `${pct(mb.transparent / mb.direct)} (target ≥ 90%)`],
-      ["TLS throughput, explicit CONNECT", `${mb.connect.toFixed(0)} MB/s`, `${mb.direct.toFixed(0)} MB/s`, `${pct(mb.connect / mb.direct)} (target ≥ 90%)`],
-      ["HTTP keep-alive req/s, explicit", rps.explicit.rps.toFixed(0), rps.direct.rps.toFixed(0), `${pct(rps.explicit.rps / rps.direct.rps)} (target ≥ 70%)`],
-      ["HTTP keep-alive req/s, transparent", rps.transparent.rps.toFixed(0), rps.direct.rps.toFixed(0), `${pct(rps.transparent.rps / rps.direct.rps)} (target ≥ 70%)`],
-      ["HTTP p50 latency, explicit", `${rps.explicit.p50Ms.toFixed(2)} ms`, `${rps.direct.p50Ms.toFixed(2)} ms`, `+${(rps.explicit.p50Ms - rps.direct.p50Ms).toFixed(2)} ms`],
-      ["HTTP p99 latency, explicit", `${rps.explicit.p99Ms.toFixed(2)} ms`, `${rps.direct.p99Ms.toFixed(2)} ms`, `+${(rps.explicit.p99Ms - rps.direct.p99Ms).toFixed(2)} ms (target ≤ 1 ms)`],
-      ["HTTP p99 latency, transparent", `${rps.transparent.p99Ms.toFixed(2)} ms`, `${rps.direct.p99Ms.toFixed(2)} ms`, `+${(rps.transparent.p99Ms - rps.direct.p99Ms).toFixed(2)} ms (target ≤ 1 ms)`],
-    ];
-    const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), ["benchmark", "via sidecar", "direct", "ratio"][i]!.length));
-    const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
-    console.log(`\nHangar sidecar vs direct, loopback, ${ROUNDS} round(s), medians (node ${process.version}, ${CONCURRENCY} connections)\n`);
-    console.log(line(["benchmark", "via sidecar", "direct", "ratio"]));
-    for (const r of rows) console.log(line(r));
-    const errors = [...rpsRuns.direct, ...rpsRuns.explicit, ...rpsRuns.transparent].reduce((n, r) => n + r.errors, 0);
+    const rows: [string, string, string, string][] = [];
+    const cpuRows: [string, string, string][] = [];
+    if (runTls) {
+      const mb = { direct: median(tlsRuns.direct.map((s) => s.value)), transparent: median(tlsRuns.transparent.map((s) => s.value)), connect: median(tlsRuns.connect.map((s) => s.value)) };
+      rows.push(
+        ["TLS throughput, transparent", `${mb.transparent.toFixed(0)} MB/s`, `${mb.direct.toFixed(0)} MB/s`, `${pct(mb.transparent / mb.direct)} (target ≥ 90%)`],
+        ["TLS throughput, explicit CONNECT", `${mb.connect.toFixed(0)} MB/s`, `${mb.direct.toFixed(0)} MB/s`, `${pct(mb.connect / mb.direct)} (target ≥ 90%)`],
+      );
+      const perMb = (s: readonly Sample<number>[], who: string): number => median(s.map((x) => (x.cpu.ms[who] ?? NaN) / (STREAM_BYTES / 1e6)));
+      cpuRows.push(
+        ["sidecar CPU per MB, TLS transparent", `${perMb(tlsRuns.transparent, "sidecar").toFixed(3)} ms/MB`, `client ${perMb(tlsRuns.direct, "client").toFixed(2)}, upstream ${perMb(tlsRuns.direct, "upstreams").toFixed(2)} ms/MB (direct)`],
+        ["sidecar CPU per MB, TLS CONNECT", `${perMb(tlsRuns.connect, "sidecar").toFixed(3)} ms/MB`, ""],
+      );
+    }
+    if (runRps) {
+      const r = { direct: middle(rpsRuns.direct, (v) => v.rps), explicit: middle(rpsRuns.explicit, (v) => v.rps), transparent: middle(rpsRuns.transparent, (v) => v.rps) };
+      // Latency: the median over rounds of each percentile, not the percentile of the median run.
+      const lat = (s: readonly Sample<RpsResult>[], p: "p50Ms" | "p99Ms"): number => median(s.map((x) => x.value[p]));
+      const d50 = lat(rpsRuns.direct, "p50Ms");
+      const d99 = lat(rpsRuns.direct, "p99Ms");
+      const plus = (x: number): string => `${x >= 0 ? "+" : ""}${x.toFixed(2)} ms`;
+      rows.push(
+        ["HTTP keep-alive req/s, explicit", r.explicit.value.rps.toFixed(0), r.direct.value.rps.toFixed(0), `${pct(r.explicit.value.rps / r.direct.value.rps)} (target ≥ 70%)`],
+        ["HTTP keep-alive req/s, transparent", r.transparent.value.rps.toFixed(0), r.direct.value.rps.toFixed(0), `${pct(r.transparent.value.rps / r.direct.value.rps)} (target ≥ 70%)`],
+        ["HTTP p50 latency, explicit", `${lat(rpsRuns.explicit, "p50Ms").toFixed(2)} ms`, `${d50.toFixed(2)} ms`, plus(lat(rpsRuns.explicit, "p50Ms") - d50)],
+        ["HTTP p99 latency, explicit", `${lat(rpsRuns.explicit, "p99Ms").toFixed(2)} ms`, `${d99.toFixed(2)} ms`, `${plus(lat(rpsRuns.explicit, "p99Ms") - d99)} (target ≤ 1 ms)`],
+        ["HTTP p50 latency, transparent", `${lat(rpsRuns.transparent, "p50Ms").toFixed(2)} ms`, `${d50.toFixed(2)} ms`, plus(lat(rpsRuns.transparent, "p50Ms") - d50)],
+        ["HTTP p99 latency, transparent", `${lat(rpsRuns.transparent, "p99Ms").toFixed(2)} ms`, `${d99.toFixed(2)} ms`, `${plus(lat(rpsRuns.transparent, "p99Ms") - d99)} (target ≤ 1 ms)`],
+      );
+      const perReq = (s: readonly Sample<RpsResult>[], who: string): number => median(s.map((x) => ((x.cpu.ms[who] ?? NaN) * 1000) / x.value.requests));
+      cpuRows.push(
+        ["sidecar CPU per request, explicit", `${perReq(rpsRuns.explicit, "sidecar").toFixed(0)} µs`, `upstream ${perReq(rpsRuns.direct, "upstreams").toFixed(0)} µs, client ${perReq(rpsRuns.direct, "client").toFixed(0)} µs (direct)`],
+        ["sidecar CPU per request, transparent", `${perReq(rpsRuns.transparent, "sidecar").toFixed(0)} µs`, ""],
+        ["upstream connections opened, explicit", `${median(rpsRuns.explicit.map((x) => x.upstreamConnections ?? NaN))}`, `for ${CONCURRENCY} client connections`],
+      );
+    }
+
+    const table = (header: string[], body: string[][]): void => {
+      const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+      const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+      console.log(line(header));
+      for (const r of body) console.log(line(r));
+    };
+    console.log(`\nHangar sidecar vs direct, loopback, ${ROUNDS} round(s), medians (node ${process.version}, ${CONCURRENCY} connections, load average ${loadBefore} → ${load()})\n`);
+    table(["benchmark", "via sidecar", "direct", "ratio"], rows);
+    console.log("");
+    table(["CPU time (noise-resistant)", "sidecar", "for scale"], cpuRows);
+    const errors = [...rpsRuns.direct, ...rpsRuns.explicit, ...rpsRuns.transparent].reduce((n, r) => n + r.value.errors, 0);
     if (errors > 0) console.log(`\nwarning: ${errors} request(s) failed during the run`);
     if (flags.json !== undefined) {
-      await writeFile(flags.json, JSON.stringify({ when: new Date().toISOString(), rounds: ROUNDS, tlsMbPerSec: tlsRuns, rps: rpsRuns }, null, 2) + "\n");
+      await writeFile(
+        flags.json,
+        JSON.stringify({ when: new Date().toISOString(), rounds: ROUNDS, loadavg: { before: loadBefore, after: load() }, streamBytes: STREAM_BYTES, tls: tlsRuns, rps: rpsRuns }, null, 2) + "\n",
+      );
     }
   } finally {
-    for (const c of children) c.kill("SIGTERM");
-    await rm(dir, { recursive: true, force: true });
+    await rig.close();
   }
 }
 

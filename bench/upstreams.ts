@@ -1,7 +1,8 @@
 /**
- * Bench upstreams (a child process of bench/run.ts): a keep-alive HTTP server, a TLS
+ * Bench upstreams (a child process of bench/rig.ts): a keep-alive HTTP server, a TLS
  * server that streams a fixed payload on connect, and a tiny DNS server that answers every
- * A query with the upstream address. Prints one JSON line with its ports, then serves.
+ * A query with the upstream address. GET /__stats answers with counters. Prints one JSON
+ * line with its ports, then serves.
  */
 import http from "node:http";
 import tls from "node:tls";
@@ -14,10 +15,17 @@ const streamBytes = Number(process.argv[3] ?? 256 * 1024 * 1024);
 
 const pki = await makeTestPki(["api.bench.test"]);
 const body = Buffer.alloc(64, "x");
-const httpServer = http.createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {
+// Connections accepted so far, at GET /__stats: shows whether a proxy reuses its upstream connections.
+let httpConnections = 0;
+const httpServer = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+  if (req.url === "/__stats") {
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ httpConnections }));
+    return;
+  }
   res.writeHead(200, { "content-type": "text/plain", "content-length": body.length });
   res.end(body);
 });
+httpServer.on("connection", () => httpConnections++);
 const chunk = Buffer.alloc(64 * 1024, 7);
 const tlsServer = tls.createServer({ key: pki.key, cert: pki.cert }, (socket) => {
   let left = streamBytes;

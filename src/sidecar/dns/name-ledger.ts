@@ -50,6 +50,10 @@ export class NameLedger implements NameResolver {
 
   /** Fresh answer from the ledger, or one upstream query shared by every concurrent caller. */
   async resolve(rawName: string): Promise<ResolvedName> {
+    // Every key is a normalised name, so a hit means rawName is one already: the proxy asks
+    // with the name it normalised, once per request, and skips normalising it again here.
+    const hit = this.table.get(rawName);
+    if (hit !== undefined && !hit.nxdomain && hit.expiresAt > this.options.now()) return { name: hit.name, ips: hit.ips, expiresAt: hit.expiresAt };
     const name = normaliseHostName(rawName);
     if (name === undefined) {
       throw new HangarError("HANGAR_DNS_UPSTREAM", `not a host name: ${JSON.stringify(rawName)}`, { data: { reason: "invalid-name" } });

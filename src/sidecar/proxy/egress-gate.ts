@@ -25,16 +25,37 @@ export type Route =
   | { readonly permitted: true; readonly verdict: Verdict; readonly ip: string }
   | { readonly permitted: false; readonly verdict: Verdict };
 
+/** Remembered normalisations; a flood of distinct names only empties the memo, never grows it. */
+const MEMO_ENTRIES = 512;
+
 export class EgressGate {
+  // normaliseHostName goes through the URL parser (IDNA) and is pure: every request on a
+  // keep-alive connection names the same host, so remember the answer.
+  private readonly normalised = new Map<string, string | null>();
+
   constructor(
     private readonly ctx: SidecarContext,
     private readonly rate: ConnectionRate,
   ) {}
 
-  /** Counts this attempt toward its destination's per-minute rate. Call once per attempt. */
+  /** `normaliseHostName`, memoised: undefined for a name that is not a valid host name. */
+  normalise(name: string): string | undefined {
+    let out = this.normalised.get(name);
+    if (out === undefined) {
+      if (this.normalised.size >= MEMO_ENTRIES) this.normalised.clear();
+      out = normaliseHostName(name) ?? null;
+      this.normalised.set(name, out);
+    }
+    return out ?? undefined;
+  }
+
+  /**
+   * Counts this attempt toward its destination's per-minute rate. Call once per attempt,
+   * with the name as the attempt records it (normalised where it can be).
+   */
   count(name: string | undefined, port: number): number | undefined {
     if (name === undefined) return undefined;
-    return this.rate.hit(`${normaliseHostName(name) ?? name}:${port}`);
+    return this.rate.hit(`${name}:${port}`);
   }
 
   /** The first decision, on what the client said alone. */
@@ -55,7 +76,7 @@ export class EgressGate {
       if (!permits(first) || ip === undefined) return { permitted: false, verdict: first };
       return { permitted: true, verdict: first, ip: ip.text };
     }
-    const name = dest.name === undefined ? undefined : normaliseHostName(dest.name);
+    const name = dest.name === undefined ? undefined : this.normalise(dest.name);
     if (!permits(first) || name === undefined) return { permitted: false, verdict: first };
     let ips: readonly string[];
     try {

@@ -3,12 +3,11 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { permits, type Verdict } from "../../core/decision.js";
 import { HangarError } from "../../core/errors.js";
-import { normaliseHostName } from "../../core/names.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import { parseAuthority } from "./authority.js";
 import { ConnectionRate } from "./connection-rate.js";
 import { ConnectionSet } from "./connection-set.js";
-import { dial } from "./dial.js";
+import { dial, type Upstream } from "./dial.js";
 import { EgressGate, type Destination } from "./egress-gate.js";
 import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "./egress-event.js";
 import { FirstFlightSniffer } from "./first-flight.js";
@@ -178,9 +177,10 @@ export class ExplicitProxy implements AsyncDisposable {
     facts.port = port;
     const name = authority.isIp ? undefined : authority.host;
     const ip = authority.isIp ? authority.host : undefined;
-    if (name !== undefined) facts.name = normaliseHostName(name) ?? name;
+    if (name !== undefined) facts.name = this.gate.normalise(name) ?? name;
     if (ip !== undefined) facts.ip = ip;
-    const dest: Destination = { protocol: "connect", port, name, ip, connectionsPerMinute: this.gate.count(name, port) };
+    // Decided, counted and resolved by its normalised form (decide() would normalise it again).
+    const dest: Destination = { protocol: "connect", port, name: facts.name, ip, connectionsPerMinute: this.gate.count(facts.name, port) };
     const first = this.gate.check(dest);
     const capture = first.reasons[0] === "capture";
     // In capture mode the tunnel opens so the SNI can be recorded; nothing is ever dialled.
@@ -206,9 +206,9 @@ export class ExplicitProxy implements AsyncDisposable {
 
     if (flight.kind === "tls" && flight.sni !== undefined) {
       facts.sni = flight.sni;
-      const sni = normaliseHostName(flight.sni) ?? flight.sni;
+      const sni = this.gate.normalise(flight.sni) ?? flight.sni;
       // An IP authority has no name to match: any SNI inside it is a mismatch.
-      const expected = name === undefined ? undefined : (normaliseHostName(name) ?? name);
+      const expected = facts.name;
       if (sni !== expected) return this.refuse(socket, facts, this.gate.check({ ...dest, sniMismatch: true }), undefined);
     }
 
@@ -218,15 +218,15 @@ export class ExplicitProxy implements AsyncDisposable {
     this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
     if (socket.destroyed) return this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict, { error: "client closed before upstream connect" }));
 
-    let upstream: Socket;
+    let upstream: Upstream;
     try {
       upstream = await dial(route.ip, port, this.connectTimeoutMs);
     } catch (err) {
       this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict, { error: err as Error }));
       return endConnection(socket);
     }
-    this.tunnels.add(upstream);
-    if (socket.destroyed) upstream.destroy();
+    this.tunnels.add(upstream.socket);
+    if (socket.destroyed) upstream.socket.destroy();
     const stats = await splice(socket, upstream, { head: out.bytes, now: () => this.ctx.now() });
     this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict, stats));
   }

@@ -1,9 +1,14 @@
 import type { Socket } from "node:net";
+import type { Upstream } from "./dial.js";
 
 /**
  * Joins a client and an upstream socket both ways. A FIN travels on (half-close works:
  * both sockets must be allowHalfOpen), an error or an abrupt close on one side destroys
  * the other, and the promise resolves with byte counts once both sides are closed.
+ *
+ * The hot loop is written out rather than `pipe()`d: one listener per direction that counts
+ * and writes, the same backpressure, and upstream reads into a reused buffer (see
+ * ReusedReadBuffer). Nothing here allocates per chunk beyond the chunk's view.
  */
 export interface SpliceStats {
   /** Client to upstream, including the replayed `head`. */
@@ -21,9 +26,10 @@ export interface SpliceOptions {
   readonly now?: () => number;
 }
 
-export function splice(client: Socket, upstream: Socket, options: SpliceOptions = {}): Promise<SpliceStats> {
+export function splice(client: Socket, upstream: Upstream, options: SpliceOptions = {}): Promise<SpliceStats> {
   const now = options.now ?? Date.now;
   const started = now();
+  const up = upstream.socket;
   let bytesUp = options.head?.length ?? 0;
   let bytesDown = 0;
   let error: Error | undefined;
@@ -51,17 +57,43 @@ export function splice(client: Socket, upstream: Socket, options: SpliceOptions 
       // A socket that died before we got here may never emit close again.
       if (self.closed) process.nextTick(onClose);
     };
-    wire(client, upstream);
-    wire(upstream, client);
+    wire(client, up);
+    wire(up, client);
+
+    if (options.head !== undefined && options.head.length > 0 && !up.destroyed) up.write(options.head);
+
+    // Client → upstream: Node's own read buffers ('data'), paused while upstream is full.
     client.on("data", (chunk: Buffer) => {
       bytesUp += chunk.length;
+      if (!up.write(chunk)) client.pause();
     });
-    upstream.on("data", (chunk: Buffer) => {
-      bytesDown += chunk.length;
-    });
+    up.on("drain", () => client.resume());
+    afterEnd(client, () => up.end());
 
-    if (options.head !== undefined && options.head.length > 0 && !upstream.destroyed) upstream.write(options.head);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    // Upstream → client: into the reused buffer, which may be refilled only once the
+    // chunk has left, i.e. when the write completed at once (nothing left queued).
+    let waiting = false;
+    const written = (err?: Error | null): void => {
+      if (!waiting || err) return;
+      waiting = false;
+      up.resume();
+    };
+    upstream.reads.attach((chunk) => {
+      bytesDown += chunk.length;
+      client.write(chunk, written);
+      if (client.writableLength === 0) return true;
+      waiting = true;
+      return false;
+    });
+    afterEnd(up, () => client.end());
+
+    client.resume();
+    up.resume();
   });
+}
+
+/** Runs `fn` once `socket` has ended, even if it already did (peek may have seen the FIN). */
+function afterEnd(socket: Socket, fn: () => void): void {
+  if (socket.readableEnded) process.nextTick(fn);
+  else socket.once("end", fn);
 }

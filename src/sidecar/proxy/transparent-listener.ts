@@ -1,12 +1,11 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { permits, type Verdict } from "../../core/decision.js";
 import { HangarError } from "../../core/errors.js";
-import { normaliseHostName } from "../../core/names.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import { parseAuthority } from "./authority.js";
 import { ConnectionRate } from "./connection-rate.js";
 import { ConnectionSet } from "./connection-set.js";
-import { dial } from "./dial.js";
+import { dial, type Upstream } from "./dial.js";
 import { EgressGate } from "./egress-gate.js";
 import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "./egress-event.js";
 import { FirstFlightSniffer, type FirstFlight } from "./first-flight.js";
@@ -180,10 +179,11 @@ export class TransparentListener implements AsyncDisposable {
       if (owner === "ambiguous") ambiguous = true;
       else if (owner !== undefined) name = owner;
     }
-    if (name !== undefined) facts.name = normaliseHostName(name) ?? name;
+    if (name !== undefined) facts.name = this.gate.normalise(name) ?? name;
     if (ip !== undefined) facts.ip = ip;
 
-    const dest = { protocol: facts.protocol, port, name, ip, connectionsPerMinute: this.gate.count(name, port) };
+    // Decided, counted and resolved by its normalised form (decide() would normalise it again).
+    const dest = { protocol: facts.protocol, port, name: facts.name, ip, connectionsPerMinute: this.gate.count(facts.name, port) };
     let first = this.gate.check(dest);
     if (ambiguous && first.reasons[0] !== "capture") {
       first = { verdict: "block", reasons: first.reasons.map((r) => (r === "no-name" ? "ambiguous-port" : r)) };
@@ -203,7 +203,7 @@ export class TransparentListener implements AsyncDisposable {
       socket.destroy();
       return this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { error: "client closed before upstream connect" }));
     }
-    let upstream: Socket;
+    let upstream: Upstream;
     try {
       upstream = await dial(ip, this.options.declaredPort, this.connectTimeoutMs);
     } catch (err) {
@@ -212,8 +212,8 @@ export class TransparentListener implements AsyncDisposable {
       else endConnection(socket);
       return;
     }
-    this.sockets.add(upstream);
-    if (socket.destroyed) upstream.destroy();
+    this.sockets.add(upstream.socket);
+    if (socket.destroyed) upstream.socket.destroy();
     const stats = await splice(socket, upstream, { head, now: () => this.ctx.now() });
     this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, stats));
   }

@@ -1,0 +1,120 @@
+/**
+ * Two sidecar builds side by side (say, before and after a change), each case measured in
+ * alternating short runs, A then B then B then A, so that whatever else the machine runs
+ * weighs on both alike. Reports each build's CPU time per request or per MB (medians) and
+ * in how many pairs B was the cheaper one: a change is real when B wins nearly every pair.
+ *
+ *   node --import tsx bench/compare.ts --a path/to/old/sidecar/main.js [--b path/to/main.js]
+ *                                      [--pairs 12] [--ms 1500] [--only tls|rps]
+ *
+ * Without --b, B is a fresh build of src/ (see bench/rig.ts).
+ */
+import { loadavg } from "node:os";
+import { resolve as resolvePath } from "node:path";
+import { parseArgs } from "node:util";
+import { measureCpu } from "./cpu.js";
+import { httpRps, median, tlsThroughput, type Endpoint } from "./load.js";
+import { buildSidecar, progress, Rig, type RunningSidecar } from "./rig.js";
+
+const { values: flags } = parseArgs({
+  options: { a: { type: "string" }, b: { type: "string" }, pairs: { type: "string" }, ms: { type: "string" }, only: { type: "string" } },
+});
+if (flags.a === undefined) {
+  process.stderr.write("usage: node --import tsx bench/compare.ts --a <sidecar main.js> [--b <main.js>] [--pairs N] [--ms N] [--only tls|rps]\n");
+  process.exit(2);
+}
+const PAIRS = Number(flags.pairs ?? 12);
+const RUN_MS = Number(flags.ms ?? 1500);
+const STREAM_BYTES = 128 * 1024 * 1024;
+const CONCURRENCY = 16;
+
+interface Run {
+  /** Sidecar CPU µs per request, or ms per MB. */
+  readonly cpu: number;
+  /** Requests/s or MB/s. */
+  readonly rate: number;
+}
+
+type Case = (s: RunningSidecar) => Promise<Run>;
+
+const load = (): string => loadavg().map((x) => x.toFixed(2)).join(" ");
+
+async function main(): Promise<void> {
+  const rig = await Rig.start({ streamBytes: STREAM_BYTES });
+  process.once("SIGINT", () => {
+    rig.kill();
+    process.exit(130);
+  });
+  try {
+    const { httpPort, tlsPort, caCert } = rig.upstreams;
+    const mainA = resolvePath(flags.a!);
+    const mainB = flags.b !== undefined ? resolvePath(flags.b) : await buildSidecar();
+    progress(`A: ${mainA}\n  … B: ${mainB}`);
+    const a = await rig.sidecar({ main: mainA });
+    const b = await rig.sidecar({ main: mainB, freePorts: true });
+
+    const rps = (via: (s: RunningSidecar) => { target: Endpoint; proxy?: Endpoint }, ms: number): Case => async (s) => {
+      const { result, cpu } = await measureCpu({ sidecar: s.pid }, () =>
+        httpRps({ ...via(s), hostHeader: "api.bench.test", concurrency: CONCURRENCY, durationMs: ms }),
+      );
+      return { cpu: ((cpu.ms["sidecar"] ?? NaN) * 1000) / result.requests, rate: result.rps };
+    };
+    const tls = (via: (s: RunningSidecar) => { target: Endpoint; connectAuthority?: string }): Case => async (s) => {
+      const { result, cpu } = await measureCpu({ sidecar: s.pid }, () => tlsThroughput({ ...via(s), servername: "api.bench.test", ca: caCert }));
+      return { cpu: (cpu.ms["sidecar"] ?? NaN) / (result.bytes / 1e6), rate: result.mbPerSec };
+    };
+    const upstreamHttp = { host: "127.0.0.2", port: httpPort };
+    const explicit = (s: RunningSidecar) => ({ target: upstreamHttp, proxy: { host: "127.0.0.1", port: s.proxyPort } });
+    const transparentHttp = (s: RunningSidecar) => ({ target: { host: "127.0.0.1", port: s.transparent.get(httpPort)! } });
+    const cases: [string, string, Case][] = [];
+    if (flags.only !== "tls") {
+      cases.push(["HTTP explicit", "µs/req", rps(explicit, RUN_MS)], ["HTTP transparent", "µs/req", rps(transparentHttp, RUN_MS)]);
+    }
+    if (flags.only !== "rps") {
+      cases.push(
+        ["TLS transparent", "ms/MB", tls((s) => ({ target: { host: "127.0.0.1", port: s.transparent.get(tlsPort)! } }))],
+        ["TLS CONNECT", "ms/MB", tls((s) => ({ target: { host: "127.0.0.1", port: s.proxyPort }, connectAuthority: `api.bench.test:${tlsPort}` }))],
+      );
+    }
+
+    if (flags.only !== "tls") {
+      progress("warm-up (JIT, pooled connections)");
+      for (const s of [a, b]) {
+        await rps(explicit, 3000)(s);
+        await rps(transparentHttp, 1000)(s);
+      }
+    }
+    const rows: string[][] = [];
+    for (const [name, unit, run] of cases) {
+      const runs = { a: [] as Run[], b: [] as Run[] };
+      for (let i = 0; i < PAIRS; i++) {
+        progress(`${name}: pair ${i + 1}/${PAIRS}, load ${load()}`);
+        // ABBA: neither build always goes first.
+        const order = i % 2 === 0 ? (["a", "b"] as const) : (["b", "a"] as const);
+        for (const k of order) runs[k].push(await run(k === "a" ? a : b));
+      }
+      const wins = runs.b.filter((r, i) => r.cpu < runs.a[i]!.cpu).length;
+      const cpuA = median(runs.a.map((r) => r.cpu));
+      const cpuB = median(runs.b.map((r) => r.cpu));
+      const digits = unit === "ms/MB" ? 3 : 0;
+      rows.push([
+        name,
+        `${cpuA.toFixed(digits)} ${unit}`,
+        `${cpuB.toFixed(digits)} ${unit}`,
+        `${(((cpuB - cpuA) / cpuA) * 100).toFixed(0)}%`,
+        `${wins}/${PAIRS}`,
+        `${median(runs.a.map((r) => r.rate)).toFixed(0)} → ${median(runs.b.map((r) => r.rate)).toFixed(0)}`,
+      ]);
+    }
+    const header = ["case", "A sidecar CPU", "B sidecar CPU", "B vs A", "B cheaper", "rate A → B (req/s, MB/s)"];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+    console.log(`\nA/B, ${PAIRS} alternating pairs per case (node ${process.version}, load average now ${load()})\n`);
+    console.log(line(header));
+    for (const r of rows) console.log(line(r));
+  } finally {
+    await rig.close();
+  }
+}
+
+await main();
