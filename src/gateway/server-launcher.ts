@@ -8,7 +8,8 @@ import type { RuntimeConfig } from "../runtime/runtime-config.js";
  * The seam between the gateway and whatever runs a server. The gateway only ever sees an
  * MCP transport, a stream of events and an exit signal; how the server runs (a Docker
  * sandbox behind a sidecar, or, for tests and development, a plain child process) is the
- * launcher's business. The Docker runtime implements this interface in src/runtime.
+ * launcher's business: DockerSandboxLauncher (docker-launcher.ts) runs each server in its
+ * sandbox from src/runtime; LocalProcessLauncher runs plain processes, for tests only.
  */
 export interface ServerLauncher {
   /** Shown in status and logs, e.g. "docker", "local-process". */

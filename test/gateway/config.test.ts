@@ -1,5 +1,7 @@
+import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadHangarConfig, parseHangarConfigText } from "../../src/gateway/config/load-hangar-config.js";
 import { formatIssues } from "../../src/policy/index.js";
@@ -75,11 +77,20 @@ describe("hangar.yaml", () => {
     ]);
   });
 
-  it("refuses to run servers without a sandbox unless told to", async () => {
+  it("runs servers in Docker sandboxes unless told otherwise: with no engine it says so, and names --unsandboxed", async () => {
     await p.policy("alpha");
     p.writeConfig({ servers: ["policies/alpha.yaml"] });
-    const run = await hangar(["serve", "--config", p.config]);
+    // The real entry point (Dockerode reads DOCKER_HOST from the process), pointed at no engine.
+    const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ["--import", import.meta.resolve("tsx"), fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url)), "serve", "--config", p.config],
+        { env: { ...process.env, DOCKER_HOST: "unix:///nonexistent/hangar-test/docker.sock", HANGAR_DEBUG: "" }, timeout: 30_000 },
+        (err, stdout, stderr) => resolve({ code: err === null ? 0 : ((err as { code?: number }).code ?? null), stdout, stderr }),
+      );
+    });
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/the Docker sandbox launcher is not wired into hangar serve yet; pass --unsandboxed .* \[HANGAR_GATEWAY_LAUNCH_FAILED\]/);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toMatch(/^hangar: no Docker engine is running at unix:\/\/\/nonexistent\/hangar-test\/docker\.sock \(ENOENT\)\. .*hangar serve runs every server in a Docker sandbox; --unsandboxed runs them as plain local processes instead \(development only: no isolation, no egress enforcement\) \[HANGAR_DOCKER\]/);
   });
 });
