@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { permits, type Verdict } from "../../core/decision.js";
 import { HangarError } from "../../core/errors.js";
+import { bindServer, boundAddress } from "./bind-server.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import { parseAuthority } from "./authority.js";
 import { ConnectionRate } from "./connection-rate.js";
@@ -91,14 +92,7 @@ export class ExplicitProxy implements AsyncDisposable {
     if (this.state === "closing") throw new HangarError("HANGAR_CLOSED", "explicit proxy is closed");
     if (this.state === "listening") return this.address()!;
     this.state = "listening";
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once("error", onError);
-      this.server.listen({ host: this.options.host, port: this.options.port }, () => {
-        this.server.off("error", onError);
-        resolve();
-      });
-    }).catch((err: unknown) => {
+    await bindServer(this.server, this.options.host, this.options.port).catch((err: unknown) => {
       this.state = "idle";
       throw err;
     });
@@ -106,8 +100,7 @@ export class ExplicitProxy implements AsyncDisposable {
   }
 
   address(): AddressInfo | undefined {
-    const a = this.server.address();
-    return a !== null && typeof a === "object" ? a : undefined;
+    return boundAddress(this.server);
   }
 
   /** Stops accepting, lets requests and tunnels finish, drops idle keep-alive connections. Idempotent. */

@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { permits, type Verdict } from "../../core/decision.js";
 import { HangarError } from "../../core/errors.js";
+import { bindServer, boundAddress } from "./bind-server.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import { parseAuthority } from "./authority.js";
 import { ConnectionRate } from "./connection-rate.js";
@@ -76,14 +77,7 @@ export class TransparentListener implements AsyncDisposable {
     if (this.state === "closing") throw new HangarError("HANGAR_CLOSED", "transparent listener is closed", { data: { port: this.options.declaredPort } });
     if (this.state === "listening") return this.address()!;
     this.state = "listening";
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once("error", onError);
-      this.server.listen({ host: this.options.host, port: this.options.listenPort }, () => {
-        this.server.off("error", onError);
-        resolve();
-      });
-    }).catch((err: unknown) => {
+    await bindServer(this.server, this.options.host, this.options.listenPort).catch((err: unknown) => {
       this.state = "idle";
       throw err;
     });
@@ -91,8 +85,7 @@ export class TransparentListener implements AsyncDisposable {
   }
 
   address(): AddressInfo | undefined {
-    const a = this.server.address();
-    return a !== null && typeof a === "object" ? a : undefined;
+    return boundAddress(this.server);
   }
 
   /** Stops accepting, lets live connections finish, resolves when the last one has closed. Idempotent. */
