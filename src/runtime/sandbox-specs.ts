@@ -15,6 +15,8 @@ import type { SandboxSubnet } from "./subnet-allocator.js";
 
 export const POLICY_MOUNT_DIR = "/etc/hangar";
 export const POLICY_MOUNT_FILE = `${POLICY_MOUNT_DIR}/policy.yaml`;
+/** Where the sidecar reads the frozen baseline, when the sandbox runs with one. */
+export const BASELINE_MOUNT_FILE = `${POLICY_MOUNT_DIR}/baseline.json`;
 export const PROXY_PORT = 3128;
 export const DNS_PORT = 53;
 export const SIDECAR_ALIAS = "sidecar";
@@ -66,24 +68,39 @@ export function egressNetworkSpec(name: string): NetworkSpec {
   return { name, labels: hangarLabels({ server: SHARED, role: "network", run: SHARED }, { "hangar.network": "egress" }), internal: false };
 }
 
-export function sidecarConfig(options: { subnet: SandboxSubnet; runtime: RuntimeSettings; mode?: Mode }): SidecarConfigInput {
+/** Turns capture on whatever the policy says (replay, quarantine); never off. */
+export type CaptureOverride = true | { readonly ports: readonly number[] };
+
+export interface SidecarOverrides {
+  readonly mode?: Mode;
+  readonly capture?: CaptureOverride;
+  /** The policy folder holds baseline.json (a frozen baseline) for the sidecar to enforce. */
+  readonly baseline?: boolean;
+}
+
+export function sidecarConfig(options: { subnet: SandboxSubnet; runtime: RuntimeSettings } & SidecarOverrides): SidecarConfigInput {
+  const { capture } = options;
   return {
     policyFile: POLICY_MOUNT_FILE,
     ...(options.mode ? { mode: options.mode } : {}),
+    ...(capture !== undefined ? { capture: capture === true ? true : { ports: [...capture.ports] } } : {}),
+    ...(options.baseline === true ? { baselineFile: BASELINE_MOUNT_FILE } : {}),
     listen: { host: "0.0.0.0", dnsPort: DNS_PORT, proxyPort: PROXY_PORT },
     answerSubnet: options.subnet.subnet,
     trustedUpstreamRanges: [...options.runtime.trustedUpstreamRanges],
   };
 }
 
-export function sidecarContainerSpec(options: {
-  id: SandboxIdentity;
-  subnet: SandboxSubnet;
-  runtime: RuntimeSettings;
-  /** Host folder holding policy.yaml, mounted read-only at /etc/hangar. */
-  policyDir: string;
-  mode?: Mode;
-}): ContainerSpec {
+export function sidecarContainerSpec(
+  options: {
+    id: SandboxIdentity;
+    subnet: SandboxSubnet;
+    runtime: RuntimeSettings;
+    /** Host folder holding policy.yaml (and baseline.json), mounted read-only at /etc/hangar. */
+    policyDir: string;
+  } & SidecarOverrides,
+): ContainerSpec {
+  const { mode, capture, baseline } = options;
   const { id, subnet, runtime } = options;
   const limits = runtime.sidecar;
   return {
@@ -92,7 +109,7 @@ export function sidecarContainerSpec(options: {
     image: runtime.sidecar.image,
     labels: labelsFor(id, "sidecar"),
     hostname: "sidecar",
-    env: { HANGAR_SIDECAR_CONFIG: JSON.stringify(sidecarConfig({ subnet, runtime, ...(options.mode ? { mode: options.mode } : {}) })) },
+    env: { HANGAR_SIDECAR_CONFIG: JSON.stringify(sidecarConfig({ subnet, runtime, ...(mode ? { mode } : {}), ...(capture !== undefined ? { capture } : {}), ...(baseline === true ? { baseline } : {}) })) },
     endpoint: { network: sandboxNames(id).network, ipv4Address: subnet.sidecar, aliases: [SIDECAR_ALIAS] },
     tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=16m" },
     limits: toLimits(limits),

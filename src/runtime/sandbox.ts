@@ -1,8 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
+import { loadBaselineFile } from "../baseline/load-baseline.js";
+import { asFrozen } from "../core/baseline/baseline-schema.js";
+import { serialiseBaseline } from "../core/baseline/canonical.js";
+import { HangarError } from "../core/errors.js";
+import { formatIssues } from "../policy/format-issues.js";
 import type { Mode, Policy } from "../core/policy/policy-schema.js";
 import type { ContainerEngine, NetworkInfo } from "../docker/container-engine.js";
 import { hasRuntimeCode, runtimeError } from "../docker/runtime-error.js";
@@ -16,6 +21,7 @@ import {
   secretEnv,
   serverContainerSpec,
   sidecarContainerSpec,
+  type CaptureOverride,
   type SandboxIdentity,
 } from "./sandbox-specs.js";
 import { SidecarSupervisor } from "./sidecar-supervisor.js";
@@ -40,6 +46,13 @@ export interface SandboxStartOptions {
   /** The server image and how to run it (a ServerImage from the image builders fits). */
   readonly image: { readonly id: string; readonly entrypoint?: readonly string[]; readonly cmd?: readonly string[] };
   readonly mode?: Mode;
+  /** Turns capture on for this run whatever the policy says (replay, quarantine); never off. */
+  readonly capture?: CaptureOverride;
+  /**
+   * A frozen baseline for the sidecar to enforce, or false for none. Default: the policy's
+   * `baseline.file` (relative to the policy file) when it names one. Checked before anything starts.
+   */
+  readonly baselineFile?: string | false;
   readonly run?: string;
   /** Where secret values are read from; default process.env. */
   readonly secretSource?: Readonly<Record<string, string | undefined>>;
@@ -73,6 +86,7 @@ export class Sandbox {
     const run = options.run ?? this.deps.newRunId?.() ?? randomBytes(4).toString("hex");
     const id: SandboxIdentity = { server: policy.name, run, owner: this.owner };
     const secrets = secretEnv(policy, options.secretSource ?? process.env);
+    const baseline = await frozenBaselineText(options, logger);
     const sidecarImage = await engine.inspectImage(settings.sidecar.image);
     if (sidecarImage === undefined) throw runtimeError("HANGAR_IMAGE_MISSING", `sidecar image ${settings.sidecar.image} is missing (build it first)`);
 
@@ -82,13 +96,17 @@ export class Sandbox {
     const events = new EventChannel<SandboxEvent>();
     if (options.onEvent) events.subscribe(options.onEvent);
     try {
-      const policyDir = await this.writePolicy(options, id);
+      const policyDir = await this.writePolicy(options, id, baseline);
       cleanup.push(() => rm(policyDir, { recursive: true, force: true }));
       const { network, subnet } = await this.createInternalNetwork(id, settings.sandboxSubnets);
       cleanup.push(() => engine.removeNetwork(network.id));
 
-      const mode = options.mode ? { mode: options.mode } : {};
-      const sidecarId = await engine.createContainer(sidecarContainerSpec({ id, subnet, runtime: settings, policyDir, ...mode }));
+      const overrides = {
+        ...(options.mode ? { mode: options.mode } : {}),
+        ...(options.capture !== undefined ? { capture: options.capture } : {}),
+        ...(baseline !== undefined ? { baseline: true } : {}),
+      };
+      const sidecarId = await engine.createContainer(sidecarContainerSpec({ id, subnet, runtime: settings, policyDir, ...overrides }));
       cleanup.push(() => engine.removeContainer(sidecarId));
       await engine.connectNetwork(sidecarId, { network: egress.name });
       const supervisor = new SidecarSupervisor({
@@ -175,12 +193,40 @@ export class Sandbox {
   }
 
   /** A private copy the sidecar reads (and re-reads on reload); readable by its non-root user. */
-  private async writePolicy(options: SandboxStartOptions, id: SandboxIdentity): Promise<string> {
+  private async writePolicy(options: SandboxStartOptions, id: SandboxIdentity, baseline: string | undefined): Promise<string> {
     const parent = options.stateDir ?? join(tmpdir(), "hangar");
     await mkdir(parent, { recursive: true });
     const dir = await mkdtemp(join(parent, `${id.server}-${id.run}-`));
     await chmod(dir, 0o755);
     await writeFile(join(dir, "policy.yaml"), await readFile(options.policyFile), { mode: 0o644 });
+    if (baseline !== undefined) await writeFile(join(dir, "baseline.json"), baseline, { mode: 0o644 });
     return dir;
   }
+}
+
+/**
+ * The baseline the sidecar will enforce, validated on the host first: a sidecar refusing it
+ * would only say "not ready". Only a frozen baseline of this very server is enforced. The
+ * policy's own `baseline.file` may still be learning (the server runs without drift checks,
+ * with a warning); a baseline asked for explicitly must be frozen.
+ */
+async function frozenBaselineText(options: SandboxStartOptions, logger: Logger): Promise<string | undefined> {
+  const named = options.baselineFile ?? options.policy.baseline.file;
+  if (named === undefined || named === false) return undefined;
+  const fromPolicy = options.baselineFile === undefined;
+  const file = fromPolicy ? resolve(dirname(options.policyFile), named) : named;
+  const result = await loadBaselineFile(file);
+  if (!result.ok) throw new HangarError("HANGAR_CONFIG_INVALID", `baseline ${file} is invalid:\n${formatIssues(result.issues)}`, { data: { file } });
+  const frozen = asFrozen(result.baseline);
+  if (frozen === undefined && fromPolicy) {
+    logger.warn({ server: options.policy.name, baseline: file }, "the policy's baseline is still learning; running without drift checks until it is frozen");
+    return undefined;
+  }
+  if (frozen === undefined) {
+    throw new HangarError("HANGAR_CONFIG_INVALID", `baseline ${file} is still learning; freeze it first (hangar baseline freeze ${file})`, { data: { file } });
+  }
+  if (frozen.server !== options.policy.name) {
+    throw new HangarError("HANGAR_CONFIG_INVALID", `baseline ${file} is for server ${frozen.server}, not ${options.policy.name}`, { data: { file } });
+  }
+  return serialiseBaseline(frozen);
 }

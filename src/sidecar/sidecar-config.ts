@@ -22,6 +22,13 @@ export const SidecarConfigSchema = z
   policyFile: z.string().min(1),
   /** Overrides the policy's egress.mode (e.g. `hangar run --mode observing`). */
   mode: z.enum(["enforcing", "observing"]).optional(),
+  /**
+   * Overrides the policy's egress.capture, as the policy spells it (`true`, or `{ ports }`):
+   * `hangar replay` and `hangar quarantine` run a policy in capture without editing it.
+   */
+  capture: z.union([z.boolean(), z.strictObject({ ports: z.array(port.min(1)).min(1) })]).optional(),
+  /** A frozen baseline (JSON); drift from it is blocked (ENFORCING) or would-block (OBSERVING). Re-read on SIGHUP. */
+  baselineFile: z.string().min(1).optional(),
   listen: z
     .strictObject({
       host: ipv4.default("0.0.0.0"),

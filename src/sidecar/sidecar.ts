@@ -1,11 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
-import type { DecisionContext } from "../core/decision.js";
+import { loadBaselineFile } from "../baseline/load-baseline.js";
+import { asFrozen } from "../core/baseline/baseline-schema.js";
+import { toBaselineView } from "../core/baseline/baseline-view.js";
+import type { BaselineView, DecisionContext } from "../core/decision.js";
 import { HangarError } from "../core/errors.js";
 import type { EventSink, LifecycleEvent } from "../core/events.js";
 import { parseIpRange, type IpRange } from "../core/ip.js";
-import type { CompiledPolicy } from "../core/policy/compiled-policy.js";
+import { compilePolicy, type CompiledPolicy } from "../core/policy/compiled-policy.js";
 import { formatIssues, loadPolicyFile } from "../policy/index.js";
 import { addressInSubnet } from "./answer-address.js";
 import { DnsServer, type DnsServerAddress } from "./dns/dns-server.js";
@@ -60,12 +63,12 @@ export class Sidecar implements AsyncDisposable {
 
   private constructor(
     private readonly options: SidecarOptions,
-    policy: CompiledPolicy,
+    { policy, baseline }: DecisionInputs,
     private readonly answerAddress: string,
     private readonly upstreamClient: UpstreamDnsClient,
   ) {
     const now = options.now ?? Date.now;
-    this.decision = decisionFor(policy, options.config);
+    this.decision = decisionFor(policy, options.config, baseline);
     const ledger = new NameLedger({ upstream: upstreamClient, now });
     this.rate = new ConnectionRate(now);
     this.ctx = {
@@ -79,14 +82,14 @@ export class Sidecar implements AsyncDisposable {
     };
   }
 
-  /** Loads the policy, binds every listener, and emits a `started` lifecycle event. */
+  /** Loads the policy (and the baseline, if any), binds every listener, and emits a `started` lifecycle event. */
   static async start(options: SidecarOptions): Promise<Sidecar> {
-    const policy = await loadCompiled(options.config.policyFile);
+    const inputs = await loadDecisionInputs(options.config);
     const { config } = options;
     const answerAddress = config.answerAddress ?? addressInSubnet(config.answerSubnet!);
     const upstreams = options.upstreams ?? (await defaultUpstreams(config));
     const upstreamClient = new UpstreamDnsClient({ servers: upstreams, logger: options.logger });
-    const sidecar = new Sidecar(options, policy, answerAddress, upstreamClient);
+    const sidecar = new Sidecar(options, inputs, answerAddress, upstreamClient);
     try {
       await sidecar.bind();
     } catch (err) {
@@ -113,9 +116,9 @@ export class Sidecar implements AsyncDisposable {
   }
 
   /**
-   * Re-reads the policy file. On success the next attempt is decided by the new policy;
-   * live connections are untouched; listeners open for new ports and drain for removed ones.
-   * On failure the old policy stays in force.
+   * Re-reads the policy file (and the baseline file). On success the next attempt is decided
+   * by the new policy; live connections are untouched; listeners open for new ports and drain
+   * for removed ones. On failure the old policy and baseline stay in force.
    */
   reload(): Promise<ReloadResult> {
     this.reloading = this.reloading.then(() => this.reloadNow());
@@ -178,8 +181,9 @@ export class Sidecar implements AsyncDisposable {
   private async reloadNow(): Promise<ReloadResult> {
     if (this.closing !== undefined) return { ok: false, message: "sidecar is closing", opened: [], closed: [] };
     let policy: CompiledPolicy;
+    let baseline: BaselineView | undefined;
     try {
-      policy = await loadCompiled(this.options.config.policyFile);
+      ({ policy, baseline } = await loadDecisionInputs(this.options.config));
       if (policy.name !== this.ctx.server) {
         throw new HangarError("HANGAR_POLICY_INVALID", `policy name changed from ${this.ctx.server} to ${policy.name}; restart the sandbox instead`);
       }
@@ -197,7 +201,7 @@ export class Sidecar implements AsyncDisposable {
       this.lifecycle("reload-failed", { error: message });
       return { ok: false, message, opened: [], closed: [] };
     }
-    this.decision = decisionFor(policy, this.options.config);
+    this.decision = decisionFor(policy, this.options.config, baseline);
     const keep = new Set(policy.transparentPorts);
     const closed: number[] = [];
     for (const [port, listener] of this.listeners) {
@@ -216,6 +220,7 @@ export class Sidecar implements AsyncDisposable {
     return {
       mode: this.decision.mode,
       capture: this.decision.policy.capture.enabled,
+      baseline: this.options.config.baselineFile !== undefined,
       answerAddress: a.answerAddress,
       dns: a.dns,
       proxy: a.proxy,
@@ -236,22 +241,50 @@ export class Sidecar implements AsyncDisposable {
   }
 }
 
-function decisionFor(policy: CompiledPolicy, config: SidecarConfig): DecisionContext {
+function decisionFor(policy: CompiledPolicy, config: SidecarConfig, baseline: BaselineView | undefined): DecisionContext {
   return {
     policy,
     mode: config.mode ?? policy.mode,
+    ...(baseline !== undefined ? { baseline } : {}),
     trustedRanges: config.trustedUpstreamRanges.map((c) => parseIpRange(c) as IpRange),
   };
 }
 
-async function loadCompiled(file: string): Promise<CompiledPolicy> {
+interface DecisionInputs {
+  readonly policy: CompiledPolicy;
+  readonly baseline?: BaselineView;
+}
+
+/** The policy (with the config's capture override applied) and the frozen baseline, both read afresh. */
+async function loadDecisionInputs(config: SidecarConfig): Promise<DecisionInputs> {
+  const policy = await loadCompiled(config.policyFile, config.capture);
+  if (config.baselineFile === undefined) return { policy };
+  return { policy, baseline: await loadBaselineView(config.baselineFile) };
+}
+
+async function loadCompiled(file: string, capture: SidecarConfig["capture"]): Promise<CompiledPolicy> {
   const result = await loadPolicyFile(file);
   if (!result.ok) {
     throw new HangarError("HANGAR_POLICY_INVALID", `policy ${file} is invalid:\n${formatIssues(result.issues)}`, {
       data: { file },
     });
   }
-  return result.compiled;
+  if (capture === undefined) return result.compiled;
+  const source = result.compiled.source;
+  return compilePolicy({ ...source, egress: { ...source.egress, capture } });
+}
+
+/** Only a frozen baseline is used for drift: a learning one is refused, never half-applied. */
+async function loadBaselineView(file: string): Promise<BaselineView> {
+  const result = await loadBaselineFile(file);
+  if (!result.ok) {
+    throw new HangarError("HANGAR_CONFIG_INVALID", `baseline ${file} is invalid:\n${formatIssues(result.issues)}`, { data: { file } });
+  }
+  const frozen = asFrozen(result.baseline);
+  if (frozen === undefined) {
+    throw new HangarError("HANGAR_CONFIG_INVALID", `baseline ${file} is still learning; freeze it first (hangar baseline freeze ${file})`, { data: { file } });
+  }
+  return toBaselineView(frozen);
 }
 
 async function defaultUpstreams(config: SidecarConfig): Promise<Upstream[]> {
