@@ -11,6 +11,7 @@ import { ImagePreparer, type SandboxImages } from "./image-preparer.js";
 import { ObservedTransport } from "./observed-transport.js";
 import type { LaunchedServer, LaunchOptions, ServerLauncher, UpstreamEvent, UpstreamExit } from "./server-launcher.js";
 import { StreamClientTransport } from "./stream-client-transport.js";
+import { untilAborted } from "./until-aborted.js";
 
 /**
  * Runs each server in its Docker sandbox (src/runtime): its images built or reused, an
@@ -210,22 +211,3 @@ export class DockerSandboxLauncher implements ServerLauncher {
   }
 }
 
-/** `promise`, or the signal's reason as soon as it aborts (the work itself goes on). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err as Error);
-      },
-    );
-  });
-}

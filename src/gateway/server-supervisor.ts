@@ -9,6 +9,7 @@ import type { LaunchedServer, LaunchOptions, ServerLauncher, UpstreamEvent, Upst
 import type { SupervisorSettings } from "./supervisor-settings.js";
 import { UpstreamClient, type UpstreamManifest } from "./upstream-client.js";
 import { classifyUpstreamError, errorMessage, upstreamError } from "./upstream-errors.js";
+import { untilAborted } from "./until-aborted.js";
 
 /**
  * Runs one upstream server for the gateway: lazy start on first use, health checks,
@@ -203,14 +204,14 @@ export class ServerSupervisor {
     let client: UpstreamClient | undefined;
     try {
       const launching = launcher.launch(policy, { ...launchOptions, signal: abort.signal });
-      launched = await raceAbort(launching, abort.signal).catch((err: unknown) => {
+      launched = await untilAborted(launching, abort.signal).catch((err: unknown) => {
         // Given up on (timeout, shutdown): whatever the launch still produces is stopped.
         launching.then((late) => late.stop(), () => undefined).catch(() => undefined);
         throw err;
       });
       const current = launched;
-      client = await raceAbort(UpstreamClient.connect(current, { timeoutMs: settings.startTimeoutMs, version: this.deps.version, onListChanged: () => this.relist(current) }), abort.signal);
-      const manifest = await raceAbort(client.listManifest(settings.startTimeoutMs), abort.signal);
+      client = await untilAborted(UpstreamClient.connect(current, { timeoutMs: settings.startTimeoutMs, version: this.deps.version, onListChanged: () => this.relist(current) }), abort.signal);
+      const manifest = await untilAborted(client.listManifest(settings.startTimeoutMs), abort.signal);
       this.deps.hooks.onManifest(manifest);
       const running: Running = { launched, client, readySince: this.deps.now() };
       this.running = running;
@@ -357,23 +358,6 @@ export class ServerSupervisor {
   }
 }
 
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err as Error);
-      },
-    );
-  });
-}
 
 /** The exit of a launch that already ended (for its stderr tail), without waiting for a live one. */
 async function settled(launched: LaunchedServer | undefined): Promise<UpstreamExit | undefined> {
