@@ -16,3 +16,8 @@ export function boundAddress(server: Server): AddressInfo | undefined {
   const a = server.address();
   return a !== null && typeof a === "object" ? a : undefined;
 }
+
+/** Stops accepting (Node also drops idle keep-alive connections); resolves at once if never bound. */
+export function stopAccepting(server: Server, wasListening: boolean): Promise<void> {
+  return wasListening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+}

@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { permits, type Verdict } from "../../core/decision.js";
 import { HangarError } from "../../core/errors.js";
-import { bindServer, boundAddress } from "./bind-server.js";
+import { bindServer, boundAddress, stopAccepting } from "./bind-server.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import { parseAuthority } from "./authority.js";
 import { ConnectionRate } from "./connection-rate.js";
@@ -109,7 +109,7 @@ export class ExplicitProxy implements AsyncDisposable {
     const wasListening = this.state === "listening";
     this.state = "closing";
     // Node's close() also closes idle keep-alive connections; busy ones are closed as they go idle.
-    const serverClosed = wasListening ? new Promise<void>((resolve) => this.server.close(() => resolve())) : Promise.resolve();
+    const serverClosed = stopAccepting(this.server, wasListening);
     this.closed = Promise.all([serverClosed, this.tunnels.drained(), ...this.handlers]).then(() => this.forwarder.destroy());
     return this.closed;
   }

@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { permits, type Verdict } from "../../core/decision.js";
 import { HangarError } from "../../core/errors.js";
-import { bindServer, boundAddress } from "./bind-server.js";
+import { bindServer, boundAddress, stopAccepting } from "./bind-server.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import { parseAuthority } from "./authority.js";
 import { ConnectionRate } from "./connection-rate.js";
@@ -93,7 +93,7 @@ export class TransparentListener implements AsyncDisposable {
     if (this.closed !== undefined) return this.closed;
     const wasListening = this.state === "listening";
     this.state = "closing";
-    const serverClosed = wasListening ? new Promise<void>((resolve) => this.server.close(() => resolve())) : Promise.resolve();
+    const serverClosed = stopAccepting(this.server, wasListening);
     this.closed = Promise.all([serverClosed, this.sockets.drained(), ...this.handlers]).then(() => undefined);
     return this.closed;
   }
