@@ -16,6 +16,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { DockerContainerEngine } from "../src/docker/docker-container-engine.js";
 import { egressNetworkSpec } from "../src/runtime/sandbox-specs.js";
 import { startDemoUpstreams } from "../src/cli/demo-upstreams.js";
+import { BaseImageBuilder } from "../src/images/base-image-builder.js";
 import type { EgressEvent } from "../src/core/events.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -27,6 +28,10 @@ async function main(): Promise<number> {
   const engine = new DockerContainerEngine(new Dockerode());
   await engine.ping();
   const dir = await mkdtemp(join(tmpdir(), "hangar-demo-"));
+  // The upstreams are built on the base image, so it must exist before them (hangar run would build it only later).
+  step("the base image (imported from this machine's own node binary, never pulled)");
+  const base = await new BaseImageBuilder(engine, ROOT).ensure({ onProgress: (p) => console.log(`  ${p.phase.padEnd(5)} ${p.message}`) });
+  console.log(`${base.ref} ${base.reused ? "already built" : "built"}`);
   step(`starting two upstreams of ours on the ${EGRESS} network`);
   const existing = await engine.inspectNetwork(EGRESS);
   const network = existing ?? (await engine.createNetwork(egressNetworkSpec(EGRESS)));

@@ -1,0 +1,281 @@
+import { Agent, request, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { permits, type Verdict } from "../../../core/decision.js";
+import type { SidecarContext } from "../../sidecar-context.js";
+import type { EgressGate } from "../egress-gate.js";
+import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "../egress-event.js";
+import { endConnection, httpResponse } from "../http-reply.js";
+import { refusalHeaders, refusalText } from "../refusal.js";
+import { requestTarget, type RequestOrigin } from "./request-target.js";
+import { forwardUpgrade } from "./upgrade.js";
+
+/**
+ * Every HTTP request the sidecar can see is decided here, one by one, whichever way it came:
+ * the explicit proxy (absolute form), a transparent port (Host), or plaintext inside a
+ * CONNECT tunnel. A permitted request is resolved by the sidecar and forwarded over a
+ * keep-alive agent to `http://<resolved ip>:<port>`, in origin form, with the Host that was
+ * decided. Hop-by-hop headers and proxy credentials stay here.
+ *
+ * Requests on one connection are decided in order, and once one is refused nothing after it
+ * on that connection is forwarded: a keep-alive or pipelined request cannot ride on the
+ * decision of the one before it.
+ *
+ * Built on node:http alone (both parsers are llhttp, so framing is never ours to get
+ * wrong); headers travel as raw pairs, in the client's order and spelling.
+ */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te", "trailer", "upgrade", "transfer-encoding"]);
+// Framing the two Node ends recompute; never dropped because a Connection header names them.
+const FRAMING = new Set(["host", "content-length", "transfer-encoding"]);
+const NO_TOKENS: ReadonlySet<string> = new Set();
+const MALFORMED: Verdict = { verdict: "block", reasons: ["malformed-request"] };
+
+export { parseAbsoluteHttpTarget, type AbsoluteHttpTarget } from "./request-target.js";
+
+/** Header names a Connection header lists in `raw` (lower-case), beyond the hop-by-hop set. */
+function connectionTokens(raw: readonly string[]): ReadonlySet<string> {
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = raw[i]!;
+    if (key.length !== 10 || key.toLowerCase() !== "connection") continue;
+    for (const t of raw[i + 1]!.split(",")) {
+      const name = t.trim().toLowerCase();
+      if (name.length > 0 && !FRAMING.has(name) && !HOP_BY_HOP.has(name)) (tokens ??= new Set()).add(name);
+    }
+  }
+  return tokens ?? NO_TOKENS;
+}
+
+/**
+ * The end-to-end headers of `raw` (a response's) as pairs: hop-by-hop ones, and any a
+ * Connection header names, are dropped; Node frames the body again for the client.
+ */
+export function endToEndHeaders(raw: readonly string[]): string[] {
+  const listed = connectionTokens(raw);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(key) || listed.has(key)) continue;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
+}
+
+/**
+ * The request headers sent upstream, in one pass over the raw pairs: end to end only,
+ * Transfer-Encoding kept (it frames the body), and the Host the client named in the URL.
+ * `hasBody` follows the framing llhttp used: a body only with Transfer-Encoding or a
+ * non-zero Content-Length.
+ */
+function upstreamRequest(raw: readonly string[], hostHeader: string): { headers: string[]; hasBody: boolean } {
+  const listed = connectionTokens(raw);
+  const headers: string[] = ["Host", hostHeader];
+  let hasBody = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = raw[i]!.toLowerCase();
+    if (key === "transfer-encoding") hasBody = true;
+    else if (key === "content-length") hasBody ||= Number(raw[i + 1]) !== 0;
+    else if (key === "host" || HOP_BY_HOP.has(key) || listed.has(key)) continue;
+    headers.push(raw[i]!, raw[i + 1]!);
+  }
+  return { headers, hasBody };
+}
+
+/** One connection's place in line: the decision of its last request, and whether one was refused. */
+interface Turns {
+  last: Promise<void>;
+  refused: boolean;
+}
+
+/** A request that was decided and may be forwarded. */
+interface Decided {
+  readonly facts: AttemptFacts;
+  readonly verdict: Verdict;
+  readonly ip: string;
+  readonly port: number;
+  readonly hostHeader: string;
+  readonly path: string;
+}
+
+export type ForwardPath = AttemptFacts["path"];
+
+export class HttpForwarder {
+  private readonly turns = new WeakMap<object, Turns>();
+
+  constructor(
+    private readonly ctx: SidecarContext,
+    private readonly gate: EgressGate,
+    // LIFO keeps a few connections hot; noDelay because a proxy must never sit on a small write.
+    private readonly agent: Agent = new Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 64, noDelay: true }),
+  ) {}
+
+  /** Decides one request and, when permitted, forwards it. Resolves once it is decided. */
+  handle(req: IncomingMessage, res: ServerResponse, origin: RequestOrigin, path: ForwardPath): Promise<void> {
+    return this.inTurn(req.socket, async () => {
+      const decided = await this.decide(req, origin, path, (facts, verdict, status) => this.refuse(res, facts, verdict, status));
+      if (decided === undefined) return false;
+      if (res.destroyed || req.socket.destroyed) {
+        this.ctx.events.emit(egressEvent(this.ctx, decided.facts, decided.verdict, { error: "client closed before the upstream request" }));
+        return true;
+      }
+      this.forward(req, res, decided);
+      return true;
+    });
+  }
+
+  /**
+   * A request asking for a protocol upgrade (WebSocket): decided like any other, once; after
+   * the upstream's 101 the connection is opaque bytes both ways.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, origin: RequestOrigin, path: ForwardPath): Promise<void> {
+    return this.inTurn(socket, async () => {
+      const decided = await this.decide(req, origin, path, (facts, verdict, status) => this.refuseSocket(socket, facts, verdict, status));
+      if (decided === undefined) return false;
+      const stats = await forwardUpgrade(req, socket, head, decided, () => this.ctx.now());
+      this.ctx.events.emit(egressEvent(this.ctx, decided.facts, decided.verdict, stats));
+      return true;
+    });
+  }
+
+  /**
+   * Runs `work` after the connection's earlier requests were decided; `work` says whether it
+   * let its request through. After a refusal, later requests are never forwarded: the refusal
+   * closes the connection, and they are left unanswered.
+   */
+  private async inTurn(socket: object, work: () => Promise<boolean>): Promise<void> {
+    let turns = this.turns.get(socket);
+    if (turns === undefined) this.turns.set(socket, (turns = { last: Promise.resolve(), refused: false }));
+    const previous = turns.last;
+    let release!: () => void;
+    turns.last = new Promise<void>((resolve) => (release = resolve));
+    try {
+      await previous;
+      if (turns.refused) return;
+      if (!(await work())) turns.refused = true;
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * The request's destination, decided (both before and after resolution). Undefined when it
+   * was refused: `refuse` has then answered the client with `status`.
+   */
+  private async decide(
+    req: IncomingMessage,
+    origin: RequestOrigin,
+    path: ForwardPath,
+    refuse: (facts: AttemptFacts, verdict: Verdict, status: number) => void,
+  ): Promise<Decided | undefined> {
+    const facts = newAttempt(this.ctx, path, "http", clientOf(req.socket));
+    facts.method = req.method ?? "GET";
+    facts.url = req.url ?? "";
+    if (origin.kind === "tunnel") facts.connect = origin.connect;
+    const refuseWith = (verdict: Verdict, status: number): undefined => {
+      this.ctx.events.emit(egressEvent(this.ctx, facts, verdict));
+      refuse(facts, verdict, status);
+      return undefined;
+    };
+    const parsed = requestTarget(origin, req.url ?? "", req.rawHeaders, (n) => this.gate.normalise(n));
+    if (!parsed.ok) return refuseWith(MALFORMED, 400);
+    const target = parsed.target;
+    if (target.hostHeader !== undefined) facts.host = target.hostHeader;
+    facts.port = target.port;
+    let name = target.name;
+    const owner = name === undefined && target.ip === undefined ? this.gate.portOwner(target.port) : undefined;
+    if (owner?.name !== undefined) name = owner.name;
+    if (name !== undefined) facts.name = this.gate.normalise(name) ?? name;
+    if (target.ip !== undefined) facts.ip = target.ip;
+
+    // Decided, counted and resolved by its normalised form (decide() would normalise it again).
+    const dest = {
+      protocol: "http" as const,
+      port: target.port,
+      name: facts.name,
+      ip: target.ip,
+      ...(target.hostMismatch ? { hostMismatch: true } : {}),
+      connectionsPerMinute: this.gate.count(facts.name, target.port),
+    };
+    const first = this.gate.check(dest, owner?.ambiguous === true);
+    if (!permits(first)) return refuseWith(first, 403);
+    const route = await this.gate.route(dest, first);
+    if (!route.permitted) return refuseWith(route.verdict, 403);
+    facts.ip = route.ip;
+    this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
+    return { facts, verdict: route.verdict, ip: route.ip, port: target.port, hostHeader: target.hostHeader ?? facts.name ?? route.ip, path: target.path };
+  }
+
+  /** Drops pooled upstream connections. */
+  destroy(): void {
+    this.agent.destroy();
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, decided: Decided): void {
+    const { facts, verdict } = decided;
+    const started = this.ctx.now();
+    let bytesUp = 0;
+    let bytesDown = 0;
+    let error: Error | undefined;
+    let upstream: ClientRequest | undefined;
+    res.once("close", () => {
+      if (!res.writableFinished) upstream?.destroy();
+      this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { bytesUp, bytesDown, durationMs: this.ctx.now() - started, ...(error ? { error } : {}) }));
+    });
+    const failed = (err: Error): void => {
+      error ??= err;
+      if (res.destroyed) return;
+      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain; charset=utf-8" }).end("Hangar: the upstream request failed.\n");
+      else res.destroy();
+    };
+    const { headers, hasBody } = upstreamRequest(req.rawHeaders, decided.hostHeader);
+    try {
+      upstream = request({ host: decided.ip, port: decided.port, method: req.method, path: decided.path, headers, setHost: false, agent: this.agent });
+    } catch (err) {
+      // Node refused to write the request (an invalid header or path): nothing was sent.
+      return failed(err as Error);
+    }
+    const sent = upstream;
+    sent.on("error", failed);
+    sent.once("response", (up: IncomingMessage) => {
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, endToEndHeaders(up.rawHeaders));
+      // By hand rather than pipe(): the same backpressure, without pipe's per-request listener set.
+      up.on("data", (chunk: Buffer) => {
+        bytesDown += chunk.length;
+        if (!res.write(chunk)) {
+          up.pause();
+          res.once("drain", () => up.resume());
+        }
+      });
+      up.once("end", () => res.end());
+      up.on("error", (err) => {
+        error ??= err;
+        res.destroy();
+      });
+    });
+    if (!hasBody) {
+      sent.end();
+      return;
+    }
+    req.on("data", (chunk: Buffer) => {
+      bytesUp += chunk.length;
+      if (!sent.write(chunk)) {
+        req.pause();
+        sent.once("drain", () => req.resume());
+      }
+    });
+    req.once("end", () => sent.end());
+    req.on("error", (err) => {
+      error ??= err;
+      sent.destroy();
+    });
+  }
+
+  /** The refusal closes the connection: whatever the client sent after this request is never forwarded. */
+  private refuse(res: ServerResponse, facts: AttemptFacts, verdict: Verdict, status: number): void {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8", Connection: "close", ...refusalHeaders(verdict) }).end(refusalText(verdict, facts.host ?? facts.name));
+  }
+
+  private refuseSocket(socket: Socket, facts: AttemptFacts, verdict: Verdict, status: number): void {
+    endConnection(socket, httpResponse(status, refusalText(verdict, facts.host ?? facts.name), refusalHeaders(verdict)));
+  }
+}
