@@ -37,6 +37,8 @@ export type ReasonCode =
   | "invalid-name"
   | "ipv6-disabled"
   | "sni-mismatch"
+  | "sni-missing"
+  | "host-mismatch"
   | `resolution-${Exclude<IpClass, "public">}`
   | `destination-${Exclude<IpClass, "public">}`
   | "capture"
@@ -66,6 +68,10 @@ export interface Attempt {
   readonly recordType?: string;
   /** CONNECT authority name differs from the SNI inside the tunnel. */
   readonly sniMismatch?: boolean;
+  /** TLS without SNI inside a tunnel whose authority is a name: nothing to hold the name to. */
+  readonly sniMissing?: boolean;
+  /** An HTTP request whose Host and URI (or tunnel authority) name different hosts. */
+  readonly hostMismatch?: boolean;
   /** Distinct subdomains under the matched wildcard in the last minute (from the resolver). */
   readonly uniqueSubdomainsPerMinute?: number;
   /** Connections per minute to this destination (from the sidecar), for rate drift. */
@@ -112,6 +118,8 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
   const recordType = attempt.recordType?.toUpperCase();
   if (recordType === "AAAA") hard.push("ipv6-disabled");
   if (attempt.sniMismatch === true) hard.push("sni-mismatch");
+  if (attempt.sniMissing === true) hard.push("sni-missing");
+  if (attempt.hostMismatch === true) hard.push("host-mismatch");
 
   let name: string | undefined;
   if (attempt.name !== undefined) {
@@ -192,4 +200,17 @@ function unique<T>(xs: T[]): T[] {
 /** Whether traffic may flow for this verdict (would-block flows: that is OBSERVING). */
 export function permits(v: Verdict): boolean {
   return v.verdict !== "block";
+}
+
+/**
+ * Whether the sidecar may resolve this attempt's name upstream. Stricter than `permits` in
+ * OBSERVING: a lookup is itself egress (the name reaches whoever serves its zone), so a
+ * would-block verdict is looked up only when baseline drift is all that stands against it,
+ * that is, when ENFORCING without the baseline would permit it. An undeclared name, an
+ * undeclared record type or a tunnelling signal is never looked up, whatever the mode.
+ */
+export function permitsLookup(ctx: DecisionContext, attempt: Attempt, verdict: Verdict = decide(ctx, attempt)): boolean {
+  if (verdict.verdict !== "would-block") return permits(verdict);
+  const { baseline: _drift, ...policyOnly } = ctx;
+  return permits(decide({ ...policyOnly, mode: "enforcing" }, attempt));
 }

@@ -37,7 +37,8 @@ export function parseIp(raw: string): ParsedIp | undefined {
   const text = raw.startsWith("[") && raw.endsWith("]") ? raw.slice(1, -1) : raw;
   const version = ipVersion(text);
   if (version === undefined) return undefined;
-  const value = parseCidr(text).start;
+  const value = parseOrUndefined(text)?.start;
+  if (value === undefined) return undefined;
   // An IPv4-mapped IPv6 address reaches the IPv4 host: classify and match it as IPv4.
   if (version === 6 && value >= V4_MAPPED_START && value <= V4_MAPPED_END) {
     const v4 = value - V4_MAPPED_START;
@@ -45,6 +46,18 @@ export function parseIp(raw: string): ParsedIp | undefined {
     return { text: dotted, version: 4, value: v4 };
   }
   return { text, version, value };
+}
+
+/**
+ * The library's verdict on text that its own version sniffing let through: it throws on
+ * input such as ":@a/" (taken for IPv6). Client-chosen names reach here; never let them throw.
+ */
+function parseOrUndefined(text: string): ReturnType<typeof parseCidr> | undefined {
+  try {
+    return parseCidr(text);
+  } catch {
+    return undefined;
+  }
 }
 
 export function isIpLiteral(raw: string): boolean {
@@ -64,7 +77,8 @@ export function parseIpRange(raw: string): IpRange | undefined {
     prefix = Number(p);
     if (prefix > max) return undefined;
   }
-  const parsed = parseCidr(`${addr}/${prefix}`);
+  const parsed = parseOrUndefined(`${addr}/${prefix}`);
+  if (parsed === undefined) return undefined;
   return { cidr: `${addr}/${prefix}`, version, start: parsed.start, end: parsed.end };
 }
 

@@ -48,6 +48,9 @@ describe("parseIp", () => {
 
   it.each([
     [""],
+    // Taken for IPv6 by the library's sniffing, then thrown on by its parser: a client can send these.
+    [":@a/"],
+    ["[:@a/]"],
     ["300.1.1.1"],
     ["256.0.0.0"],
     ["1.2.3.256"],

@@ -18,6 +18,8 @@ export interface Destination {
   /** An IP literal destination. */
   readonly ip?: string;
   readonly sniMismatch?: boolean;
+  readonly sniMissing?: boolean;
+  readonly hostMismatch?: boolean;
   readonly connectionsPerMinute?: number;
 }
 
@@ -58,9 +60,25 @@ export class EgressGate {
     return this.rate.hit(`${name}:${port}`);
   }
 
-  /** The first decision, on what the client said alone. */
-  check(dest: Destination): Verdict {
+  /**
+   * Who a nameless connection on `port` belongs to: the one host rule declaring that port
+   * (protocols that carry no name), or nobody when several do.
+   */
+  portOwner(port: number): { readonly name?: string; readonly ambiguous: boolean } {
+    const owner = this.ctx.decisionContext().policy.portOwners.get(port);
+    if (owner === "ambiguous") return { ambiguous: true };
+    return owner === undefined ? { ambiguous: false } : { name: owner, ambiguous: false };
+  }
+
+  /**
+   * The first decision, on what the client said alone. `ambiguousPort`: the attempt named
+   * nothing and several rules declare its port, so there is no owner to fall back to.
+   */
+  check(dest: Destination, ambiguousPort = false): Verdict {
     const verdict = decide(this.ctx.decisionContext(), { stage: "connect", ...dest });
+    if (ambiguousPort && verdict.reasons[0] !== "capture") {
+      return { verdict: "block", reasons: verdict.reasons.map((r) => (r === "no-name" ? "ambiguous-port" : r)) };
+    }
     // Without a name or an address there is nowhere to send the bytes, whatever the mode.
     if (dest.name === undefined && dest.ip === undefined && verdict.verdict !== "block") return { ...verdict, verdict: "block" };
     return verdict;

@@ -12,8 +12,10 @@ import { dial, type Upstream } from "./dial.js";
 import { EgressGate, type Destination } from "./egress-gate.js";
 import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "./egress-event.js";
 import { FirstFlightSniffer } from "./first-flight.js";
-import { HttpForwarder } from "./http-forwarder.js";
-import { DEFAULT_MAX_HEAD_BYTES } from "./http-head.js";
+import { AdoptedHttp } from "./http/adopted-http.js";
+import { answerClientError } from "./http/client-error.js";
+import { HttpForwarder } from "./http/http-forwarder.js";
+import { DEFAULT_MAX_HEAD_BYTES } from "./http/http-head.js";
 import { endConnection, httpResponse } from "./http-reply.js";
 import { peek } from "./peek.js";
 import { refusalHeaders, refusalText } from "./refusal.js";
@@ -22,7 +24,8 @@ import { splice } from "./splice.js";
 /**
  * The explicit path: what HTTP_PROXY / HTTPS_PROXY point at. Plain HTTP is forwarded by
  * {@link HttpForwarder}; CONNECT opens a tunnel only after the authority is decided, and
- * inside it the TLS SNI must name the same host as the authority (no domain fronting).
+ * inside it the TLS SNI must name the same host as the authority, TLS without SNI is refused
+ * for a named authority, and plaintext HTTP is decided request by request like any other.
  * Either way the sidecar dials only an address it resolved, or a literal a CIDR rule allows.
  */
 export interface ExplicitProxyOptions {
@@ -43,6 +46,7 @@ export interface ExplicitProxyOptions {
 }
 
 const ESTABLISHED = "HTTP/1.1 200 Connection Established\r\n\r\n";
+const EXPLICIT = { kind: "explicit" } as const;
 
 type State = "idle" | "listening" | "closing";
 
@@ -51,6 +55,8 @@ export class ExplicitProxy implements AsyncDisposable {
   private readonly server: Server;
   private readonly gate: EgressGate;
   private readonly forwarder: HttpForwarder;
+  /** Plaintext HTTP found inside CONNECT tunnels. */
+  private readonly tunnelled: AdoptedHttp;
   private readonly tunnels = new ConnectionSet();
   private readonly handlers = new Set<Promise<void>>();
   private readonly maxHeaderBytes: number;
@@ -68,18 +74,19 @@ export class ExplicitProxy implements AsyncDisposable {
     this.forwarder = new HttpForwarder(this.ctx, this.gate, options.agent);
     // No whole-request deadline (uploads may be long); a slow head is cut at headersTimeout.
     const headersTimeout = options.headersTimeoutMs ?? 10_000;
+    this.tunnelled = new AdoptedHttp({ ctx: this.ctx, forwarder: this.forwarder, maxHeaderBytes: this.maxHeaderBytes, headersTimeoutMs: headersTimeout, track: (w, f) => this.track(w, f) });
     this.server = createServer({ maxHeaderSize: this.maxHeaderBytes, noDelay: true, headersTimeout, requestTimeout: 0 }, (req, res) => {
-      this.track(this.forwarder.handle(req, res), () => res.destroy());
+      this.track(this.forwarder.handle(req, res, EXPLICIT, "explicit"), () => res.destroy());
       // While draining, a keep-alive connection is closed as soon as its response is done.
       res.once("finish", () => {
         if (this.state === "closing") setImmediate(() => this.server.closeIdleConnections());
       });
     });
     this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onConnect(req, socket as Socket, head));
-    this.server.on("upgrade", (_req: IncomingMessage, socket: Duplex) => {
-      endConnection(socket as Socket, httpResponse(501, "Hangar: protocol upgrades are not proxied; use CONNECT."));
+    this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.track(this.forwarder.handleUpgrade(req, socket as Socket, head, EXPLICIT, "explicit"), () => socket.destroy());
     });
-    this.server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
+    this.server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(this.ctx, err, socket as Socket, "explicit"));
     this.server.on("error", (err) => this.ctx.logger.error({ err }, "explicit proxy error"));
   }
 
@@ -110,6 +117,7 @@ export class ExplicitProxy implements AsyncDisposable {
     this.state = "closing";
     // Node's close() also closes idle keep-alive connections; busy ones are closed as they go idle.
     const serverClosed = stopAccepting(this.server, wasListening);
+    this.tunnelled.close();
     this.closed = Promise.all([serverClosed, this.tunnels.drained(), ...this.handlers]).then(() => this.forwarder.destroy());
     return this.closed;
   }
@@ -118,6 +126,7 @@ export class ExplicitProxy implements AsyncDisposable {
   async destroy(): Promise<void> {
     const closing = this.close();
     this.server.closeAllConnections();
+    this.tunnelled.destroyAll();
     this.tunnels.destroyAll();
     this.forwarder.destroy();
     await closing;
@@ -135,21 +144,6 @@ export class ExplicitProxy implements AsyncDisposable {
       })
       .finally(() => this.handlers.delete(handler));
     this.handlers.add(handler);
-  }
-
-  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    if (err.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
-    const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-    if (status !== 408) {
-      const facts = newAttempt(this.ctx, "explicit", "http", clientOf(socket));
-      const reasons = status === 431 ? (["header-too-large"] as const) : (["malformed-request"] as const);
-      this.ctx.events.emit(egressEvent(this.ctx, facts, { verdict: "block", reasons }));
-    }
-    // The parser is gone; write the answer and let the linger timer reap the socket.
-    socket.end(httpResponse(status, `Hangar: ${status === 431 ? "request headers too large" : "bad request"}.`));
-    const timer = setTimeout(() => socket.destroy(), 2000);
-    timer.unref();
-    socket.once("close", () => clearTimeout(timer));
   }
 
   private onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -180,7 +174,7 @@ export class ExplicitProxy implements AsyncDisposable {
     if (!permits(first) && !capture) return this.refuse(socket, facts, first, 403);
 
     socket.write(ESTABLISHED);
-    const sniffer = new FirstFlightSniffer({ maxHeadBytes: this.maxHeaderBytes, http: false });
+    const sniffer = new FirstFlightSniffer({ maxHeadBytes: this.maxHeaderBytes });
     const out = await peek(socket, sniffer, { limit: sniffer.inputLimit, timeoutMs: this.peekTimeoutMs, initial: head });
     if (out.kind !== "done" && out.bytes.length === 0 && out.kind !== "timeout") {
       // The client opened the tunnel and left without a word: record the attempt and stop.
@@ -192,6 +186,11 @@ export class ExplicitProxy implements AsyncDisposable {
     }
     const flight = out.kind === "done" ? out.value : ({ kind: "opaque" } as const);
     if (flight.kind === "invalid") return this.refuse(socket, facts, { verdict: "block", reasons: [flight.reason] }, undefined);
+    if (flight.kind === "http") {
+      // Plaintext inside the tunnel: each request is decided, and must name the authority.
+      const origin = { kind: "tunnel", port, connect: facts.connect, ...(ip !== undefined ? { ip } : { name: facts.name }) } as const;
+      return this.tunnelled.adopt(socket, out.bytes, origin, "explicit");
+    }
     if (capture) {
       if (flight.kind === "tls" && flight.sni !== undefined) facts.sni = flight.sni;
       return this.refuse(socket, facts, first, undefined);
@@ -203,6 +202,9 @@ export class ExplicitProxy implements AsyncDisposable {
       // An IP authority has no name to match: any SNI inside it is a mismatch.
       const expected = facts.name;
       if (sni !== expected) return this.refuse(socket, facts, this.gate.check({ ...dest, sniMismatch: true }), undefined);
+    } else if (flight.kind === "tls" && name !== undefined) {
+      // TLS that names nothing could be for any host behind the address: the name must be held to.
+      return this.refuse(socket, facts, this.gate.check({ ...dest, sniMissing: true }), undefined);
     }
 
     const route = await this.gate.route(dest, first);

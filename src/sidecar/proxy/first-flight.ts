@@ -1,5 +1,5 @@
 import { ClientHelloParser, clientHelloInputLimit, type ClientHelloInfo } from "./client-hello.js";
-import { HttpHeadParser, type HttpHead } from "./http-head.js";
+import { HttpHeadParser, type HttpHead } from "./http/http-head.js";
 
 /**
  * Classifies the first bytes a client sends on a connection: a TLS ClientHello (0x16), an

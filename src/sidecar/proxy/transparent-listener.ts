@@ -3,14 +3,15 @@ import { permits, type Verdict } from "../../core/decision.js";
 import { HangarError } from "../../core/errors.js";
 import { bindServer, boundAddress, stopAccepting } from "./bind-server.js";
 import type { SidecarContext } from "../sidecar-context.js";
-import { parseAuthority } from "./authority.js";
 import { ConnectionRate } from "./connection-rate.js";
 import { ConnectionSet } from "./connection-set.js";
 import { dial, type Upstream } from "./dial.js";
 import { EgressGate } from "./egress-gate.js";
 import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "./egress-event.js";
 import { FirstFlightSniffer, type FirstFlight } from "./first-flight.js";
-import { DEFAULT_MAX_HEAD_BYTES } from "./http-head.js";
+import { AdoptedHttp } from "./http/adopted-http.js";
+import { HttpForwarder } from "./http/http-forwarder.js";
+import { DEFAULT_MAX_HEAD_BYTES } from "./http/http-head.js";
 import { endConnection, httpResponse } from "./http-reply.js";
 import { peek } from "./peek.js";
 import { refusalHeaders, refusalText } from "./refusal.js";
@@ -46,6 +47,8 @@ export class TransparentListener implements AsyncDisposable {
   private readonly ctx: SidecarContext;
   private readonly server: Server;
   private readonly gate: EgressGate;
+  private readonly forwarder: HttpForwarder;
+  private readonly http: AdoptedHttp;
   private readonly sockets = new ConnectionSet();
   private readonly handlers = new Set<Promise<void>>();
   private readonly peekTimeoutMs: number;
@@ -60,6 +63,8 @@ export class TransparentListener implements AsyncDisposable {
     this.maxHeadBytes = options.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.gate = new EgressGate(this.ctx, options.rate ?? new ConnectionRate(() => this.ctx.now()));
+    this.forwarder = new HttpForwarder(this.ctx, this.gate);
+    this.http = new AdoptedHttp({ ctx: this.ctx, forwarder: this.forwarder, maxHeaderBytes: this.maxHeadBytes, track: (work, onFailure) => this.track(work, onFailure) });
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => this.onConnection(s));
     this.server.on("error", (err) => this.ctx.logger.error({ err, port: options.declaredPort }, "transparent listener error"));
   }
@@ -94,13 +99,15 @@ export class TransparentListener implements AsyncDisposable {
     const wasListening = this.state === "listening";
     this.state = "closing";
     const serverClosed = stopAccepting(this.server, wasListening);
-    this.closed = Promise.all([serverClosed, this.sockets.drained(), ...this.handlers]).then(() => undefined);
+    this.http.close();
+    this.closed = Promise.all([serverClosed, this.sockets.drained(), ...this.handlers]).then(() => this.forwarder.destroy());
     return this.closed;
   }
 
   /** Closes and destroys every live connection now. */
   async destroy(): Promise<void> {
     const closing = this.close();
+    this.http.destroyAll();
     this.sockets.destroyAll();
     await closing;
   }
@@ -117,10 +124,14 @@ export class TransparentListener implements AsyncDisposable {
     this.sockets.add(socket);
     // A permanent listener: a reset during any await below must never become an uncaught error.
     socket.on("error", (err) => this.ctx.logger.debug({ err }, "transparent client socket error"));
-    const handler = this.handle(socket)
+    this.track(this.handle(socket), () => socket.destroy());
+  }
+
+  private track(work: Promise<void>, onFailure: () => void): void {
+    const handler = work
       .catch((err: unknown) => {
         this.ctx.logger.error({ err }, "transparent connection failed");
-        socket.destroy();
+        onFailure();
       })
       .finally(() => this.handlers.delete(handler));
     this.handlers.add(handler);
@@ -148,50 +159,31 @@ export class TransparentListener implements AsyncDisposable {
       return this.refuse(socket, facts, { verdict: "block", reasons: [reason] }, speaksHttp ? status : undefined);
     }
 
+    // HTTP: every request on the connection is decided on its own, not just this first one.
+    if (flight.kind === "http") return this.http.adopt(socket, out.bytes, { kind: "transparent", port }, "transparent");
+
     let name: string | undefined;
-    let ip: string | undefined;
     if (flight.kind === "tls") {
       facts.protocol = "tls";
       if (flight.sni !== undefined) name = facts.sni = flight.sni;
-    } else if (flight.kind === "http") {
-      facts.protocol = "http";
-      facts.method = flight.head.method;
-      facts.url = flight.head.target;
-      if (flight.head.host !== undefined) {
-        facts.host = flight.head.host;
-        const authority = parseAuthority(flight.head.host);
-        if (authority === undefined) return this.refuse(socket, facts, { verdict: "block", reasons: ["malformed-request"] }, 400);
-        if (authority.isIp) ip = authority.host;
-        else name = authority.host;
-      }
     }
-
-    let ambiguous = false;
-    if (name === undefined && ip === undefined) {
-      const owner = this.ctx.decisionContext().policy.portOwners.get(port);
-      if (owner === "ambiguous") ambiguous = true;
-      else if (owner !== undefined) name = owner;
-    }
+    const owner = name === undefined ? this.gate.portOwner(port) : undefined;
+    if (owner?.name !== undefined) name = owner.name;
     if (name !== undefined) facts.name = this.gate.normalise(name) ?? name;
-    if (ip !== undefined) facts.ip = ip;
 
     // Decided, counted and resolved by its normalised form (decide() would normalise it again).
-    const dest = { protocol: facts.protocol, port, name: facts.name, ip, connectionsPerMinute: this.gate.count(facts.name, port) };
-    let first = this.gate.check(dest);
-    if (ambiguous && first.reasons[0] !== "capture") {
-      first = { verdict: "block", reasons: first.reasons.map((r) => (r === "no-name" ? "ambiguous-port" : r)) };
-    }
-    const status = speaksHttp ? 403 : undefined;
-    if (!permits(first)) return this.refuse(socket, facts, first, status);
+    const dest = { protocol: facts.protocol, port, name: facts.name, connectionsPerMinute: this.gate.count(facts.name, port) };
+    const first = this.gate.check(dest, owner?.ambiguous === true);
+    if (!permits(first)) return this.refuse(socket, facts, first, undefined);
 
     const route = await this.gate.route(dest, first);
-    if (!route.permitted) return this.refuse(socket, facts, route.verdict, status);
+    if (!route.permitted) return this.refuse(socket, facts, route.verdict, undefined);
     facts.ip = route.ip;
     this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
-    await this.connect(socket, facts, route.verdict, route.ip, out.bytes, speaksHttp);
+    await this.connect(socket, facts, route.verdict, route.ip, out.bytes);
   }
 
-  private async connect(socket: Socket, facts: AttemptFacts, verdict: Verdict, ip: string, head: Buffer, speaksHttp: boolean): Promise<void> {
+  private async connect(socket: Socket, facts: AttemptFacts, verdict: Verdict, ip: string, head: Buffer): Promise<void> {
     if (socket.destroyed) {
       socket.destroy();
       return this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { error: "client closed before upstream connect" }));
@@ -201,9 +193,7 @@ export class TransparentListener implements AsyncDisposable {
       upstream = await dial(ip, this.options.declaredPort, this.connectTimeoutMs);
     } catch (err) {
       this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { error: err as Error }));
-      if (speaksHttp) endConnection(socket, httpResponse(502, "Hangar: the upstream did not accept the connection."));
-      else endConnection(socket);
-      return;
+      return endConnection(socket);
     }
     this.sockets.add(upstream.socket);
     if (socket.destroyed) upstream.socket.destroy();

@@ -49,7 +49,8 @@ describe("ExplicitProxy: plain HTTP forwarding", () => {
     const e = await explicit({ kind: "http" });
     const res = await fetch(`http://api.allowed.test:${e.port}/via-undici`, { dispatcher: proxyAgent(e.proxyUrl, e.pki.caCert) });
     expect(await res.json()).toMatchObject({ upstream: "allowed", path: "/via-undici" });
-    expect(await e.sink.waitFor((x) => x.phase === "decide")).toMatchObject({ protocol: "connect", verdict: "allow" });
+    // The plaintext inside the tunnel is decided per request, each holding to the CONNECT authority.
+    expect(await e.sink.waitFor((x) => x.phase === "decide")).toMatchObject({ protocol: "http", verdict: "allow", connect: `api.allowed.test:${e.port}`, url: "/via-undici" });
   });
 
   it("does not forward hop-by-hop headers or proxy credentials", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { HttpHeadParser, parseHttpHead } from "../../../src/sidecar/proxy/http-head.js";
+import { HttpHeadParser, parseHttpHead } from "../../../src/sidecar/proxy/http/http-head.js";
 import { parseAuthority } from "../../../src/sidecar/proxy/authority.js";
 import { FirstFlightSniffer } from "../../../src/sidecar/proxy/first-flight.js";
 
