@@ -1,14 +1,16 @@
 import type { AuditKind, AuditRecord } from "../core/audit/audit-record.js";
-import type { JsonValue } from "../core/audit/canonical-json.js";
+import { canonicalJson, type JsonValue } from "../core/audit/canonical-json.js";
 import { HangarError } from "../core/errors.js";
 import { openAuditDatabaseForReading } from "./audit-database.js";
-import { filterSql, type RecordFilter } from "./record-filter.js";
+import { filterSql, filtersData, matchesData, type RecordFilter } from "./record-filter.js";
 import { RECORD_COLUMNS } from "./schema.js";
 
 /**
  * Reading records back, for query and export. Reads trust the file: they do not verify
  * the chain (run verify for that), but they do fail loudly on a row that is not what the
- * store writes, rather than skip it.
+ * store writes, rather than skip it. Filters on `data` run here, on the parsed value the
+ * hash covers, and a record is handed out only if its text is the canonical one, so what a
+ * query shows is what verify checked.
  */
 export interface ScanResult {
   readonly logId: string;
@@ -29,12 +31,18 @@ export function scanAuditLog(path: string, filter: RecordFilter, visit: (record:
   const { db, logId } = openAuditDatabaseForReading(path);
   try {
     const { where, params } = filterSql(filter);
-    const limit = filter.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(filter.limit))}` : "";
+    const max = filter.limit !== undefined ? Math.max(0, Math.floor(filter.limit)) : Number.POSITIVE_INFINITY;
+    // Without a filter on data, SQLite can stop at the limit itself.
+    const limit = Number.isFinite(max) && !filtersData(filter) ? ` LIMIT ${max}` : "";
     let count = 0;
     db.exec("BEGIN");
     try {
       for (const row of db.prepare(`SELECT ${RECORD_COLUMNS} FROM records ${where} ORDER BY seq${limit}`).iterate(...params)) {
-        visit(toRecord(row as Row, path), logId);
+        if (count >= max) break;
+        const r = row as Row;
+        const data = parseData(r, path);
+        if (!matchesData(r.kind, data, filter)) continue;
+        visit(toRecord(r, data, path), logId);
         count++;
       }
     } catch (err) {
@@ -55,12 +63,19 @@ export function queryAuditLog(path: string, filter: RecordFilter): { logId: stri
   return { logId, records };
 }
 
-function toRecord(row: Row, path: string): AuditRecord {
-  let data: JsonValue;
+function parseData(row: Row, path: string): JsonValue {
   try {
-    data = JSON.parse(row.data) as JsonValue;
+    return JSON.parse(row.data) as JsonValue;
   } catch (err) {
     throw new HangarError("HANGAR_AUDIT_UNREADABLE", `${path}: record ${row.seq} has data that is not JSON; run: hangar audit verify --db ${path}`, { cause: err, data: { path, seq: row.seq } });
+  }
+}
+
+function toRecord(row: Row, data: JsonValue, path: string): AuditRecord {
+  // Native JSON.stringify reproduces canonical text unless the data has integer-like keys
+  // (which objects order first); only then is the slower canonical writer needed.
+  if (JSON.stringify(data) !== row.data && canonicalJson(data) !== row.data) {
+    throw new HangarError("HANGAR_AUDIT_UNREADABLE", `${path}: record ${row.seq} has data that is not in canonical form, so it was altered outside Hangar; run: hangar audit verify --db ${path}`, { data: { path, seq: row.seq } });
   }
   return { seq: row.seq, ts: row.ts, kind: row.kind as AuditKind, data, prevHash: row.prevHash, hash: row.hash };
 }

@@ -50,12 +50,17 @@ export interface FileIssuesJson {
   readonly issues: readonly (PolicyIssue & { readonly pathText: string })[];
 }
 
-/** The machine-readable form: one entry per file, `ok` false when the file has an error. */
-export function issuesToJson(file: string, issues: readonly PolicyIssue[]): FileIssuesJson {
+/** Whether issues fail a check: any error does, and with `strict` any warning too. */
+export function issuesFail(counts: IssueCounts, options: { readonly strict?: boolean } = {}): boolean {
+  return counts.errors > 0 || (options.strict === true && counts.warnings > 0);
+}
+
+/** The machine-readable form: one entry per file, `ok` false when the file has an error (or, with `strict`, a warning). */
+export function issuesToJson(file: string, issues: readonly PolicyIssue[], options: { readonly strict?: boolean } = {}): FileIssuesJson {
   const counts = countIssues(issues);
   return {
     file,
-    ok: counts.errors === 0,
+    ok: !issuesFail(counts, options),
     ...counts,
     issues: issues.map((i) => ({ ...i, pathText: formatPath(i.path) })),
   };

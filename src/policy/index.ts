@@ -1,7 +1,9 @@
 export { loadPolicyFile, MAX_POLICY_BYTES, type LoadPolicyOptions } from "./load-policy.js";
 export { parsePolicyText } from "./parse-policy.js";
 export { sortIssues, type IssuePath, type IssueSeverity, type PolicyIssue, type PolicyLoadResult } from "./policy-issue.js";
-export { countIssues, formatIssue, formatIssues, formatPath, issuesToJson, type FileIssuesJson, type IssueCounts } from "./format-issues.js";
+export { countIssues, formatIssue, formatIssues, formatPath, issuesFail, issuesToJson, type FileIssuesJson, type IssueCounts } from "./format-issues.js";
+export { egressWarnings, LOCAL_RANGES, type EgressWarning, type EgressWarningCode } from "./egress-warnings.js";
+export { publicSuffixSection, type PublicSuffixSection } from "./public-suffix.js";
 export { explainPolicy, INVARIANTS, type PolicyExplanation } from "./explain-policy.js";
 export { formatExplanation } from "./format-explanation.js";
 export { policySchemaText } from "./schema-text.js";

@@ -1,6 +1,7 @@
 import { compilePolicy, policyWarnings } from "../core/policy/compiled-policy.js";
 import { PolicySchema } from "../core/policy/policy-schema.js";
-import { sortIssues, type PolicyIssue, type PolicyLoadResult } from "./policy-issue.js";
+import { egressWarnings } from "./egress-warnings.js";
+import { sortIssues, type IssuePath, type PolicyIssue, type PolicyLoadResult } from "./policy-issue.js";
 import { schemaIssues } from "./schema-issues.js";
 import { parseYamlMapping } from "./yaml-mapping.js";
 
@@ -17,9 +18,10 @@ export function parsePolicyText(text: string, file: string): PolicyLoadResult {
   if (!parsed.success) return { ok: false, issues: sortIssues([...yaml.warnings, ...schemaIssues(parsed.error.issues, locator, file)]) };
 
   const compiled = compilePolicy(parsed.data);
-  const warnings = policyWarnings(compiled).map((w): PolicyIssue => {
+  const warning = (w: { readonly path: IssuePath; readonly message: string; readonly code?: string }): PolicyIssue => {
     const { line, col } = locator.at(w.path);
-    return { file, line, col, path: w.path, message: w.message, severity: "warning", code: "policy_warning" };
-  });
+    return { file, line, col, path: w.path, message: w.message, severity: "warning", code: w.code ?? "policy_warning" };
+  };
+  const warnings = [...policyWarnings(compiled).map(warning), ...egressWarnings(parsed.data).map(warning)];
   return { ok: true, policy: parsed.data, compiled, warnings: sortIssues([...yaml.warnings, ...warnings]) };
 }

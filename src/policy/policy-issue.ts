@@ -9,7 +9,8 @@ export type IssuePath = readonly (string | number)[];
  * `code` is stable: zod's issue codes (`invalid_type`, `unrecognized_keys`, `custom`, ...),
  * `yaml_<code>` for YAML parse errors (`yaml_duplicate_key`, `yaml_bad_indent`, ...), and
  * `file_not_found`, `file_unreadable`, `file_too_large`, `file_not_utf8`, `empty_document`,
- * `not_a_mapping`, `policy_warning` for the rest.
+ * `not_a_mapping`, `policy_warning` for the rest. Warnings with a rule of their own name it:
+ * `wildcard_over_public_suffix`, `cidr_covers_local_addresses` (see egress-warnings.ts).
  */
 export interface PolicyIssue {
   readonly file: string;

@@ -61,6 +61,18 @@ describe("hangar audit verify", () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ db, ok: false, firstProblem: { seq: 7, code: "hash-mismatch" } });
   });
 
+  it("exits 1 for a record with a prepended duplicate key, and query refuses it instead of hiding it", async () => {
+    await initAndWrite(10);
+    tamper(db, (h) => h.prepare(`UPDATE records SET data = '{"server":"decoy",' || substr(data, 2) WHERE seq = 7`).run());
+    const run = await hangar(["audit", "verify", "--db", db]);
+    expect(run.code).toBe(1);
+    expect(run.stdout.split("\n")[0]).toBe(`${db}: TAMPERED: first bad record is 7 (non-canonical-record)`);
+    expect(run.stdout.split("\n")[1]).toMatch(/^ {2}record 7 was altered: its stored data is not the canonical text that was hashed \(from character 3 it reads '\{"server":"decoy",/);
+    const query = await hangar(["audit", "query", "--db", db, "--server", "everything"]);
+    expect(query.code).toBe(2);
+    expect(query.stderr).toContain(`record 7 has data that is not in canonical form, so it was altered outside Hangar; run: hangar audit verify --db ${db}`);
+  });
+
   it("exits 2 when the log or the key is missing, and --unsigned checks the chain alone", async () => {
     const missing = await hangar(["audit", "verify", "--db", join(temp.dir, "nope.db"), "--unsigned"]);
     expect(missing.code).toBe(2);

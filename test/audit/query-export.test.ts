@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditStore, exportAuditLog, queryAuditLog } from "../../src/audit/index.js";
+import type { ToolCallData } from "../../src/core/audit/audit-record.js";
 import { canonicalJson } from "../../src/core/audit/canonical-json.js";
 import { genesisHash, recordHash } from "../../src/core/audit/hash-chain.js";
 import { egress, manualClock, tempDir, testKeys, toolCall } from "./support.js";
@@ -81,6 +82,20 @@ describe("queryAuditLog", () => {
   it("combines filters and honours a limit", () => {
     expect(seqs({ server: "github", kinds: ["egress"], limit: 1 })).toEqual([5]);
     expect(seqs({ server: "nobody" })).toEqual([]);
+    expect(seqs({ tool: "search", limit: 2 })).toEqual([4, 5]);
+    expect(seqs({ server: "github", limit: 0 })).toEqual([]);
+  });
+
+  it("matches values that need escaping, and data with integer-like keys", () => {
+    const path = join(temp.dir, "odd.db");
+    const store = AuditStore.open({ path });
+    store.append({ kind: "tool-call", data: { ...(toolCall(1).data as ToolCallData), server: 'a "quoted"\\ server', arguments: { "10": "x", "9": "y", b: 1 } } });
+    store.append(toolCall(2, { server: "plain" }));
+    store.close();
+    const found = queryAuditLog(path, { server: 'a "quoted"\\ server' }).records;
+    expect(found.map((r) => r.seq)).toEqual([1]);
+    expect((found[0]?.data as { arguments: unknown }).arguments).toEqual({ "10": "x", "9": "y", b: 1 });
+    expect(queryAuditLog(path, { server: "plain" }).records.map((r) => r.seq)).toEqual([2]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { readAnchorFile, verifyAuditLog } from "../../src/audit/index.js";
+import { exportAuditLog, queryAuditLog, readAnchorFile, verifyAuditLog } from "../../src/audit/index.js";
 import { canonicalJson } from "../../src/core/audit/canonical-json.js";
 import { signCheckpoint } from "../../src/core/audit/checkpoint.js";
 import { recordHash } from "../../src/core/audit/hash-chain.js";
@@ -214,6 +214,60 @@ describe("verify names the first bad record when", () => {
   it("a row is malformed", () => {
     tamper(db, (h) => h.prepare("UPDATE records SET kind = 'nonsense' WHERE seq = 4").run());
     expect(verify().firstProblem).toMatchObject({ seq: 4, code: "malformed-record" });
+  });
+});
+
+describe("a record whose stored text is not the canonical text that was hashed", () => {
+  // JSON.parse (verify) keeps the last of two equal keys, SQLite's json_extract the first:
+  // a prepended duplicate leaves the hash intact and used to hide the record from filters.
+  const prependKey = (h: Database.Database, seq: number, member: string): void => {
+    h.prepare("UPDATE records SET data = '{' || ? || ',' || substr(data, 2) WHERE seq = ?").run(member, seq);
+  };
+
+  it("fails verify, naming the record, when a duplicate key is prepended", () => {
+    tamper(db, (h) => prependKey(h, 7, '"server":"decoy"'));
+    const report = verify({ withAnchor: true });
+    expect(report.ok).toBe(false);
+    expect(report.problems).toHaveLength(1);
+    expect(report.firstProblem).toMatchObject({ seq: 7, code: "non-canonical-record" });
+    expect(report.firstProblem?.message).toContain(`record 7 was altered: its stored data is not the canonical text that was hashed (from character 3 it reads '{"server":"decoy","argumen…' where the canonical text reads '{"arguments":{"message":"h…')`);
+  });
+
+  it("cannot hide from a server filter: query and export read the hashed value or refuse the record", () => {
+    tamper(db, (h) => prependKey(h, 7, '"server":"decoy"'));
+    // The hashed value of record 7 is server "everything": the decoy matches nothing.
+    expect(queryAuditLog(db, { server: "decoy" }).records).toEqual([]);
+    expect(() => queryAuditLog(db, { server: "everything" })).toThrow(/record 7 has data that is not in canonical form/);
+    expect(() => exportAuditLog(db, { format: "jsonl", filter: { server: "everything" } }, () => undefined)).toThrow(/record 7 has data that is not in canonical form/);
+    // Records the tampering does not touch are still readable.
+    expect(queryAuditLog(db, { server: "everything", limit: 6 }).records.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it("cannot hide from a server filter by spelling the hashed value with escapes", () => {
+    tamper(db, (h) => {
+      h.prepare(`UPDATE records SET data = replace(data, '"server":"everything"', '"server":"\\u0065verything"') WHERE seq = 7`).run();
+      prependKey(h, 7, '"server":"decoy"');
+    });
+    expect(verify().problems.map((p) => [p.seq, p.code])).toEqual([[7, "non-canonical-record"]]);
+    expect(() => queryAuditLog(db, { server: "everything" })).toThrow(/record 7 has data that is not in canonical form/);
+  });
+
+  it("cannot hide an egress record from a tool filter by shadowing its attribution", () => {
+    tamper(db, (h) => prependKey(h, 8, '"attribution":{"calls":[]}'));
+    expect(verify().firstProblem).toMatchObject({ seq: 8, code: "non-canonical-record" });
+    expect(() => queryAuditLog(db, { tool: "echo", kinds: ["egress"] })).toThrow(/record 8 has data that is not in canonical form/);
+  });
+
+  it("fails verify when the data is re-serialised with the same meaning", () => {
+    tamper(db, (h) => {
+      const r = rows(h)[4] as Row;
+      h.prepare("UPDATE records SET data = ? WHERE seq = 5").run(JSON.stringify(JSON.parse(r.data), null, 1));
+    });
+    const report = verify();
+    expect(report.problems.map((p) => [p.seq, p.code])).toEqual([[5, "non-canonical-record"]]);
+    // The stored text is the attacker's: its newlines are shown escaped, never printed.
+    expect(report.firstProblem?.message).toContain("it reads '{\\u000a \"arguments\"");
+    expect(report.firstProblem?.message).not.toContain("\n");
   });
 });
 

@@ -12,10 +12,21 @@ async function examplePolicies(): Promise<string[]> {
 }
 
 describe("hangar policy lint", () => {
-  it("passes every example policy in policies/", async () => {
+  let dir: string;
+  let wide: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "hangar-lint-"));
+    wide = join(dir, "wide.yaml");
+    await writeFile(wide, 'version: 1\nname: wide\nserver:\n  npm: { package: a, version: "1.0.0" }\negress:\n  allow:\n    - host: "*.co.uk"\n    - cidr: 0.0.0.0/0\n      ports: [443]\n');
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("passes every example policy in policies/, without a warning even under --strict", async () => {
     const files = await examplePolicies();
     expect(files).toEqual(["policies/everything.yaml", "policies/filesystem.yaml", "policies/github.yaml", "policies/postmark.yaml", "policies/quarantine.yaml"]);
-    const run = await hangar(["policy", "lint", ...files]);
+    const run = await hangar(["policy", "lint", "--strict", ...files]);
     expect(run.stdout).toBe("");
     expect(run.stderr).toBe("5 files checked: no errors\n");
     expect(run.code).toBe(0);
@@ -42,6 +53,37 @@ describe("hangar policy lint", () => {
     expect(run.stderr).toBe("1 file checked: no errors, 1 warning\n");
   });
 
+  it("warns on a wildcard over a public suffix and a CIDR over local addresses, and --strict makes warnings fail", async () => {
+    const run = await hangar(["policy", "lint", wide]);
+    expect(run.code).toBe(0);
+    expect(run.stdout.split("\n").map((line) => line.split(": ").slice(0, 3).join(": "))).toEqual([
+      `${wide}:7:13: warning: egress.allow[0].host`,
+      `${wide}:8:13: warning: egress.allow[1].cidr`,
+      "",
+    ]);
+    expect(run.stdout).toContain('*.co.uk is a wildcard directly over "co.uk", a public suffix (Public Suffix List)');
+    expect(run.stdout).toContain("0.0.0.0/0 includes loopback (127.0.0.0/8), link-local (169.254.0.0/16), cloud metadata (169.254.169.254");
+    expect(run.stderr).toBe("1 file checked: no errors, 2 warnings\n");
+
+    const strict = await hangar(["policy", "lint", "--strict", wide, "policies/github.yaml"]);
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toBe(run.stdout);
+    expect(strict.stderr).toBe("2 files checked: no errors, 2 warnings (--strict: warnings fail)\n");
+
+    const json = await hangar(["policy", "lint", "--json", wide]);
+    expect(json.code).toBe(0);
+    const doc = JSON.parse(json.stdout) as { ok: boolean; warnings: number; files: { ok: boolean; issues: { severity: string; code: string; line: number; col: number; pathText: string }[] }[] };
+    expect(doc).toMatchObject({ ok: true, errors: 0, warnings: 2 });
+    expect(doc.files[0]?.issues.map((i) => [i.severity, i.code, i.line, i.col, i.pathText])).toEqual([
+      ["warning", "wildcard_over_public_suffix", 7, 13, "egress.allow[0].host"],
+      ["warning", "cidr_covers_local_addresses", 8, 13, "egress.allow[1].cidr"],
+    ]);
+
+    const strictJson = await hangar(["policy", "lint", "--json", "--strict", wide, "policies/github.yaml"]);
+    expect(strictJson.code).toBe(1);
+    expect(JSON.parse(strictJson.stdout)).toMatchObject({ ok: false, errors: 0, warnings: 2, strict: true, files: [{ ok: false }, { ok: true }] });
+  });
+
   it("--json prints one parseable document", async () => {
     const run = await hangar(["policy", "lint", "--json", `${FIXTURES}/misspelt-key.yaml`, "policies/github.yaml"]);
     expect(run.code).toBe(1);
@@ -58,7 +100,7 @@ describe("hangar policy lint", () => {
   it("needs at least one file", async () => {
     const run = await hangar(["policy", "lint"]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toBe("hangar: missing argument\nUsage: hangar policy lint <file...> [--json]\nRun 'hangar policy lint --help' for more.\n");
+    expect(run.stderr).toBe("hangar: missing argument\nUsage: hangar policy lint <file...> [--json] [--strict]\nRun 'hangar policy lint --help' for more.\n");
   });
 });
 

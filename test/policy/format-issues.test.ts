@@ -55,7 +55,9 @@ describe("issuesToJson", () => {
     expect(JSON.parse(JSON.stringify(json))).toEqual(json);
   });
 
-  it("is ok with warnings only", () => {
+  it("is ok with warnings only, unless strict", () => {
     expect(issuesToJson("f", [issue({ severity: "warning" })]).ok).toBe(true);
+    expect(issuesToJson("f", [issue({ severity: "warning" })], { strict: true }).ok).toBe(false);
+    expect(issuesToJson("f", [], { strict: true }).ok).toBe(true);
   });
 });

@@ -133,6 +133,12 @@ export class ChainVerifier {
     if (recordHash({ seq, ts: row.ts, kind: row.kind, dataJson, prevHash: row.prevHash }) !== row.hash) {
       this.recordProblem(seq, "hash-mismatch", `record ${seq} was altered: its content (seq, ts, kind, data or prevHash) does not match its hash`);
     }
+    // The hash covers what JSON.parse makes of the text (the last of duplicate keys wins);
+    // SQLite's json_extract, or any other reader, may take the first. Only the canonical
+    // text reads the same to everyone, and it is the only text the store writes.
+    if (dataJson !== row.data) {
+      this.recordProblem(seq, "non-canonical-record", `record ${seq} was altered: its stored data is not the canonical text that was hashed (${describeDifference(row.data, dataJson)}); duplicate or reordered keys, whitespace or escapes were added outside Hangar, so other readers may see values the hash does not cover`);
+    }
     this.checkVouched(seq, row.hash);
     this.advance(seq, row.hash);
   }
@@ -255,4 +261,23 @@ function describeMalformed(row: RecordRow): string {
   if (!isAuditKind(row.kind)) return `unknown kind ${JSON.stringify(row.kind)}`;
   if (typeof row.ts !== "string" || !ISO_TS.test(row.ts)) return `timestamp ${JSON.stringify(row.ts)} is not ISO-8601 UTC`;
   return "a column is missing or has the wrong type";
+}
+
+/** Where a stored text first departs from its canonical form, with short excerpts of both. */
+function describeDifference(stored: string, canonical: string): string {
+  let at = 0;
+  while (at < stored.length && at < canonical.length && stored[at] === canonical[at]) at++;
+  const excerpt = (text: string): string => {
+    const from = Math.max(0, at - 8);
+    return `'${from > 0 ? "…" : ""}${printable(text.slice(from, at + 24))}${at + 24 < text.length ? "…" : ""}'`;
+  };
+  return `from character ${at + 1} it reads ${excerpt(stored)} where the canonical text reads ${excerpt(canonical)}`;
+}
+
+// The stored text is the attacker's: no control or bidi character of it may reach a terminal.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

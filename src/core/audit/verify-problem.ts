@@ -15,6 +15,8 @@ export type VerifyProblemCode =
   | "genesis-mismatch"
   /** A record's columns are not what the writer stores (unknown kind, bad timestamp, data not JSON, seq out of range). */
   | "malformed-record"
+  /** A record's stored data is not byte for byte the canonical text that was hashed (duplicate or reordered keys, whitespace, escapes). */
+  | "non-canonical-record"
   /** A checkpoint's signature does not verify: it was forged, altered, or signed by another key. */
   | "checkpoint-forged"
   /** A validly signed checkpoint vouches for a different hash: the chain was rewritten up to it. */
@@ -39,6 +41,7 @@ const RANK: Readonly<Record<VerifyProblemCode, number>> = {
   "broken-link": 1,
   "hash-mismatch": 1,
   "malformed-record": 1,
+  "non-canonical-record": 1,
   "checkpoint-mismatch": 2,
   truncated: 2,
   "checkpoint-forged": 3,
