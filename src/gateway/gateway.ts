@@ -14,6 +14,7 @@ import type { FleetStatus } from "./fleet-status.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { GovernedServer } from "./governed-server.js";
 import type { UpstreamResult } from "./upstream-client.js";
+import { toolRuleRefusal } from "./tool-refusals.js";
 import { classifyUpstreamError, errorMessage } from "./upstream-errors.js";
 
 /**
@@ -109,7 +110,7 @@ export class Gateway {
     const tool = server.resolveTool(name)?.name;
     if (tool === undefined) throw this.refuse(call, server, undefined, "denied", unknown("tool", name));
     const rule = decideToolRule(server.name, server.policy.tools, tool);
-    if (!rule.allowed) throw this.refuse(call, server, tool, "denied", new HangarError("HANGAR_GATEWAY_DENIED", rule.message, { data: { permission: `${server.name}:${rule.rule}`, server: server.name, tool } }));
+    if (!rule.allowed) throw this.refuse(call, server, tool, "denied", toolRuleRefusal(server.name, tool, rule));
     const rate = server.takeRate();
     if (rate !== undefined) throw this.refuse(call, server, tool, "denied", rate);
 

@@ -23,6 +23,7 @@ import { buildManifestView, viewFingerprint, type ManifestView } from "./manifes
 import type { LaunchOptions, ServerLauncher, UpstreamEvent } from "./server-launcher.js";
 import { ServerSupervisor, type SupervisorSnapshot } from "./server-supervisor.js";
 import type { SupervisorSettings } from "./supervisor-settings.js";
+import { rateLimitRefusal } from "./tool-refusals.js";
 import type { UpstreamManifest } from "./upstream-client.js";
 
 /**
@@ -170,10 +171,8 @@ export class GovernedServer {
   /** Takes one call from the rate limit; the refusal when it is used up. */
   takeRate(): HangarError | undefined {
     const decision = this.limiter?.tryTake(this.deps.now());
-    if (decision === undefined || decision.allowed) return undefined;
-    return new HangarError("HANGAR_GATEWAY_RATE_LIMITED", `server ${JSON.stringify(this.name)} allows ${this.limiter?.perMinute} tool calls per minute (tools.rateLimit.perMinute); retry in ${Math.ceil(decision.retryAfterMs / 1000)} s`, {
-      data: { server: this.name, retryAfterMs: decision.retryAfterMs, permission: "tools.rateLimit" },
-    });
+    if (decision === undefined || decision.allowed || this.limiter === undefined) return undefined;
+    return rateLimitRefusal(this.name, this.limiter.perMinute, decision.retryAfterMs);
   }
 
   countCall(outcome: ToolCallOutcome, error: string | undefined): void {

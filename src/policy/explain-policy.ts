@@ -137,7 +137,11 @@ function explainServer(policy: Policy): ServerExplanation {
 
 const MODE_MEANING: Readonly<Record<Mode, string>> = {
   enforcing: "anything the rules below do not declare is blocked, and so is drift from a frozen baseline",
-  observing: "traffic flows; anything enforcing mode would block is recorded as would-block (the audit and rollout mode)",
+  observing:
+    "traffic flows; anything enforcing mode would block is recorded as would-block (the audit and rollout mode). " +
+    "One exception, because a DNS lookup itself carries the name out: a name the rules refuse (undeclared, or looking like DNS tunnelling) " +
+    "is answered NXDOMAIN and never looked up upstream, and a record type they do not list gets no answer; both are recorded as would-block. " +
+    "A declared name that only drifts from a frozen baseline is still looked up",
 };
 
 function writtenHosts(policy: Policy, rule: HostRule): string[] {
@@ -182,7 +186,10 @@ function explainEgress(compiled: CompiledPolicy): EgressExplanation {
   const capture = compiled.capture;
   const dnsMeaning = capture.enabled
     ? "every name resolves to the sidecar's own address so each attempt can be recorded; nothing is forwarded. AAAA is never answered."
-    : `declared names get ${answered.join(", ")} answers (A records point at the sidecar itself, so connections come to it); AAAA is never answered, since there is no IPv6 in the sandbox; every other name gets NXDOMAIN and is recorded.`;
+    : `declared names get ${answered.join(", ")} answers (A records point at the sidecar itself, so connections come to it); AAAA is never answered, since there is no IPv6 in the sandbox; ` +
+      (compiled.mode === "observing"
+        ? "every other name gets NXDOMAIN, is recorded as would-block and is never looked up upstream; neither is a name that looks like DNS tunnelling, nor a record type not listed here."
+        : "every other name gets NXDOMAIN, is recorded, and is never looked up upstream.");
   const captureMeaning = capture.enabled
     ? `quarantine: every connection on ${portsText(capture.ports)} is recorded with its SNI or Host, and nothing leaves the sandbox`
     : "off; traffic the rules allow is forwarded";
@@ -192,7 +199,7 @@ function explainEgress(compiled: CompiledPolicy): EgressExplanation {
     ? "capture (quarantine): nothing leaves; every attempt is recorded"
     : ruleCount === 0
       ? "no egress: every outbound connection and every DNS lookup is refused"
-      : `${ruleCount} allow rule${ruleCount === 1 ? "" : "s"}; everything else is ${compiled.mode === "enforcing" ? "blocked" : "recorded as would-block"}`;
+      : `${ruleCount} allow rule${ruleCount === 1 ? "" : "s"}; everything else is ${compiled.mode === "enforcing" ? "blocked" : "recorded as would-block (undeclared names still get NXDOMAIN, never looked up)"}`;
 
   const namelessPorts = [...compiled.portOwners.entries()]
     .sort(([a], [b]) => a - b)

@@ -46,6 +46,13 @@ describe("explainPolicy", () => {
     expect(text).toContain("mode: observing - traffic flows; anything enforcing mode would block is recorded as would-block");
   });
 
+  it("says that observing mode still never looks up a name the rules refuse", () => {
+    expect(x.egress.modeMeaning).toContain("a name the rules refuse (undeclared, or looking like DNS tunnelling) is answered NXDOMAIN and never looked up upstream");
+    expect(x.egress.modeMeaning).toContain("A declared name that only drifts from a frozen baseline is still looked up");
+    expect(x.egress.summary).toBe("5 allow rules; everything else is recorded as would-block (undeclared names still get NXDOMAIN, never looked up)");
+    expect(text).toContain("every other name gets NXDOMAIN, is recorded as would-block and is never looked up upstream; neither is a name that looks like DNS tunnelling");
+  });
+
   it("lists each allow rule with its ports, and whether a wildcard's apex is covered", () => {
     expect(x.egress.hosts.map((h) => [h.rule, h.ports, h.apexCovered])).toEqual([
       ["api.acme.test", [80, 443], undefined],

@@ -1,6 +1,9 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
+import type { Policy } from "../../core/policy/policy-schema.js";
 import { LABEL_MANAGED } from "../../docker/labels.js";
+import { pipeGuardedStdio } from "../../gateway/guarded-stdio.js";
+import { ToolRulesGuard } from "../../gateway/tool-rules-guard.js";
 import { formatIssues, loadPolicyFile } from "../../policy/index.js";
 import type { SandboxEvent, StartedSandbox } from "../../runtime/index.js";
 import { EXIT_FINDING, EXIT_OK, EXIT_USAGE, type CliIo } from "../command.js";
@@ -21,6 +24,8 @@ export const runCommand = defineCommand({
     "the sidecar, the hardened server) and bridges the server's MCP stdio on this process's stdin and\n" +
     "stdout, so `hangar run policies/x.yaml` can be the command of a Claude Desktop or Cursor server entry.\n" +
     "Progress, the server's stderr and the sidecar's events go to stderr; stdout carries only MCP.\n" +
+    "The policy's tools section applies as under `hangar serve`: refused tools are left out of tools/list,\n" +
+    "and a call to one, or past tools.rateLimit, gets an MCP error without reaching the server.\n" +
     "When stdin closes, or on SIGINT/SIGTERM, everything is torn down.",
   options: {
     config: { type: "string", valueName: "<hangar.yaml>", description: "Runtime config (egress network, trusted ranges, sidecar limits)." },
@@ -83,7 +88,7 @@ export const runCommand = defineCommand({
     });
     say(`hangar: ${sandbox.server} is running (run ${sandbox.run}, sidecar ${sandbox.sidecarAddress}); MCP on stdin/stdout`);
     try {
-      return await bridge(sandbox, io, say);
+      return await bridge(sandbox, loaded.policy.tools, io, say);
     } finally {
       await sandbox.stop();
       await removeEgressIfUnused(ctx, runtime.egressNetwork);
@@ -105,14 +110,24 @@ async function removeEgressIfUnused(ctx: RuntimeContext, name: string): Promise<
   await ctx.services.engine.removeNetwork(network.id).catch((err: unknown) => ctx.logger.debug({ err, network: name }, "egress network still in use"));
 }
 
-/** Pipes MCP both ways until stdin closes, a signal arrives, or the server exits. */
-async function bridge(sandbox: StartedSandbox, io: CliIo, say: (text: string) => void): Promise<number> {
+/**
+ * Pipes MCP both ways, through the policy's tool rules, until stdin closes, a signal arrives,
+ * or the server exits.
+ */
+async function bridge(sandbox: StartedSandbox, tools: Policy["tools"], io: CliIo, say: (text: string) => void): Promise<number> {
   const { stdin, stdout } = io.stdio!;
-  sandbox.stdout.pipe(stdout, { end: false });
   createInterface({ input: sandbox.stderr }).on("line", (line) => io.err(`[${sandbox.server}] ${line}\n`));
 
   const stdinClosed = new Promise<"stdin-closed">((resolve) => stdin.once("end", () => resolve("stdin-closed")));
-  stdin.pipe(sandbox.stdin);
+  const guard = new ToolRulesGuard({ server: sandbox.server, tools, now: () => Date.now() });
+  const unpipe = pipeGuardedStdio(
+    guard,
+    { fromClient: stdin, toClient: stdout, toServer: sandbox.stdin, fromServer: sandbox.stdout },
+    {
+      onRefused: (tool, error) => say(`hangar: tools/call ${JSON.stringify(tool)} refused: ${error.message}`),
+      onOversize: (from, bytes) => io.err(`hangar: dropped a ${bytes}-byte MCP line from the ${from}: too long\n`),
+    },
+  );
   let unsubscribe: () => void = () => undefined;
   const signalled = new Promise<"signal">((resolve) => {
     unsubscribe = io.onSignal?.((signal) => {
@@ -133,9 +148,8 @@ async function bridge(sandbox: StartedSandbox, io: CliIo, say: (text: string) =>
     return first.code === 0 ? EXIT_OK : EXIT_FINDING;
   } finally {
     unsubscribe();
-    stdin.unpipe(sandbox.stdin);
+    unpipe();
     // Let stdin go, or this process would wait on it forever.
     stdin.pause();
-    sandbox.stdout.unpipe(stdout);
   }
 }

@@ -1,4 +1,4 @@
-import { decide, permits, type Attempt, type DecisionContext, type Verdict } from "../../core/decision.js";
+import { decide, permits, permitsLookup, type Attempt, type DecisionContext, type Verdict } from "../../core/decision.js";
 import { isHangarError } from "../../core/errors.js";
 import { EVENT_SCHEMA_VERSION, type EgressEvent } from "../../core/events.js";
 import { parseIp } from "../../core/ip.js";
@@ -24,8 +24,10 @@ import type { ExtraRecordType, RecordAnswer, RecordSource } from "./upstream-cli
 
 /**
  * One DNS query, start to finish: parse, decide, ask upstream only when the decision
- * permits, decide again on what upstream said (rebinding), answer, and emit exactly one
- * event. Transport-free, so the UDP and TCP listeners share it.
+ * permits a lookup, decide again on what upstream said (rebinding), answer, and emit exactly
+ * one event. In OBSERVING a name the policy refuses is answered NXDOMAIN (would-block) and
+ * never asked upstream, since the lookup itself would carry it out; only baseline drift
+ * flows. Transport-free, so the UDP and TCP listeners share it.
  */
 export type AnswerMode =
   /** Transparent mode: declared names resolve to the sidecar itself. */
@@ -124,7 +126,7 @@ export class DnsQueryHandler {
       case QTYPE.TXT:
       case QTYPE.HTTPS:
       case QTYPE.SVCB:
-        if (capture || !permits(verdict)) return { verdict, rcode: nodataOrNx() };
+        if (capture || !permitsLookup(dc, attempt, verdict)) return { verdict, rcode: nodataOrNx() };
         return this.answerRecords(dc, attempt, verdict, name, type as ExtraRecordType);
       default:
         return { verdict, rcode: nodataOrNx(), ...(permits(verdict) ? { error: `record type ${type} is never answered` } : {}) };
@@ -142,7 +144,7 @@ export class DnsQueryHandler {
 
   /** Whether an A query for this name would be answered (decides the NODATA/NXDOMAIN choice). */
   private nameAnswerable(dc: DecisionContext, attempt: Attempt): boolean {
-    return dc.policy.capture.enabled || permits(decide(dc, { ...attempt, recordType: "A" }));
+    return dc.policy.capture.enabled || permitsLookup(dc, { ...attempt, recordType: "A" });
   }
 
   private captureAnswer(verdict: Verdict): Outcome {
@@ -153,7 +155,7 @@ export class DnsQueryHandler {
   }
 
   private async answerA(dc: DecisionContext, attempt: Attempt, verdict: Verdict, name: string): Promise<Outcome> {
-    if (!permits(verdict)) return { verdict, rcode: RCODE.NXDOMAIN };
+    if (!permitsLookup(dc, attempt, verdict)) return { verdict, rcode: RCODE.NXDOMAIN };
     let resolved: ResolvedName;
     try {
       resolved = await this.ctx.resolver.resolve(name);

@@ -11,7 +11,8 @@ import { QTYPE } from "./dns-message.js";
 
 /**
  * The sidecar's own stub client for the upstream resolvers. Only names the decision
- * permitted ever get here. AAAA is never asked: the sandbox has no IPv6.
+ * permits a lookup for (`permitsLookup`) should get here. AAAA is never asked: the sandbox
+ * has no IPv6.
  * Anti-spoofing: a fresh connected socket (random source port, replies from other peers are
  * discarded by the kernel), a random query id, and the echoed question must match.
  */
