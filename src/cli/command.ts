@@ -19,8 +19,6 @@ export interface Command {
   readonly name: string;
   /** One line for the parent's command list. */
   readonly summary: string;
-  /** The full text shown by `--help`. */
-  readonly help: string;
   /** Nested verbs, for a group such as `policy`. */
   readonly subcommands?: readonly Command[];
   /** Returns the exit code. */

@@ -81,7 +81,6 @@ export function defineCommand<O extends Record<string, OptionSpec>>(spec: Comman
   return {
     name: spec.name,
     summary: spec.summary,
-    help,
     async run(argv, io) {
       let parsed: { values: Record<string, unknown>; positionals: string[] };
       try {
@@ -130,7 +129,6 @@ export function defineGroup(spec: GroupSpec): Command {
   return {
     name: spec.name,
     summary: spec.summary,
-    help,
     subcommands: spec.commands,
     async run(argv, io) {
       const [first, ...rest] = argv;

@@ -32,12 +32,20 @@ export async function runCli(argv: readonly string[], io: CliIo, options: RunCli
     return await rootCommand(options.commands).run(argv, io);
   } catch (err) {
     const debug = io.env["HANGAR_DEBUG"] === "1";
-    const message = err instanceof Error ? err.message : String(err);
+    const message = oncePrefixed(err instanceof Error ? err.message : String(err));
     const code = isHangarError(err) ? ` [${err.code}]` : "";
     io.err(`hangar: ${message}${code}${debug ? "" : " (set HANGAR_DEBUG=1 for details)"}\n`);
     if (debug) io.err(`${describeError(err)}\n`);
     return EXIT_USAGE;
   }
+}
+
+/**
+ * An MCP server built on the SDK sends its McpError's message with the SDK's prefix, and the
+ * SDK client adds it again: "MCP error -32602: MCP error -32602: ...". Say it once.
+ */
+function oncePrefixed(message: string): string {
+  return message.replace(/^(MCP error (-?\d+): )(?:MCP error \2: )+/, "$1");
 }
 
 function describeError(err: unknown): string {

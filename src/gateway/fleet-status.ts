@@ -15,7 +15,7 @@ export interface ServerStatus {
   readonly state: ServerState;
   /** ISO time the state was entered. */
   readonly since: string;
-  /** How long the running instance has been READY, in ms. */
+  /** How long the running instance had been READY at the status's `updatedAt`, in ms (see statusAt). */
   readonly uptimeMs?: number;
   readonly mode: "enforcing" | "observing";
   readonly approval: "approved" | "unapproved" | "changed";
@@ -52,4 +52,16 @@ export function emptyCallCounts(): CallCounts {
 
 export function emptyEgressCounts(): EgressCounts {
   return { allow: 0, flag: 0, block: 0, "would-block": 0 };
+}
+
+/**
+ * The status as of `nowMs`. The serving gateway does not rewrite its status file while only
+ * uptimes change, so the file holds each uptime as of `updatedAt`: for a gateway that still
+ * runs, the time since is added. One that stopped or died keeps the uptimes it last wrote.
+ */
+export function statusAt(status: FleetStatus, running: boolean, nowMs: number): FleetStatus {
+  const updated = Date.parse(status.updatedAt);
+  if (!running || Number.isNaN(updated)) return status;
+  const elapsed = Math.max(0, nowMs - updated);
+  return { ...status, servers: status.servers.map((s) => (s.uptimeMs !== undefined ? { ...s, uptimeMs: s.uptimeMs + elapsed } : s)) };
 }

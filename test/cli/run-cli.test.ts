@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { Command } from "../../src/cli/command.js";
-import { commands } from "../../src/cli/commands/index.js";
+import { verbs } from "../../src/cli/commands/index.js";
 import { defineCommand, defineGroup } from "../../src/cli/define-command.js";
+import { lazyCommand } from "../../src/cli/lazy-command.js";
 import { HangarError } from "../../src/core/errors.js";
 import { hangar } from "./capture-io.js";
 
@@ -9,16 +11,47 @@ function everyCommandPath(list: readonly Command[], prefix: string[] = []): stri
   return list.flatMap((c) => [[...prefix, c.name], ...everyCommandPath(c.subcommands ?? [], [...prefix, c.name])]);
 }
 
+/** Each verb's own code, as the verb list loads it when the verb runs. */
+const loadedCommands = (): Promise<Command[]> => Promise.all(verbs.map((v) => v.load()));
+
+interface Summary {
+  readonly name: string;
+  readonly summary: string;
+  readonly subcommands?: readonly Summary[];
+}
+const summaries = (list: readonly Command[]): Summary[] =>
+  list.map((c) => ({ name: c.name, summary: c.summary, ...(c.subcommands !== undefined ? { subcommands: summaries(c.subcommands) } : {}) }));
+
+describe("the verb list", () => {
+  it("states every verb's name, summary and sub-verbs as the verb's own code does", async () => {
+    const stated = verbs.map((v): Summary => ({ name: v.name, summary: v.summary, ...(v.subcommands !== undefined ? { subcommands: v.subcommands.map(([name, summary]) => ({ name, summary })) } : {}) }));
+    // On a mismatch, copy the entry from "Expected" into src/cli/commands/index.ts.
+    expect(stated).toEqual(summaries(await loadedCommands()));
+  });
+
+  it("loads no verb's code for hangar --help, and only the chosen verb's to run one", async () => {
+    const loaded: string[] = [];
+    const counted = verbs.map((v) => lazyCommand({ ...v, load: () => (loaded.push(v.name), v.load()) }));
+    expect((await hangar(["--help"], { commands: counted })).code).toBe(0);
+    expect((await hangar(["polcy"], { commands: counted })).stderr).toMatch(/did you mean "policy"/);
+    expect(loaded).toEqual([]);
+    expect(await hangar(["policy", "lint", "--help"], { commands: counted })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: hangar policy lint /) });
+    expect(loaded).toEqual(["policy"]);
+  });
+});
+
 describe("help", () => {
   it("hangar --help lists every verb and sub-verb", async () => {
     const run = await hangar(["--help"]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain("Usage: hangar <command> [options]");
-    for (const path of everyCommandPath(commands)) expect(run.stdout).toMatch(new RegExp(`^  ${path.join(" ")} +\\S`, "m"));
+    const paths = everyCommandPath(await loadedCommands());
+    expect(paths.length).toBeGreaterThan(30);
+    for (const path of paths) expect(run.stdout).toMatch(new RegExp(`^  ${path.join(" ")} +\\S`, "m"));
   });
 
   it("every verb and sub-verb answers --help and -h on stdout with exit 0", async () => {
-    const paths = everyCommandPath(commands);
+    const paths = everyCommandPath(await loadedCommands());
     expect(paths.map((p) => p.join(" "))).toEqual(expect.arrayContaining(["policy", "policy lint", "policy explain", "policy schema"]));
     for (const path of paths) {
       for (const flag of ["--help", "-h"]) {
@@ -70,21 +103,29 @@ describe("usage errors exit 2 with a short message", () => {
 });
 
 describe("unexpected failures", () => {
-  const boom = defineCommand({
+  const boomSpec = {
     name: "boom",
     summary: "fails",
     usage: "hangar test boom",
     description: "Always fails.",
     options: {},
-    async run() {
+    async run(): Promise<number> {
       throw new HangarError("HANGAR_CONFIG_INVALID", "the config is broken", { cause: new Error("root cause") });
     },
-  });
+  };
+  const boom = defineCommand(boomSpec);
   const extra = [defineGroup({ name: "test", summary: "test verbs", usage: "hangar test <command>", description: "For tests.", commands: [boom] })];
 
   it("print one line and exit 2, without a stack trace", async () => {
     const run = await hangar(["test", "boom"], { commands: extra });
     expect(run).toEqual({ code: 2, stdout: "", stderr: "hangar: the config is broken [HANGAR_CONFIG_INVALID] (set HANGAR_DEBUG=1 for details)\n" });
+  });
+
+  it("print an MCP error from an SDK-based server with its prefix once", async () => {
+    const mcp = defineCommand({ ...boomSpec, name: "mcp", usage: "hangar test mcp", run: async () => Promise.reject(new McpError(-32602, "MCP error -32602: bad params")) });
+    const group = [defineGroup({ name: "test", summary: "test verbs", usage: "hangar test <command>", description: "For tests.", commands: [mcp] })];
+    const run = await hangar(["test", "mcp"], { commands: group });
+    expect(run).toEqual({ code: 2, stdout: "", stderr: "hangar: MCP error -32602: bad params (set HANGAR_DEBUG=1 for details)\n" });
   });
 
   it("print the stack and its causes with HANGAR_DEBUG=1", async () => {

@@ -120,11 +120,12 @@ describe("hangar ps", () => {
 });
 
 describe("hangar stop", () => {
-  it("stops and removes a sandbox, says so, and is a no-op the second time", async () => {
+  it("stops and removes a sandbox, says so, and says clearly (exit 1) when there is nothing by that name", async () => {
     const { box } = await start("stop");
     const names = sandboxNames({ server: box.server, run: box.run, owner: "" });
     const wrongRun = await hangar(["stop", box.server, "--run", "nosuchrun"]);
-    expect(wrongRun).toMatchObject({ code: 0, stdout: `no sandbox of ${box.server} with run nosuchrun; nothing to stop\n` });
+    expect(wrongRun).toMatchObject({ code: 1, stdout: "" });
+    expect(wrongRun.stderr).toMatch(new RegExp(`no sandbox of ${box.server} with run nosuchrun .*its runs: ${box.run}`));
     expect(await env.engine.inspectContainer(box.serverId)).toBeDefined();
 
     const stopped = await hangar(["stop", box.server]);
@@ -138,7 +139,8 @@ describe("hangar stop", () => {
     expect((await psJson()).some((e) => e.server === box.server)).toBe(false);
 
     const again = await hangar(["stop", box.server]);
-    expect(again).toMatchObject({ code: 0, stdout: `no sandbox of ${box.server}; nothing to stop\n`, stderr: "" });
+    expect(again).toMatchObject({ code: 1, stdout: "" });
+    expect(again.stderr).toMatch(new RegExp(`no sandbox of ${box.server} \\(see hangar ps\\)`));
     await box.stop();
   });
 });

@@ -1,9 +1,7 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { HangarError } from "../../src/core/errors.js";
-import { toMcpError } from "../../src/gateway/mcp-errors.js";
 import { MetricsRegistry, OVERFLOW_LABEL } from "../../src/gateway/metrics-registry.js";
 import { StreamClientTransport } from "../../src/gateway/stream-client-transport.js";
 import { hashToken, identityForToken, newToken, parseTokenFile } from "../../src/gateway/token-file.js";
@@ -62,17 +60,6 @@ describe("bearer tokens", () => {
   it("refuses a malformed token file with a typed error", () => {
     expect(() => parseTokenFile('{"version":1,"tokens":[{"id":"x","identity":"a","sha256":"nothex"}]}', "t.json")).toThrow(/tokens\[0\] needs id, identity and a 64-hex-digit sha256/);
     expect(() => parseTokenFile("{", "t.json")).toThrow(HangarError);
-  });
-});
-
-describe("MCP errors", () => {
-  it("carry a stable numeric code and the Hangar code with its data", () => {
-    const err = toMcpError(new HangarError("HANGAR_GATEWAY_DENIED", "no", { data: { permission: "a__b" } }));
-    expect(err).toBeInstanceOf(McpError);
-    expect(err.code).toBe(-32010);
-    expect(err.data).toEqual({ code: "HANGAR_GATEWAY_DENIED", permission: "a__b" });
-    const upstream = new McpError(-32602, "bad params");
-    expect(toMcpError(upstream)).toBe(upstream);
   });
 });
 

@@ -3,7 +3,7 @@ import { EXIT_FINDING, EXIT_OK, type Command } from "../command.js";
 import { defineCommand, usageError } from "../define-command.js";
 import { openDockerContext, withDocker, type DockerVerbDeps } from "../docker-context.js";
 import { formatEvent } from "../format-event.js";
-import { listSandboxes } from "./sandbox-inventory.js";
+import { listSandboxes, noSandboxMessage } from "./sandbox-inventory.js";
 import { readSidecarEvents } from "./sidecar-log-reader.js";
 
 export interface EventsCommandDeps extends DockerVerbDeps {
@@ -37,7 +37,7 @@ export function createEventsCommand(deps: EventsCommandDeps = {}): Command {
       return withDocker(io, deps.openContext ?? openDockerContext, async (ctx) => {
         const entries = (await listSandboxes(ctx.engine, { server, ...(values.run !== undefined ? { run: values.run } : {}) })).filter((e) => e.sidecar !== undefined);
         if (entries.length === 0) {
-          io.err(`hangar: no sandbox of ${server}${values.run !== undefined ? ` with run ${values.run}` : ""} (see hangar ps)\n`);
+          io.err(`hangar: ${await noSandboxMessage(ctx.engine, server, values.run)}\n`);
           return EXIT_FINDING;
         }
         const running = entries.filter((e) => e.sidecar?.running === true);

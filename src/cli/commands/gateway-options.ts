@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { AuditStore } from "../../audit/audit-store.js";
 import { auditPaths } from "../../audit/audit-paths.js";
 import { loadSigner } from "../../audit/signing-keys.js";
+import { hangarPackageRoot } from "../../images/package-root.js";
 import type { OptionSpec } from "../define-command.js";
 
 /** Options and helpers shared by the gateway verbs (serve, status, approve, token). */
@@ -12,8 +13,8 @@ export const CONFIG_OPTION = { type: "string", valueName: "<file>", description:
 
 export function packageVersion(): string {
   try {
-    // Same relative path from src/cli/commands/*.ts and dist/cli/commands/*.js.
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string };
+    // Not relative to this file: in the bundled CLI it lives in a chunk of dist/cli.
+    const pkg = JSON.parse(readFileSync(join(hangarPackageRoot(), "package.json"), "utf8")) as { version?: string };
     return pkg.version ?? "0.0.0";
   } catch {
     return "0.0.0";

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import type { ContainerEngine, ContainerInfo, ContainerStatus } from "../../docker/container-engine.js";
 import { LABEL_OWNER, LABEL_ROLE, LABEL_RUN, LABEL_SERVER, SHARED, selectorTerms } from "../../docker/labels.js";
+import { suggestKey } from "../../policy/suggest-key.js";
 import { isOwnerAliveOnThisHost } from "../../runtime/orphan-reaper.js";
 import { sandboxNames } from "../../runtime/sandbox-specs.js";
 
@@ -100,6 +101,23 @@ export async function listSandboxes(engine: ContainerEngine, options: InventoryO
     };
   });
   return entries.sort((a, b) => a.server.localeCompare(b.server) || (a.createdAt ?? "").localeCompare(b.createdAt ?? "") || a.run.localeCompare(b.run));
+}
+
+/**
+ * Why `server` (and `run`) matched no sandbox, for stop and events: with the closest server
+ * name, or the server's runs when only the run is wrong. Lists the engine once more, so only
+ * on this path.
+ */
+export async function noSandboxMessage(engine: ContainerEngine, server: string, run?: string): Promise<string> {
+  const all = await listSandboxes(engine);
+  const runsOfServer = all.filter((e) => e.server === server).map((e) => e.run);
+  const missing = `no sandbox of ${server}${run !== undefined ? ` with run ${run}` : ""} (see hangar ps)`;
+  if (run !== undefined && runsOfServer.length > 0) {
+    const guess = suggestKey(run, runsOfServer);
+    return `${missing}; ${guess !== undefined ? `did you mean run "${guess}"?` : `its runs: ${runsOfServer.join(", ")}`}`;
+  }
+  const guess = suggestKey(server, [...new Set(all.map((e) => e.server))]);
+  return guess !== undefined ? `${missing}; did you mean "${guess}"?` : missing;
 }
 
 /** "45s", "4m05s", "2h03m", "3d04h". */

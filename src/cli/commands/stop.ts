@@ -2,7 +2,7 @@ import type { ContainerEngine } from "../../docker/container-engine.js";
 import { EXIT_FINDING, EXIT_OK, type Command } from "../command.js";
 import { defineCommand } from "../define-command.js";
 import { openDockerContext, withDocker, type DockerVerbDeps } from "../docker-context.js";
-import { listSandboxes, type SandboxEntry } from "./sandbox-inventory.js";
+import { listSandboxes, noSandboxMessage, type SandboxEntry } from "./sandbox-inventory.js";
 
 /** Seconds each container gets after SIGTERM (the sidecar drains its connections), as in StartedSandbox.stop(). */
 const SERVER_STOP_SECONDS = 3;
@@ -35,19 +35,20 @@ export function createStopCommand(deps: DockerVerbDeps = {}): Command {
     description:
       "Stops the server container, then the sidecar (SIGTERM: it drains), and removes both and the sandbox\n" +
       "network, for every sandbox of <server> (the policy's name) or only the run given. A `hangar run` still\n" +
-      "bridging the sandbox sees its server exit and ends. Stopping what is not running is not an error.",
+      "bridging the sandbox sees its server exit and ends. A <server> (or run) with no sandbox is an error, so\n" +
+      "that a misspelt name is not mistaken for a stopped server; the message names the closest one.",
     options: {
       run: { type: "string", valueName: "<id>", description: "Only this run (see hangar ps)." },
     },
     positionals: { min: 1, max: 1 },
-    details: "Exit status: 0 when stopped or nothing to stop, 1 when a step failed, 2 on a usage error or without a Docker engine.",
+    details: "Exit status: 0 when stopped, 1 when no sandbox matches or a step failed, 2 on a usage error or without a Docker engine.",
     async run({ values, positionals }, io) {
       const server = positionals[0]!;
       return withDocker(io, deps.openContext ?? openDockerContext, async (ctx) => {
         const entries = await listSandboxes(ctx.engine, { server, ...(values.run !== undefined ? { run: values.run } : {}) });
         if (entries.length === 0) {
-          io.out(`no sandbox of ${server}${values.run !== undefined ? ` with run ${values.run}` : ""}; nothing to stop\n`);
-          return EXIT_OK;
+          io.err(`hangar: ${await noSandboxMessage(ctx.engine, server, values.run)}\n`);
+          return EXIT_FINDING;
         }
         let failed = 0;
         for (const entry of entries) {

@@ -148,6 +148,8 @@ export async function loadHangarConfigOrThrow(path: string): Promise<{ config: H
 export interface HangarConfigPaths {
   readonly file: string;
   readonly identity: string;
+  /** Absent: no RBAC section, every identity may call everything. */
+  readonly rbac?: RbacSpec;
   readonly auditPath: string;
   readonly manifests: string;
   readonly status: string;
@@ -155,7 +157,7 @@ export interface HangarConfigPaths {
 }
 
 /**
- * Only the paths and identity of hangar.yaml, without reading any policy: for commands
+ * Only the paths, identity and RBAC of hangar.yaml, without reading any policy: for commands
  * (status, approve, token) that must work while a policy file is broken.
  */
 export async function loadHangarConfigPaths(path: string): Promise<HangarConfigPaths> {
@@ -167,6 +169,7 @@ export async function loadHangarConfigPaths(path: string): Promise<HangarConfigP
   return {
     file: resolve(path),
     identity: parsed.data.identity,
+    ...(parsed.data.rbac !== undefined ? { rbac: parsed.data.rbac } : {}),
     auditPath: resolve(dir, parsed.data.audit.path),
     manifests: resolve(dir, g.manifests),
     status: resolve(dir, g.status),
