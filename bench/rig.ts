@@ -26,6 +26,7 @@ export interface Upstreams {
 export interface RunningSidecar {
   readonly pid: number;
   readonly proxyPort: number;
+  readonly dnsPort: number;
   /** declared port → the port its transparent listener took */
   readonly transparent: ReadonlyMap<number, number>;
   readonly eventLog: string;
@@ -38,6 +39,8 @@ export interface SidecarLaunch {
   readonly nodeFlags?: readonly string[];
   /** Let the transparent listeners take free ports (a second sidecar beside the first). */
   readonly freePorts?: boolean;
+  /** Keep only the first event line (the `started` one) and read the rest into /dev/null: long runs write gigabytes. */
+  readonly discardEvents?: boolean;
 }
 
 export function progress(msg: string): void {
@@ -118,15 +121,15 @@ export class Rig implements AsyncDisposable {
         trustedUpstreamRanges: ["127.0.0.2/32"],
       }),
     );
-    const events = await this.eventPipe(`events-${n}`);
+    const events = await this.eventPipe(`events-${n}`, launch.discardEvents === true);
     const child = this.node([launch.main, "--config", configFile], { tsx: launch.tsx === true, nodeFlags: launch.nodeFlags ?? [], stdout: events.fd });
     await events.close();
     const started = await firstLogLine(events.log, child, (l) => {
-      const e = JSON.parse(l) as { type: string; action?: string; detail?: { proxy: { port: number }; transparent: Record<string, number> } };
+      const e = JSON.parse(l) as { type: string; action?: string; detail?: { proxy: { port: number }; dns: { port: number }; transparent: Record<string, number> } };
       return e.type === "lifecycle" && e.action === "started" ? e.detail! : undefined;
     });
     const transparent = new Map(Object.entries(started.transparent).map(([k, v]) => [Number(k), v]));
-    return { pid: child.pid!, proxyPort: started.proxy.port, transparent, eventLog: events.log };
+    return { pid: child.pid!, proxyPort: started.proxy.port, dnsPort: started.dns.port, transparent, eventLog: events.log };
   }
 
   /** Stops every process, newest first (a sidecar still writes events while it drains, so its reader goes after it). */
@@ -161,8 +164,8 @@ export class Rig implements AsyncDisposable {
     return child;
   }
 
-  /** A FIFO drained by `cat` into a log file; `fd` is its write end. */
-  private async eventPipe(name: string): Promise<{ fd: number; log: string; close: () => Promise<void> }> {
+  /** A FIFO drained by `cat` into a log file (or, with `discard`, all but its first line into /dev/null); `fd` is its write end. */
+  private async eventPipe(name: string, discard = false): Promise<{ fd: number; log: string; close: () => Promise<void> }> {
     const log = join(this.dir, `${name}.jsonl`);
     const fifo = join(this.dir, `${name}.fifo`);
     if (spawnSync("mkfifo", [fifo]).status !== 0) {
@@ -170,7 +173,8 @@ export class Rig implements AsyncDisposable {
       const file = await open(log, "w");
       return { fd: file.fd, log, close: () => file.close() };
     }
-    this.children.push(spawn("sh", ["-c", 'exec cat "$0" > "$1"', fifo, log], { stdio: "ignore" }));
+    const reader = discard ? '{ head -n 1 > "$1"; exec cat > /dev/null; } < "$0"' : 'exec cat "$0" > "$1"';
+    this.children.push(spawn("sh", ["-c", reader, fifo, log], { stdio: "ignore" }));
     const writer = await open(fifo, "w"); // returns once cat has opened the read end
     return { fd: writer.fd, log, close: () => writer.close() };
   }

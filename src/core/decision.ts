@@ -1,6 +1,6 @@
 import { labelsUnder, normaliseHostName } from "./names.js";
 import { classifyIp, parseIp, rangeContains, type IpClass, type IpRange, type ParsedIp } from "./ip.js";
-import { findCidrRule, findHostRule, type CompiledPolicy } from "./policy/compiled-policy.js";
+import { findCidrRule, findHostRule, matchRoute, type CompiledPolicy } from "./policy/compiled-policy.js";
 import type { Mode } from "./policy/policy-schema.js";
 import { DEFAULT_TUNNELLING_LIMITS, tunnellingSignals, type TunnellingLimits } from "./tunnelling.js";
 
@@ -22,6 +22,8 @@ export type ReasonCode =
   | "undeclared-port"
   | "undeclared-ip"
   | "undeclared-record-type"
+  | "undeclared-route"
+  | "requests-not-visible"
   | "no-name"
   | "ambiguous-port"
   // baseline drift (only with a frozen baseline)
@@ -33,11 +35,17 @@ export type ReasonCode =
   | "tunnel-long-label"
   | "tunnel-entropy"
   | "tunnel-unique-rate"
+  | "tunnel-bits"
+  | "tunnel-bits-rate"
+  | "tunnel-budget"
   // hard invariants (blocked in every mode)
   | "invalid-name"
   | "ipv6-disabled"
   | "sni-mismatch"
   | "sni-missing"
+  | "upstream-certificate"
+  | "client-rejected-ca"
+  | "tls-handshake-failed"
   | "host-mismatch"
   | `resolution-${Exclude<IpClass, "public">}`
   | `destination-${Exclude<IpClass, "public">}`
@@ -53,6 +61,8 @@ export interface Verdict {
   readonly reasons: readonly ReasonCode[];
   /** The policy rule that matched, as written (e.g. "*.amazonaws.com" or "10.0.0.0/8"). */
   readonly rule?: string;
+  /** The matched rule says `inspect: true`: the sidecar terminates TLS and decides each request. */
+  readonly inspect?: true;
 }
 
 export interface Attempt {
@@ -72,8 +82,17 @@ export interface Attempt {
   readonly sniMissing?: boolean;
   /** An HTTP request whose Host and URI (or tunnel authority) name different hosts. */
   readonly hostMismatch?: boolean;
+  /** One HTTP request the sidecar sees: its method and request target (path and query). */
+  readonly method?: string;
+  readonly target?: string;
+  /** A connection whose requests the sidecar will not see (TLS it does not terminate, or opaque bytes). */
+  readonly opaque?: boolean;
   /** Distinct subdomains under the matched wildcard in the last minute (from the resolver). */
   readonly uniqueSubdomainsPerMinute?: number;
+  /** The summed `nameBits` of those distinct subdomains, this name's included. */
+  readonly subdomainBitsPerMinute?: number;
+  /** Distinct names under the matched wildcard looked up upstream in the budget window, this one included if it is new. */
+  readonly upstreamLookups?: number;
   /** Connections per minute to this destination (from the sidecar), for rate drift. */
   readonly connectionsPerMinute?: number;
 }
@@ -104,6 +123,7 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
   const weak: ReasonCode[] = [];
   const allowed: ReasonCode[] = [];
   let rule: string | undefined;
+  let inspect = false;
   const { policy } = ctx;
 
   const vet = (ip: ParsedIp, prefix: "resolution" | "destination"): void => {
@@ -151,11 +171,18 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
       if (attempt.stage === "connect" && attempt.port !== undefined && !hostRule.ports.has(attempt.port)) {
         violations.push("undeclared-port");
       }
+      if (hostRule.inspect) inspect = true;
+      if (hostRule.routes !== undefined) {
+        // A rule that lists requests must see them: a request outside the list, or a connection
+        // whose requests stay hidden, is a violation.
+        if (attempt.method !== undefined && matchRoute(hostRule.routes, attempt.method, attempt.target ?? "") === undefined) violations.push("undeclared-route");
+        if (attempt.opaque === true && !hostRule.inspect) violations.push("requests-not-visible");
+      }
       if (attempt.stage === "dns" && recordType !== undefined && recordType !== "A" && recordType !== "AAAA") {
         const declared = ANSWERABLE_EXTRA.has(recordType) && policy.recordTypes.has(recordType as "TXT");
         if (!declared) violations.push("undeclared-record-type");
       }
-      const signals = tunnellingSignals(labelsUnder(hostRule.pattern, name), attempt.uniqueSubdomainsPerMinute, ctx.tunnelling ?? DEFAULT_TUNNELLING_LIMITS);
+      const signals = tunnellingSignals(labelsUnder(hostRule.pattern, name), attempt, ctx.tunnelling ?? DEFAULT_TUNNELLING_LIMITS);
       violations.push(...signals.strong);
       weak.push(...signals.weak);
     }
@@ -184,7 +211,7 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
   }
 
   if (policy.capture.enabled) return { verdict: "block", reasons: unique(["capture", ...hard, ...violations, ...weak]), ...(rule ? { rule } : {}) };
-  const withRule = (v: Verdict): Verdict => (rule === undefined ? v : { ...v, rule });
+  const withRule = (v: Verdict): Verdict => (rule === undefined ? v : inspect ? { ...v, rule, inspect: true } : { ...v, rule });
   if (hard.length > 0) return withRule({ verdict: "block", reasons: unique([...hard, ...violations]) });
   if (violations.length > 0) {
     return withRule({ verdict: ctx.mode === "enforcing" ? "block" : "would-block", reasons: unique([...violations, ...weak]) });

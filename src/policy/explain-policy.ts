@@ -45,6 +45,10 @@ export interface HostRuleExplanation {
   readonly ports: readonly number[];
   /** Wildcards only: whether the bare suffix (the apex) has a rule of its own. */
   readonly apexCovered?: boolean;
+  /** The sidecar terminates TLS here and sees every request. */
+  readonly inspect: boolean;
+  /** Only these requests (`METHOD /path-glob`); absent: any request. */
+  readonly routes?: readonly string[];
   readonly meaning: string;
 }
 
@@ -152,11 +156,22 @@ function writtenHosts(policy: Policy, rule: HostRule): string[] {
   });
 }
 
+/** What a rule's `inspect` and `http` entries mean, in words; empty for a rule with neither. */
+function requestsText(rule: HostRule): string {
+  const routes = rule.routes?.map((r) => r.text);
+  const inspect = rule.inspect
+    ? "; TLS is terminated by the sidecar with this sandbox's own CA (the server trusts it; clients are offered http/1.1), every request is decided (its Host must be the TLS name), and TLS to the upstream is re-made with full verification"
+    : "";
+  if (routes === undefined) return inspect;
+  return `${inspect}; only these requests: ${routes.join(", ")} (method exact or *, path glob without the query: * is one segment, ** any number); any other request is refused, and so is a connection whose requests the sidecar cannot see`;
+}
+
 function explainHost(compiled: CompiledPolicy, rule: HostRule): HostRuleExplanation {
   const ports = [...rule.ports].sort((a, b) => a - b);
   const written = writtenHosts(compiled.source, rule);
+  const requests = { inspect: rule.inspect, ...(rule.routes !== undefined ? { routes: rule.routes.map((r) => r.text) } : {}) };
   if (rule.pattern.kind === "exact") {
-    return { rule: rule.text, kind: "exact", written, ports, meaning: `${rule.text} on ${portsText(ports)}: this name only, not its subdomains` };
+    return { rule: rule.text, kind: "exact", written, ports, ...requests, meaning: `${rule.text} on ${portsText(ports)}: this name only, not its subdomains${requestsText(rule)}` };
   }
   const suffix = rule.pattern.suffix;
   const apexCovered = compiled.exactHosts.has(suffix);
@@ -167,7 +182,8 @@ function explainHost(compiled: CompiledPolicy, rule: HostRule): HostRuleExplanat
     written,
     ports,
     apexCovered,
-    meaning: `${rule.text} on ${portsText(ports)}: any name under ${suffix} (such as api.${suffix} or a.b.${suffix}); ${apex}; long or random-looking labels under it are treated as DNS tunnelling`,
+    ...requests,
+    meaning: `${rule.text} on ${portsText(ports)}: any name under ${suffix} (such as api.${suffix} or a.b.${suffix}); ${apex}; long or random-looking labels under it are treated as DNS tunnelling${requestsText(rule)}`,
   };
 }
 

@@ -8,8 +8,8 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isHangarError } from "../core/errors.js";
-import type { SidecarEvent } from "../core/events.js";
 import { createLogger } from "../log.js";
+import { EventWriter } from "./event-writer.js";
 import { parseSidecarConfig } from "./parse-sidecar-config.js";
 import { Sidecar } from "./sidecar.js";
 
@@ -55,7 +55,9 @@ async function main(): Promise<void> {
   const parsed = parseSidecarConfig(text, source);
   if (!parsed.ok) fail(parsed.errors.join("\n"));
 
-  const events = { emit: (e: SidecarEvent) => void process.stdout.write(`${JSON.stringify(e)}\n`) };
+  // One write per event-loop turn; 'exit' runs on every process.exit() and writes out the rest.
+  const events = new EventWriter({ out: process.stdout });
+  process.on("exit", () => events.close());
   let sidecar: Sidecar;
   try {
     sidecar = await Sidecar.start({ config: parsed.config, events, logger });

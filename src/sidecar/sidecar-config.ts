@@ -46,8 +46,31 @@ export const SidecarConfigSchema = z
   upstreamDns: z.array(hostPort).optional(),
   /** Private ranges the operator vouches for (internal APIs, tests): answers there are not refused. */
   trustedUpstreamRanges: z.array(cidr).default([]),
+  /**
+   * TLS inspection, for rules that say `inspect: true`. The sandbox CA comes from PEM files, or
+   * as one JSON line on stdin (`{"caCertPem": "...", "caKeyPem": "..."}`): the control plane's
+   * way, so the key never lands in a file, a label, an env value or an image.
+   */
+  tls: z
+    .strictObject({
+      ca: z.union([z.literal("stdin"), z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) })]),
+      /** Extra roots (PEM) trusted when the sidecar re-originates TLS, beside the system roots. */
+      upstreamCaFile: z.string().min(1).optional(),
+    })
+    .optional(),
   /** How long the transparent path waits for a first byte before falling back to port routing. */
   peekTimeoutMs: z.number().int().positive().default(1500),
+  /**
+   * Distinct names under each declared wildcard the sidecar looks up upstream per window,
+   * whatever path asked (DNS, SNI, Host, CONNECT). Past it a new name is refused
+   * (`tunnel-budget`); names already looked up keep working. Default 256 an hour.
+   */
+  lookupBudget: z
+    .strictObject({
+      names: z.number().int().min(1).max(100_000).optional(),
+      windowSeconds: z.number().int().min(1).optional(),
+    })
+    .optional(),
   })
   .refine((c) => (c.answerAddress === undefined) !== (c.answerSubnet === undefined), {
     error: 'give exactly one of "answerAddress" or "answerSubnet"',

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { DecisionContext } from "../core/decision.js";
 import type { EventSink } from "../core/events.js";
+import type { NameAccounting } from "./name-accounting.js";
 
 /**
  * The seam between the sidecar's parts. The DNS resolver and the proxy listeners get one
@@ -27,6 +28,8 @@ export interface SidecarContext {
   decisionContext(): DecisionContext;
   readonly events: EventSink;
   readonly resolver: NameResolver;
+  /** The one account of names under wildcards, shared by DNS and every proxy path. */
+  readonly names: NameAccounting;
   readonly logger: Logger;
   now(): number;
   newId(): string;

@@ -9,21 +9,26 @@ import { HangarError } from "../core/errors.js";
 import type { EventSink, LifecycleEvent } from "../core/events.js";
 import { parseIpRange, type IpRange } from "../core/ip.js";
 import { compilePolicy, type CompiledPolicy } from "../core/policy/compiled-policy.js";
+import { DEFAULT_TUNNELLING_LIMITS } from "../core/tunnelling.js";
 import { formatIssues, loadPolicyFile } from "../policy/index.js";
 import { addressInSubnet } from "./answer-address.js";
 import { DnsServer, type DnsServerAddress } from "./dns/dns-server.js";
 import { NameLedger } from "./dns/name-ledger.js";
 import { UpstreamDnsClient } from "./dns/upstream-client.js";
+import { DEFAULT_BUDGET_WINDOW_MS, NameAccounting } from "./name-accounting.js";
 import { ConnectionRate } from "./proxy/connection-rate.js";
 import { ExplicitProxy } from "./proxy/explicit-proxy.js";
+import { loadInspection } from "./proxy/tls/load-inspection.js";
+import type { TlsInspection } from "./proxy/tls/tls-terminator.js";
 import { TransparentListener } from "./proxy/transparent-listener.js";
 import { nameserversFromResolvConf, parseUpstream, type SidecarConfig, type Upstream } from "./sidecar-config.js";
 import type { SidecarContext } from "./sidecar-context.js";
 
 /**
- * The sidecar's composition root: one DNS resolver, one name ledger, one transparent
- * listener per declared port and one explicit proxy, all sharing a context whose decision
- * inputs are swapped atomically on reload. Live connections keep the verdict they got.
+ * The sidecar's composition root: one DNS resolver, one name ledger, one account of names
+ * under wildcards, one transparent listener per declared port and one explicit proxy, all
+ * sharing a context whose decision inputs are swapped atomically on reload. Live
+ * connections keep the verdict they got.
  */
 export interface SidecarOptions {
   readonly config: SidecarConfig;
@@ -32,6 +37,9 @@ export interface SidecarOptions {
   readonly now?: () => number;
   /** Upstream resolvers; default config.upstreamDns, else /etc/resolv.conf. */
   readonly upstreams?: readonly Upstream[];
+  /** TLS inspection built by the caller (tests); default from config.tls, reading the CA from `stdin` when it says so. */
+  readonly inspection?: TlsInspection;
+  readonly stdin?: NodeJS.ReadableStream;
 }
 
 export interface SidecarAddresses {
@@ -58,6 +66,7 @@ export class Sidecar implements AsyncDisposable {
   private proxy: ExplicitProxy | undefined;
   private dnsAddress: DnsServerAddress | undefined;
   private proxyPort = 0;
+  private inspection: TlsInspection | undefined;
   private closing: Promise<void> | undefined;
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, message: "", opened: [], closed: [] });
 
@@ -70,12 +79,15 @@ export class Sidecar implements AsyncDisposable {
     const now = options.now ?? Date.now;
     this.decision = decisionFor(policy, options.config, baseline);
     const ledger = new NameLedger({ upstream: upstreamClient, now });
+    const budget = lookupBudget(options.config);
     this.rate = new ConnectionRate(now);
     this.ctx = {
       server: policy.name,
       decisionContext: () => this.decision,
       events: options.events,
       resolver: ledger,
+      // Remembers more names per wildcard than the budget spends, so its count can pass it.
+      names: new NameAccounting({ now, budgetWindowMs: budget.windowMs, maxNamesPerWildcard: Math.max(4096, budget.names + 1) }),
       logger: options.logger,
       now,
       newId: randomUUID,
@@ -153,7 +165,10 @@ export class Sidecar implements AsyncDisposable {
       answer: { kind: "sidecar", address: this.answerAddress },
     });
     this.dnsAddress = await this.dns.listen();
-    this.proxy = new ExplicitProxy({ ctx: this.ctx, host: listen.host, port: listen.proxyPort, rate: this.rate, peekTimeoutMs: this.options.config.peekTimeoutMs });
+    const { config } = this.options;
+    this.inspection = this.options.inspection ?? (config.tls === undefined ? undefined : await loadInspection(config.tls, (this.options.stdin ?? process.stdin) as never));
+    const inspection = this.inspection === undefined ? {} : { inspection: this.inspection };
+    this.proxy = new ExplicitProxy({ ctx: this.ctx, host: listen.host, port: listen.proxyPort, rate: this.rate, peekTimeoutMs: config.peekTimeoutMs, ...inspection });
     this.proxyPort = (await this.proxy.listen()).port;
     await this.openListeners(this.decision.policy.transparentPorts);
   }
@@ -170,6 +185,7 @@ export class Sidecar implements AsyncDisposable {
         declaredPort,
         peekTimeoutMs,
         rate: this.rate,
+        ...(this.inspection !== undefined ? { inspection: this.inspection } : {}),
       });
       await listener.listen();
       this.listeners.set(declaredPort, listener);
@@ -247,7 +263,14 @@ function decisionFor(policy: CompiledPolicy, config: SidecarConfig, baseline: Ba
     mode: config.mode ?? policy.mode,
     ...(baseline !== undefined ? { baseline } : {}),
     trustedRanges: config.trustedUpstreamRanges.map((c) => parseIpRange(c) as IpRange),
+    tunnelling: { ...DEFAULT_TUNNELLING_LIMITS, lookupBudget: lookupBudget(config).names },
   };
+}
+
+function lookupBudget(config: SidecarConfig): { readonly names: number; readonly windowMs: number } {
+  const names = config.lookupBudget?.names ?? DEFAULT_TUNNELLING_LIMITS.lookupBudget;
+  const windowSeconds = config.lookupBudget?.windowSeconds;
+  return { names, windowMs: windowSeconds === undefined ? DEFAULT_BUDGET_WINDOW_MS : windowSeconds * 1000 };
 }
 
 interface DecisionInputs {

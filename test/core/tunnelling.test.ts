@@ -1,8 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_TUNNELLING_LIMITS, shannonEntropy, tunnellingSignals, type TunnellingLimits } from "../../src/core/tunnelling.js";
+import { decide } from "../../src/core/decision.js";
+import { labelsUnder, normaliseHostName, parseHostPattern } from "../../src/core/names.js";
+import { DEFAULT_TUNNELLING_LIMITS, nameBits, shannonEntropy, tunnellingSignals, type NameRates, type TunnellingLimits } from "../../src/core/tunnelling.js";
+import { encodeLabels, payload } from "../support/name-encoding.js";
+import { testPolicy } from "../support/sidecar-context.js";
 
 const none = { strong: [], weak: [] };
-const signals = (labels: string[], unique?: number, limits: TunnellingLimits = DEFAULT_TUNNELLING_LIMITS) => tunnellingSignals(labels, unique, limits);
+const signals = (labels: string[], unique?: number, limits: TunnellingLimits = DEFAULT_TUNNELLING_LIMITS, rates: NameRates = {}) =>
+  tunnellingSignals(labels, { ...rates, ...(unique === undefined ? {} : { uniqueSubdomainsPerMinute: unique }) }, limits);
 
 describe("shannonEntropy", () => {
   it.each([
@@ -38,7 +43,18 @@ describe("tunnellingSignals: label length", () => {
   const limits = DEFAULT_TUNNELLING_LIMITS;
 
   it("has the documented defaults", () => {
-    expect(limits).toEqual({ maxLabelLength: 40, softLabelLength: 24, maxEntropy: 3.9, softEntropy: 3.5, entropyMinLength: 16, maxUniqueSubdomainsPerMinute: 60 });
+    expect(limits).toEqual({
+      maxLabelLength: 40,
+      softLabelLength: 24,
+      maxEntropy: 3.9,
+      softEntropy: 3.5,
+      entropyMinLength: 16,
+      maxUniqueSubdomainsPerMinute: 60,
+      maxBitsPerName: 320,
+      softBitsPerName: 192,
+      maxBitsPerMinute: 8192,
+      lookupBudget: 256,
+    });
   });
 
   it("gives nothing for no controlled labels", () => {
@@ -82,7 +98,16 @@ describe("tunnellingSignals: entropy", () => {
 
   it("measures the controlled labels joined together", () => {
     // 16 distinct characters split over labels: 4 bits over 16 characters
-    expect(signals(["abcdefgh", "ijklmnop"])).toEqual({ strong: ["tunnel-entropy"], weak: [] });
+    expect(signals(["a1b2c3d4", "e5f6g7h8"])).toEqual({ strong: ["tunnel-entropy"], weak: [] });
+  });
+
+  it("judges only digit-bearing or long tokens for the strong signal; words mixed together are weak at most", () => {
+    // Joined, these words are 4 bits a character; none of them is random.
+    expect(shannonEntropy("abcdefghijklmnop")).toBe(4);
+    expect(signals(["abcdefgh", "ijklmnop"])).toEqual({ strong: [], weak: ["tunnel-entropy"] });
+    expect(signals(["my-company-backups-2024", "s3", "eu-central-1"]).strong).toEqual([]);
+    // The same characters as one 16-letter token are judged.
+    expect(signals(["abcdefghijklmnop"])).toEqual({ strong: ["tunnel-entropy"], weak: [] });
   });
 
   it.each([
@@ -106,7 +131,7 @@ describe("tunnellingSignals: entropy", () => {
 
   it("reports length and entropy together", () => {
     const label = "abcdefghijklmnopqrstuvwxyz234567abcdefghij"; // 42 characters, ~5 bits
-    expect(signals([label])).toEqual({ strong: ["tunnel-long-label", "tunnel-entropy"], weak: [] });
+    expect(signals([label])).toEqual({ strong: ["tunnel-long-label", "tunnel-entropy"], weak: ["tunnel-bits"] });
   });
 });
 
@@ -158,5 +183,198 @@ describe("tunnellingSignals: realistic names", () => {
     ["hex, 40 chars", ["e3b0c44298fc1c149afbf4c8996fb92427ae41e4"]],
   ])("a %s blob is a strong signal", (_kind, labels) => {
     expect(signals(labels).strong).toContain("tunnel-entropy");
+  });
+});
+
+describe("nameBits", () => {
+  it("is the length, dots included, times log2 of the distinct characters", () => {
+    expect(nameBits(["abcd"])).toBe(8);
+    expect(nameBits(["ab", "cd"])).toBeCloseTo(5 * Math.log2(5), 12);
+    expect(nameBits(["0123456789abcdef"])).toBe(64);
+    // One repeated character still says how long it is.
+    expect(nameBits(["aaaa"])).toBe(4);
+    expect(nameBits([])).toBe(0);
+  });
+
+  it("bounds what an encoding can carry, give or take which characters it uses", () => {
+    // log2 C(38, k): the choice of k characters out of [a-z0-9._-] is the only information nameBits does not count.
+    const choice = (k: number): number => {
+      let bits = 0;
+      for (let i = 0; i < k; i++) bits += Math.log2((38 - i) / (i + 1));
+      return bits;
+    };
+    for (const [alphabet, labelLength] of [
+      ["ghijklmnop", 24],
+      ["01", 63],
+      ["abcdefghijklmnopqrstuvwxyz", 15],
+      ["abcdefghijklmnopqrstuvwxyz234567", 40],
+      ["abcd", 1],
+    ] as const) {
+      for (const size of [8, 20, 40]) {
+        const data = payload(size, size);
+        const labels = encodeLabels(data, alphabet, labelLength);
+        const distinct = new Set(labels.join(".")).size;
+        expect(nameBits(labels) + choice(distinct)).toBeGreaterThanOrEqual(data.length * 8);
+      }
+    }
+  });
+});
+
+describe("tunnellingSignals: low-alphabet and short-label encodings", () => {
+  it("catches ~95 random bytes in a 10-letter non-hex alphabet under 24-character labels (no other signal sees it)", () => {
+    const labels = encodeLabels(payload(95), "ghijklmnop", 24);
+    const name = `${labels.join(".")}.allowed.test`;
+    expect(name.length).toBeLessThanOrEqual(253);
+    expect(Math.max(...labels.map((l) => l.length))).toBe(24);
+    // Below every per-character and per-label threshold there is.
+    expect(shannonEntropy(labels.join(""))).toBeLessThan(DEFAULT_TUNNELLING_LIMITS.softEntropy);
+    expect(nameBits(labels)).toBeGreaterThan(700);
+    expect(signals(labels)).toEqual({ strong: ["tunnel-bits"], weak: [] });
+  });
+
+  it("catches short labels: many one-letter labels over four letters", () => {
+    const labels = encodeLabels(payload(30), "abcd", 1);
+    expect(signals(labels).strong).toEqual(["tunnel-bits"]);
+  });
+
+  it("catches digits-only, binary and letters-only encodings past the per-name limit", () => {
+    for (const [alphabet, labelLength] of [
+      ["0123456789", 20],
+      ["01", 50],
+      ["abcdefghijklmnopqrstuvwxyz", 15],
+    ] as const) {
+      expect(signals(encodeLabels(payload(48), alphabet, labelLength)).strong).toContain("tunnel-bits");
+    }
+  });
+
+  it("is weak between softBitsPerName and maxBitsPerName, nothing below", () => {
+    // 26 letters in 15-letter labels: 4.75 bits a character, dots included.
+    const at = (letters: number) => signals(encodeLabels(payload(40), "abcdefghijklmnopqrstuvwxyz", 15).join("").slice(0, letters).match(/.{1,15}/g)!);
+    expect(at(30).strong).toEqual([]);
+    expect(at(30).weak).not.toContain("tunnel-bits");
+    expect(at(45).weak).toContain("tunnel-bits");
+    expect(at(45).strong).toEqual([]);
+    expect(at(70).strong).toContain("tunnel-bits");
+  });
+});
+
+describe("tunnellingSignals: bits a minute and the lookup budget", () => {
+  it("is strong once the distinct names of the last minute carry more than maxBitsPerMinute", () => {
+    expect(signals(["x"], undefined, DEFAULT_TUNNELLING_LIMITS, { subdomainBitsPerMinute: 8192 })).toEqual(none);
+    expect(signals(["x"], undefined, DEFAULT_TUNNELLING_LIMITS, { subdomainBitsPerMinute: 8193 })).toEqual({ strong: ["tunnel-bits-rate"], weak: [] });
+  });
+
+  it("is strong once a new name would pass the lookup budget", () => {
+    expect(signals(["x"], undefined, DEFAULT_TUNNELLING_LIMITS, { upstreamLookups: 256 })).toEqual(none);
+    expect(signals(["x"], undefined, DEFAULT_TUNNELLING_LIMITS, { upstreamLookups: 257 })).toEqual({ strong: ["tunnel-budget"], weak: [] });
+    expect(signals(["x"], undefined, { ...DEFAULT_TUNNELLING_LIMITS, lookupBudget: 3 }, { upstreamLookups: 4 })).toEqual({ strong: ["tunnel-budget"], weak: [] });
+  });
+
+  it("reaches decide(): blocked in ENFORCING, would-block in OBSERVING, never for an exact host", () => {
+    const policy = testPolicy({ name: "fixture", egress: { allow: [{ host: "*.allowed.test" }, { host: "api.exact.test" }] } });
+    const rates = { uniqueSubdomainsPerMinute: 1, subdomainBitsPerMinute: 9000, upstreamLookups: 300 };
+    const attempt = { stage: "dns", protocol: "dns", name: "x.allowed.test", recordType: "A", ...rates } as const;
+    expect(decide({ policy, mode: "enforcing" }, attempt)).toEqual({ verdict: "block", reasons: ["tunnel-bits-rate", "tunnel-budget"], rule: "*.allowed.test" });
+    expect(decide({ policy, mode: "observing" }, attempt).verdict).toBe("would-block");
+    expect(decide({ policy, mode: "enforcing" }, { ...attempt, name: "api.exact.test" }).verdict).toBe("allow");
+  });
+});
+
+// Real names under the wildcards a policy would declare for them. The ids are random as real
+// ones are (generated once); the formats are each provider's.
+const REAL_NAMES: readonly (readonly [string, string])[] = [
+  ["dxkw9yyg5z30m2.cloudfront.net", "*.cloudfront.net"],
+  ["dguih254eq0nkn.cloudfront.net", "*.cloudfront.net"],
+  ["my-bucket.s3.us-west-2.amazonaws.com", "*.amazonaws.com"],
+  ["my-company-backups-2024.s3.eu-central-1.amazonaws.com", "*.amazonaws.com"],
+  ["75pp3gflns.execute-api.eu-west-1.amazonaws.com", "*.amazonaws.com"],
+  ["ec2-54-12-34-56.compute-1.amazonaws.com", "*.amazonaws.com"],
+  ["ec2-3-121-45-200.eu-central-1.compute.amazonaws.com", "*.amazonaws.com"],
+  ["my-load-balancer-9472488358.us-west-2.elb.amazonaws.com", "*.amazonaws.com"],
+  ["internal-my-alb-7150636234.eu-west-1.elb.amazonaws.com", "*.amazonaws.com"],
+  ["mydb.p7pajeyakkph.us-east-1.rds.amazonaws.com", "*.amazonaws.com"],
+  ["my-cluster.cluster-2rt4wzatqsxk.us-east-1.rds.amazonaws.com", "*.amazonaws.com"],
+  ["my-cache.r8hs6v.0001.use1.cache.amazonaws.com", "*.amazonaws.com"],
+  ["066386279415.dkr.ecr.us-east-1.amazonaws.com", "*.amazonaws.com"],
+  ["my-access-point-685609024838.s3-accesspoint.us-west-2.amazonaws.com", "*.amazonaws.com"],
+  ["cognito-idp.eu-west-1.amazonaws.com", "*.amazonaws.com"],
+  ["bedrock-runtime.us-east-1.amazonaws.com", "*.amazonaws.com"],
+  ["search-my-domain-i2opalz329v4lajtxyyrx7yeuh.us-east-1.es.amazonaws.com", "*.amazonaws.com"],
+  ["yplymnilet8zs32lrre5mavodeee1zzm.lambda-url.us-east-1.on.aws", "*.lambda-url.us-east-1.on.aws"],
+  ["fmyicxjzfgpzgthvhnsnsrhdua.appsync-api.eu-west-1.amazonaws.com", "*.amazonaws.com"],
+  ["storage.googleapis.com", "*.googleapis.com"],
+  ["us-central1-aiplatform.googleapis.com", "*.googleapis.com"],
+  ["europe-west1-docker.pkg.dev", "*.pkg.dev"],
+  ["my-project-123456.appspot.com", "*.appspot.com"],
+  ["my-service-erqnzwumpp-uc.a.run.app", "*.run.app"],
+  ["my-project-default-rtdb.europe-west1.firebasedatabase.app", "*.firebasedatabase.app"],
+  ["mystorageaccount.blob.core.windows.net", "*.core.windows.net"],
+  ["mystorageaccount.dfs.core.windows.net", "*.core.windows.net"],
+  ["my-app-service.azurewebsites.net", "*.azurewebsites.net"],
+  ["my-key-vault.vault.azure.net", "*.azure.net"],
+  ["my-cosmos-db.documents.azure.com", "*.azure.com"],
+  ["myapp-vl77wo5jboo79bon.z01.azurefd.net", "*.azurefd.net"],
+  ["myregistry.azurecr.io", "*.azurecr.io"],
+  ["dualstack.j.sni.global.fastly.net", "*.fastly.net"],
+  ["example.global.ssl.fastly.net", "*.fastly.net"],
+  ["www.example.com.edgekey.net", "*.edgekey.net"],
+  ["e18297.dscx.akamaiedge.net", "*.akamaiedge.net"],
+  ["a9746.dscb.akamai.net", "*.akamai.net"],
+  ["www.example.com-v1.edgesuite.net", "*.edgesuite.net"],
+  ["objects.githubusercontent.com", "*.githubusercontent.com"],
+  ["pkg-containers.githubusercontent.com", "*.githubusercontent.com"],
+  ["production.cloudflare.docker.com", "*.docker.com"],
+  ["my-worker.my-subdomain.workers.dev", "*.workers.dev"],
+  ["e4c9a81eb0a4dbf8e313ec45dcbb3ddc.r2.cloudflarestorage.com", "*.r2.cloudflarestorage.com"],
+  ["my-app-git-feature-branch-myteam.vercel.app", "*.vercel.app"],
+  ["deploy-preview-123--my-site.netlify.app", "*.netlify.app"],
+  ["cluster0-shard-00-01.ifdim.mongodb.net", "*.mongodb.net"],
+  ["mm03691.eu-central-1.snowflakecomputing.com", "*.snowflakecomputing.com"],
+  ["o027465.ingest.us.sentry.io", "*.sentry.io"],
+  ["http-intake.logs.datadoghq.eu", "*.datadoghq.eu"],
+  ["dev-e3pxwlevt1pb922i.us.auth0.com", "*.auth0.com"],
+  ["3ae67fa7a88bb4402d7501fc9fcbdfaa.us-east-1.aws.found.io", "*.found.io"],
+  ["dujrmxmarddzklbylqzu.supabase.co", "*.supabase.co"],
+  ["my-app-c63b00d6da42.herokuapp.com", "*.herokuapp.com"],
+];
+
+// The few real names a strong signal refuses: each holds a random id of 16+ characters (26 to
+// 32 characters of base36 or hex, 118-165 bits), which is exactly what a chunk of exfiltrated
+// data looks like. Declare such hosts exactly (their id is fixed), not under a wildcard.
+const REFUSED_REAL_NAMES = [
+  "search-my-domain-i2opalz329v4lajtxyyrx7yeuh.us-east-1.es.amazonaws.com",
+  "yplymnilet8zs32lrre5mavodeee1zzm.lambda-url.us-east-1.on.aws",
+  "fmyicxjzfgpzgthvhnsnsrhdua.appsync-api.eu-west-1.amazonaws.com",
+  "e4c9a81eb0a4dbf8e313ec45dcbb3ddc.r2.cloudflarestorage.com",
+  "3ae67fa7a88bb4402d7501fc9fcbdfaa.us-east-1.aws.found.io",
+];
+
+describe("tunnellingSignals: false positives on real long names", () => {
+  const judged = REAL_NAMES.map(([raw, wildcard]) => {
+    const pattern = parseHostPattern(wildcard)!;
+    const name = normaliseHostName(raw)!;
+    expect(pattern.kind === "wildcard" && name.endsWith(`.${pattern.suffix}`)).toBe(true);
+    return { name, labels: labelsUnder(pattern, name), wildcard };
+  });
+
+  it("has at least 40 names", () => {
+    expect(judged.length).toBeGreaterThanOrEqual(40);
+  });
+
+  it(`refuses ${REFUSED_REAL_NAMES.length} of them, each for a long random id, and none for bits per name`, () => {
+    const refused = judged.filter((j) => signals(j.labels).strong.length > 0).map((j) => j.name);
+    expect(refused).toEqual(REFUSED_REAL_NAMES);
+    for (const j of judged) expect(signals(j.labels).strong).not.toContain("tunnel-bits");
+  });
+
+  it("all of them asked within one minute stay under the per-minute limits of their wildcards", () => {
+    const bits = new Map<string, number>();
+    const names = new Map<string, number>();
+    for (const j of judged) {
+      bits.set(j.wildcard, (bits.get(j.wildcard) ?? 0) + nameBits(j.labels));
+      names.set(j.wildcard, (names.get(j.wildcard) ?? 0) + 1);
+    }
+    expect(Math.max(...bits.values())).toBeLessThanOrEqual(DEFAULT_TUNNELLING_LIMITS.maxBitsPerMinute);
+    expect(Math.max(...names.values())).toBeLessThanOrEqual(DEFAULT_TUNNELLING_LIMITS.maxUniqueSubdomainsPerMinute);
   });
 });

@@ -153,3 +153,28 @@ describe("explain for the edge cases", () => {
     expect(text).toContain("Warnings\n  - egress.allow[0].ports: port 5432 is ambiguous");
   });
 });
+
+describe("explain: inspection and request routes", () => {
+  it("says in words that TLS is terminated and which requests are allowed", () => {
+    const { x, text } = explain(`
+version: 1
+name: mail
+server: { image: { ref: "x" } }
+egress:
+  allow:
+    - host: api.postmark.test
+      ports: [443]
+      inspect: true
+      http:
+        - { method: POST, path: /email }
+        - { method: POST, path: "/email/*" }
+    - host: open.test
+      ports: [443]
+`);
+    expect(x.egress.hosts[0]).toMatchObject({ rule: "api.postmark.test", inspect: true, routes: ["POST /email", "POST /email/*"] });
+    expect(x.egress.hosts[1]).toMatchObject({ rule: "open.test", inspect: false });
+    expect(x.egress.hosts[1]).not.toHaveProperty("routes");
+    expect(text).toContain("TLS is terminated by the sidecar with this sandbox's own CA");
+    expect(text).toContain("only these requests: POST /email, POST /email/*");
+  });
+});

@@ -28,7 +28,7 @@ describe("suggestKey", () => {
 describe("knownKeysAt", () => {
   it("reads the accepted keys from the policy's JSON Schema, through lists and unions", () => {
     expect(knownKeysAt([])).toEqual(["version", "name", "description", "server", "egress", "tools", "baseline"]);
-    expect(knownKeysAt(["egress", "allow", 3])).toEqual(["host", "cidr", "ports"]);
+    expect(knownKeysAt(["egress", "allow", 3])).toEqual(["host", "cidr", "ports", "inspect", "http"]);
     expect(knownKeysAt(["egress", "capture"])).toEqual(["ports"]);
     expect(knownKeysAt(["nowhere"])).toEqual([]);
   });

@@ -5,6 +5,7 @@ import { parseIpRange, type IpRange } from "../../src/core/ip.js";
 import type { BaselineView, DecisionContext } from "../../src/core/decision.js";
 import type { EgressEvent, EventSink, SidecarEvent } from "../../src/core/events.js";
 import type { NameResolver, ResolvedName, SidecarContext } from "../../src/sidecar/sidecar-context.js";
+import { NameAccounting, type NameAccountingOptions } from "../../src/sidecar/name-accounting.js";
 import { silentLogger } from "../../src/log.js";
 
 /** An EventSink that keeps everything, for assertions. */
@@ -53,9 +54,12 @@ export interface TestContextOptions {
   trusted?: string[];
   baseline?: BaselineView;
   resolver?: NameResolver;
+  accounting?: Omit<NameAccountingOptions, "now">;
 }
 
-export function testContext(options: TestContextOptions): SidecarContext & { sink: CollectingSink; setDecision(ctx: DecisionContext): void } {
+export type TestContext = SidecarContext & { sink: CollectingSink; setDecision(ctx: DecisionContext): void };
+
+export function testContext(options: TestContextOptions): TestContext {
   const policy = testPolicy({ name: options.name ?? "fixture", egress: options.policy });
   const trustedRanges = (options.trusted ?? []).map((c) => parseIpRange(c) as IpRange);
   let decision: DecisionContext = {
@@ -65,17 +69,20 @@ export function testContext(options: TestContextOptions): SidecarContext & { sin
     ...(options.baseline ? { baseline: options.baseline } : {}),
   };
   const sink = new CollectingSink();
-  return {
+  // Reads ctx.now on every call, so a test that swaps the clock afterwards moves the account too.
+  const ctx: TestContext = {
     server: policy.name,
     decisionContext: () => decision,
-    setDecision: (ctx) => {
-      decision = ctx;
+    setDecision: (next) => {
+      decision = next;
     },
     events: sink,
     sink,
     resolver: options.resolver ?? new StaticResolver({}),
+    names: new NameAccounting({ now: () => ctx.now(), ...options.accounting }),
     logger: silentLogger(),
     now: () => Date.now(),
     newId: () => randomUUID(),
   };
+  return ctx;
 }

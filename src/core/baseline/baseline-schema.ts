@@ -50,7 +50,7 @@ const toolName = z.string().min(1, { error: "a tool name cannot be empty" }).max
 const toolList = z.array(toolName);
 
 export const CONNECTION_PROTOCOLS = ["connect", "http", "tcp", "tls"] as const;
-export const TUNNELLING_SIGNALS = ["tunnel-entropy", "tunnel-long-label", "tunnel-unique-rate"] as const;
+export const TUNNELLING_SIGNALS = ["tunnel-entropy", "tunnel-long-label", "tunnel-unique-rate", "tunnel-bits", "tunnel-bits-rate", "tunnel-budget"] as const;
 
 /** A destination key, as the decision's `BaselineView` spells it: `name:port`. */
 export const destinationKey = (d: { readonly name: string; readonly port: number }): string => `${d.name}:${d.port}`;

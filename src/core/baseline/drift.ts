@@ -56,6 +56,9 @@ const SIGNAL_TEXT: Readonly<Record<TunnellingSignal, string>> = {
   "tunnel-long-label": "very long labels",
   "tunnel-entropy": "random-looking labels",
   "tunnel-unique-rate": "many new names a minute",
+  "tunnel-bits": "names holding more than a real name does",
+  "tunnel-bits-rate": "more data in new names a minute than real names carry",
+  "tunnel-budget": "more distinct names than the lookup budget allows",
 };
 
 /** "send_email", "send_email or read_file (in flight together)", "The server (outside any tool call)". */

@@ -8,6 +8,17 @@ export interface HostRule {
   readonly pattern: HostPattern;
   readonly ports: ReadonlySet<number>;
   readonly text: string;
+  /** The sidecar terminates TLS for this destination and decides every request. */
+  readonly inspect: boolean;
+  /** Only these requests; undefined allows every request. */
+  readonly routes?: readonly HttpRoute[];
+}
+
+/** One `http:` entry: method (or "*") and a path glob compiled to an anchored pattern. */
+export interface HttpRoute {
+  readonly method: string;
+  readonly path: RegExp;
+  readonly text: string;
 }
 
 export interface CidrRule {
@@ -47,9 +58,19 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
       const pattern = parseHostPattern(entry.host);
       if (pattern === undefined) throw new Error(`compilePolicy: unvalidated host ${entry.host}`);
       const existing = pattern.kind === "exact" ? exactHosts.get(pattern.name) : wildcardHosts.get(pattern.suffix);
-      // Two entries for one name or one wildcard merge their ports.
+      // Two entries for one name or one wildcard merge: their ports, and what they allow (an
+      // entry without http routes allows every request, so the merge does too).
       const merged = existing === undefined ? ports : new Set([...existing.ports, ...ports]);
-      const rule: HostRule = { index: existing?.index ?? index, pattern, ports: merged, text: formatHostPattern(pattern) };
+      const own = entry.http?.map(compileRoute);
+      const routes = existing === undefined ? own : existing.routes === undefined || own === undefined ? undefined : [...existing.routes, ...own];
+      const rule: HostRule = {
+        index: existing?.index ?? index,
+        pattern,
+        ports: merged,
+        text: formatHostPattern(pattern),
+        inspect: entry.inspect === true || existing?.inspect === true,
+        ...(routes !== undefined ? { routes } : {}),
+      };
       if (pattern.kind === "exact") {
         exactHosts.set(pattern.name, rule);
         for (const p of ports) (owners.get(p) ?? owners.set(p, new Set()).get(p)!).add(pattern.name);
@@ -106,6 +127,37 @@ export function findHostRule(policy: CompiledPolicy, name: string): HostRule | u
   }
   return best;
 }
+
+/** `*` is one path segment (or part of one), `**` any number of segments. */
+export function compileRoute(route: { readonly method: string; readonly path: string }): HttpRoute {
+  let source = "";
+  for (let i = 0; i < route.path.length; i++) {
+    const c = route.path[i]!;
+    if (c === "*" && route.path[i + 1] === "*") {
+      source += ".*";
+      i++;
+    } else if (c === "*") {
+      source += "[^/]*";
+    } else {
+      source += c.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+    }
+  }
+  return { method: route.method, path: new RegExp(`^${source}$`), text: `${route.method} ${route.path}` };
+}
+
+/**
+ * Whether a request matches one of `routes`. The path is matched as sent, without its query;
+ * a path that a server could read differently from us (dot segments, encoded slashes, dots or
+ * backslashes) matches nothing, so a glob cannot be walked around.
+ */
+export function matchRoute(routes: readonly HttpRoute[], method: string, target: string): HttpRoute | undefined {
+  const q = target.search(/[?#]/);
+  const path = q === -1 ? target : target.slice(0, q);
+  if (!path.startsWith("/") || AMBIGUOUS_PATH.test(path)) return undefined;
+  return routes.find((r) => (r.method === "*" || r.method === method) && r.path.test(path));
+}
+
+const AMBIGUOUS_PATH = /(^|\/)\.\.?(\/|$)|%2[ef]|%5c|\\/i;
 
 export function findCidrRule(policy: CompiledPolicy, ip: ParsedIp, port?: number): CidrRule | undefined {
   let anyPort: CidrRule | undefined;

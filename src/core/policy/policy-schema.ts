@@ -32,17 +32,46 @@ const glob = z.string().min(1).max(200);
 export const RECORD_TYPES = ["A", "TXT", "HTTPS", "SVCB"] as const;
 export const MODES = ["enforcing", "observing"] as const;
 
+/** Ports whose traffic is TLS by convention: requests there are invisible unless the rule inspects. */
+export const TLS_PORTS: ReadonlySet<number> = new Set([443, 8443]);
+
+const httpRoute = z.strictObject({
+  method: z
+    .string()
+    .regex(/^([A-Z]{1,20}|\*)$/, { error: (iss) => `${show(iss.input)} is not an HTTP method (upper case, like "POST"), or "*" for any` }),
+  path: z
+    .string()
+    .max(500)
+    .regex(/^\/[\x21-\x7e]*$/, { error: (iss) => `${show(iss.input)} is not a path glob: it starts with "/" and has no spaces ("*" is one segment, "**" any number)` })
+    .refine((p) => !p.includes("?") && !p.includes("#"), { error: (iss) => `${show(iss.input)}: a path glob matches the path alone; leave out the query and fragment` }),
+});
+
 const allowEntry = z
   .strictObject({
     host: hostPattern.optional(),
     cidr: cidr.optional(),
     ports: z.array(port).min(1, { error: "ports must list at least one port" }).default([443]),
+    /** The sidecar terminates TLS on this destination (with the sandbox CA) and sees every request. */
+    inspect: z.boolean().optional(),
+    /** Only these requests (method and path glob); enforced wherever the sidecar sees requests. */
+    http: z.array(httpRoute).min(1, { error: "http must list at least one route (leave it out to allow every request)" }).optional(),
   })
   .superRefine((entry, ctx) => {
     if (entry.host !== undefined && entry.cidr !== undefined) {
       ctx.addIssue({ code: "custom", message: 'an allow entry takes either "host" or "cidr", not both' });
     } else if (entry.host === undefined && entry.cidr === undefined) {
       ctx.addIssue({ code: "custom", message: 'an allow entry needs "host" or "cidr"' });
+    }
+    if (entry.cidr !== undefined && (entry.inspect === true || entry.http !== undefined)) {
+      ctx.addIssue({ code: "custom", path: [entry.inspect === true ? "inspect" : "http"], message: '"inspect" and "http" need a "host" rule: TLS is terminated for a name' });
+    }
+    const tlsPorts = entry.ports.filter((p) => TLS_PORTS.has(p));
+    if (entry.http !== undefined && entry.inspect !== true && tlsPorts.length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["http"],
+        message: `http rules can never see requests on TLS port ${tlsPorts.join(", ")} unless the rule says "inspect: true"`,
+      });
     }
   });
 

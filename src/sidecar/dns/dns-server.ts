@@ -4,7 +4,6 @@ import { HangarError } from "../../core/errors.js";
 import { parseIp } from "../../core/ip.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import { DnsQueryHandler, type AnswerMode, type QueryOrigin } from "./query-handler.js";
-import { SubdomainRate } from "./subdomain-rate.js";
 import { LengthPrefixedReader, frameMessage } from "./tcp-framing.js";
 import type { RecordSource } from "./upstream-client.js";
 
@@ -51,8 +50,6 @@ export interface DnsServerOptions {
   /** TTL given to clients is at most this many seconds. Default 30. */
   readonly answerTtlCapSeconds?: number;
   readonly limits?: Partial<DnsServerLimits>;
-  /** Shared with whoever else wants the counts; default: a fresh one on context.now. */
-  readonly subdomains?: SubdomainRate;
 }
 
 export interface DnsServerAddress {
@@ -110,7 +107,6 @@ export class DnsServer {
       records: options.records,
       answer,
       answerTtlCapSeconds: options.answerTtlCapSeconds ?? 30,
-      subdomains: options.subdomains ?? new SubdomainRate({ now: () => options.context.now() }),
       maxMessageBytes: this.limits.maxMessageBytes,
       maxUdpPayloadBytes: this.limits.maxUdpPayloadBytes,
     });

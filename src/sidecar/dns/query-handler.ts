@@ -3,7 +3,6 @@ import { isHangarError } from "../../core/errors.js";
 import { EVENT_SCHEMA_VERSION, type EgressEvent } from "../../core/events.js";
 import { parseIp } from "../../core/ip.js";
 import { normaliseHostName } from "../../core/names.js";
-import { findHostRule } from "../../core/policy/compiled-policy.js";
 import type { ResolvedName, SidecarContext } from "../sidecar-context.js";
 import {
   QTYPE,
@@ -18,7 +17,6 @@ import {
   type Rcode,
   type WireRecord,
 } from "./dns-message.js";
-import type { SubdomainRate } from "./subdomain-rate.js";
 import { rewriteSvcb } from "./svcb-params.js";
 import type { ExtraRecordType, RecordAnswer, RecordSource } from "./upstream-client.js";
 
@@ -46,7 +44,6 @@ export interface DnsQueryHandlerOptions {
   readonly records: RecordSource;
   readonly answer: AnswerMode;
   readonly answerTtlCapSeconds: number;
-  readonly subdomains: SubdomainRate;
   readonly maxMessageBytes: number;
   readonly maxUdpPayloadBytes: number;
 }
@@ -134,12 +131,9 @@ export class DnsQueryHandler {
   }
 
   private attempt(dc: DecisionContext, raw: string, name: string | undefined, recordType: string): Attempt {
-    let unique: number | undefined;
-    if (name !== undefined) {
-      const rule = findHostRule(dc.policy, name);
-      if (rule?.pattern.kind === "wildcard") unique = this.options.subdomains.observe(rule.text, name);
-    }
-    return { stage: "dns", protocol: "dns", name: raw, recordType, ...(unique === undefined ? {} : { uniqueSubdomainsPerMinute: unique }) };
+    // The account the proxy paths share: a name asked here and then by SNI counts once.
+    const facts = name === undefined ? {} : this.ctx.names.observe(dc.policy, name);
+    return { stage: "dns", protocol: "dns", name: raw, recordType, ...facts };
   }
 
   /** Whether an A query for this name would be answered (decides the NODATA/NXDOMAIN choice). */
@@ -156,6 +150,7 @@ export class DnsQueryHandler {
 
   private async answerA(dc: DecisionContext, attempt: Attempt, verdict: Verdict, name: string): Promise<Outcome> {
     if (!permitsLookup(dc, attempt, verdict)) return { verdict, rcode: RCODE.NXDOMAIN };
+    this.ctx.names.charge(dc.policy, name);
     let resolved: ResolvedName;
     try {
       resolved = await this.ctx.resolver.resolve(name);
@@ -175,6 +170,7 @@ export class DnsQueryHandler {
 
   private async answerRecords(dc: DecisionContext, attempt: Attempt, verdict: Verdict, name: string, type: ExtraRecordType): Promise<Outcome> {
     let result: RecordAnswer;
+    this.ctx.names.charge(dc.policy, name);
     try {
       result = await this.options.records.queryRecords(name, type);
     } catch (err) {

@@ -1,6 +1,7 @@
 /**
  * Distinct names seen under each wildcard suffix in a sliding window: a tunnel over DNS
  * needs a fresh name per chunk, so this count climbs where a normal client's stays flat.
+ * Each name may carry a weight (the bits it can hold), summed over the window too.
  * Memory is bounded per suffix and in suffixes; at the cap the count saturates (it stays
  * at the cap, far above any sane limit) rather than growing.
  */
@@ -15,9 +16,19 @@ export interface SubdomainRateOptions {
   readonly maxSuffixes?: number;
 }
 
+interface Seen {
+  at: number;
+  weight: number;
+}
+
+interface SuffixNames {
+  readonly names: Map<string, Seen>;
+  weight: number;
+}
+
 export class SubdomainRate {
   // suffix → (name → last seen); each inner Map is kept in last-seen order.
-  private readonly bySuffix = new Map<string, Map<string, number>>();
+  private readonly bySuffix = new Map<string, SuffixNames>();
   private readonly windowMs: number;
   private readonly maxNames: number;
   private readonly maxSuffixes: number;
@@ -28,43 +39,69 @@ export class SubdomainRate {
     this.maxSuffixes = Math.max(1, options.maxSuffixes ?? 256);
   }
 
-  /** Records `name` under `suffix` and returns the distinct names in the window, this one included. */
-  observe(suffix: string, name: string): number {
+  /** Records `name` (with its `weight`) under `suffix` and returns the distinct names in the window, this one included. */
+  observe(suffix: string, name: string, weight = 0): number {
     const now = this.options.now();
-    let names = this.bySuffix.get(suffix);
-    if (names === undefined) {
-      names = new Map();
-      this.bySuffix.set(suffix, names);
+    let entry = this.bySuffix.get(suffix);
+    if (entry === undefined) {
+      entry = { names: new Map(), weight: 0 };
+      this.bySuffix.set(suffix, entry);
       this.evictSuffixes();
     } else {
       // Keep suffixes in last-used order too, so eviction drops the stalest.
       this.bySuffix.delete(suffix);
-      this.bySuffix.set(suffix, names);
+      this.bySuffix.set(suffix, entry);
     }
-    names.delete(name);
-    names.set(name, now);
-    this.expire(names, now);
+    const { names } = entry;
+    const before = names.get(name);
+    if (before !== undefined) {
+      names.delete(name);
+      entry.weight -= before.weight;
+    }
+    names.set(name, { at: now, weight });
+    entry.weight += weight;
+    this.expire(entry, now);
     while (names.size > this.maxNames) {
-      const oldest = names.keys().next();
+      const oldest = names.entries().next();
       if (oldest.done === true) break;
-      names.delete(oldest.value);
+      names.delete(oldest.value[0]);
+      entry.weight -= oldest.value[1].weight;
     }
     return names.size;
   }
 
   /** Distinct names under `suffix` in the window, without recording anything. */
   count(suffix: string): number {
-    const names = this.bySuffix.get(suffix);
-    if (names === undefined) return 0;
-    this.expire(names, this.options.now());
-    return names.size;
+    const entry = this.bySuffix.get(suffix);
+    if (entry === undefined) return 0;
+    this.expire(entry, this.options.now());
+    return entry.names.size;
   }
 
-  private expire(names: Map<string, number>, now: number): void {
-    for (const [n, seen] of names) {
-      if (now - seen < this.windowMs) break;
-      names.delete(n);
+  /** The summed weights of the names under `suffix` in the window. */
+  weight(suffix: string): number {
+    const entry = this.bySuffix.get(suffix);
+    if (entry === undefined) return 0;
+    this.expire(entry, this.options.now());
+    return entry.weight;
+  }
+
+  /** Whether `name` is in the window under `suffix`, without recording anything. */
+  has(suffix: string, name: string): boolean {
+    const entry = this.bySuffix.get(suffix);
+    if (entry === undefined) return false;
+    this.expire(entry, this.options.now());
+    return entry.names.has(name);
+  }
+
+  private expire(entry: SuffixNames, now: number): void {
+    for (const [n, seen] of entry.names) {
+      if (now - seen.at < this.windowMs) break;
+      entry.names.delete(n);
+      entry.weight -= seen.weight;
     }
+    // Sums of floats drift: an empty window weighs exactly nothing.
+    if (entry.names.size === 0) entry.weight = 0;
   }
 
   private evictSuffixes(): void {

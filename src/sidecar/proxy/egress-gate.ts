@@ -1,7 +1,8 @@
-import { decide, permits, type Protocol, type ReasonCode, type Verdict } from "../../core/decision.js";
+import { decide, permits, type Attempt, type DecisionContext, type Protocol, type ReasonCode, type Verdict } from "../../core/decision.js";
 import { parseIp } from "../../core/ip.js";
 import { normaliseHostName } from "../../core/names.js";
 import type { SidecarContext } from "../sidecar-context.js";
+import type { NameFacts } from "../name-accounting.js";
 import type { ConnectionRate } from "./connection-rate.js";
 
 /**
@@ -9,6 +10,8 @@ import type { ConnectionRate } from "./connection-rate.js";
  * core `decide()` before anything is resolved, then resolves the name with the sidecar's
  * own resolver and asks again with the addresses (the rebinding check). The address to
  * dial only ever comes from here: a resolver answer, or an IP literal the policy vetted.
+ * Each name it sees goes into the sandbox's one account of names (shared with DNS), and it
+ * resolves only what the DNS path would resolve, so no path is a way round the other.
  */
 export interface Destination {
   readonly protocol: Protocol;
@@ -20,6 +23,11 @@ export interface Destination {
   readonly sniMismatch?: boolean;
   readonly sniMissing?: boolean;
   readonly hostMismatch?: boolean;
+  /** One HTTP request: method and request target, for a rule's `http` routes. */
+  readonly method?: string;
+  readonly target?: string;
+  /** The sidecar will not see the requests on this connection. */
+  readonly opaque?: boolean;
   readonly connectionsPerMinute?: number;
 }
 
@@ -75,7 +83,8 @@ export class EgressGate {
    * nothing and several rules declare its port, so there is no owner to fall back to.
    */
   check(dest: Destination, ambiguousPort = false): Verdict {
-    const verdict = decide(this.ctx.decisionContext(), { stage: "connect", ...dest });
+    const dc = this.ctx.decisionContext();
+    const verdict = decide(dc, { stage: "connect", ...dest, ...this.observe(dc, dest.name) });
     if (ambiguousPort && verdict.reasons[0] !== "capture") {
       return { verdict: "block", reasons: verdict.reasons.map((r) => (r === "no-name" ? "ambiguous-port" : r)) };
     }
@@ -96,18 +105,45 @@ export class EgressGate {
     }
     const name = dest.name === undefined ? undefined : this.normalise(dest.name);
     if (!permits(first) || name === undefined) return { permitted: false, verdict: first };
+    // One snapshot from here on. Decided again on the account as it stands now (another path
+    // may have spent the budget since check()), and charged before anything awaits.
+    const dc = this.ctx.decisionContext();
+    const facts = this.observe(dc, name);
+    const attempt: Attempt = { stage: "connect", ...dest, name, ...facts };
+    const current = decide(dc, attempt);
+    if (!permits(current)) return { permitted: false, verdict: current };
+    // The lookup is egress of its own: only a name the DNS path would look up is looked up
+    // here, so OBSERVING refuses an undeclared or tunnelling name (would-block) unresolved.
+    // Drift is left to the connection's verdict, as permitsLookup leaves it to the query's.
+    // Anything else the policy refuses is a would-block here, so nothing else needs asking.
+    if (current.verdict === "would-block" && !permits(lookupVerdict(dc, { stage: "dns", protocol: "dns", name, recordType: "A", ...facts }))) {
+      return { permitted: false, verdict: current };
+    }
+    this.ctx.names.charge(dc.policy, name);
     let ips: readonly string[];
     try {
       ips = (await this.ctx.resolver.resolve(name)).ips;
     } catch (err) {
       this.ctx.logger.debug({ err, name }, "upstream resolution failed");
-      return { permitted: false, verdict: unresolvable(first) };
+      return { permitted: false, verdict: unresolvable(current) };
     }
-    if (ips.length === 0) return { permitted: false, verdict: unresolvable(first) };
-    const verdict = decide(this.ctx.decisionContext(), { stage: "connect", ...dest, resolvedIps: ips });
+    if (ips.length === 0) return { permitted: false, verdict: unresolvable(current) };
+    const verdict = decide(dc, { ...attempt, resolvedIps: ips });
     if (!permits(verdict)) return { permitted: false, verdict };
     return { permitted: true, verdict, ip: ips[0]! };
   }
+
+  /** Counts `raw` (a name as observed) into the account; nothing for an address or a non-name. */
+  private observe(dc: DecisionContext, raw: string | undefined): NameFacts {
+    const name = raw === undefined ? undefined : this.normalise(raw);
+    return name === undefined ? {} : this.ctx.names.observe(dc.policy, name);
+  }
+}
+
+/** The DNS path's rule for a lookup (`permitsLookup`), without the baseline: blocks unless the policy lets the name be looked up. */
+function lookupVerdict(dc: DecisionContext, attempt: Attempt): Verdict {
+  const { baseline: _drift, ...policyOnly } = dc;
+  return decide({ ...policyOnly, mode: "enforcing" }, attempt);
 }
 
 function unresolvable(v: Verdict): Verdict {

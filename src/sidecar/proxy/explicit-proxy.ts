@@ -20,6 +20,8 @@ import { endConnection, httpResponse } from "./http-reply.js";
 import { peek } from "./peek.js";
 import { refusalHeaders, refusalText } from "./refusal.js";
 import { splice } from "./splice.js";
+import { inspectConnection } from "./tls/inspect-connection.js";
+import type { TlsInspection } from "./tls/tls-terminator.js";
 
 /**
  * The explicit path: what HTTP_PROXY / HTTPS_PROXY point at. Plain HTTP is forwarded by
@@ -43,6 +45,8 @@ export interface ExplicitProxyOptions {
   readonly rate?: ConnectionRate;
   /** Upstream agent for plain HTTP; default a keep-alive agent. */
   readonly agent?: Agent;
+  /** The sandbox CA and upstream trust, for rules that say `inspect: true`. */
+  readonly inspection?: TlsInspection;
 }
 
 const ESTABLISHED = "HTTP/1.1 200 Connection Established\r\n\r\n";
@@ -71,7 +75,7 @@ export class ExplicitProxy implements AsyncDisposable {
     this.peekTimeoutMs = options.peekTimeoutMs ?? 2000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.gate = new EgressGate(this.ctx, options.rate ?? new ConnectionRate(() => this.ctx.now()));
-    this.forwarder = new HttpForwarder(this.ctx, this.gate, options.agent);
+    this.forwarder = new HttpForwarder(this.ctx, this.gate, options.inspection?.upstreamCa, options.agent);
     // No whole-request deadline (uploads may be long); a slow head is cut at headersTimeout.
     const headersTimeout = options.headersTimeoutMs ?? 10_000;
     this.tunnelled = new AdoptedHttp({ ctx: this.ctx, forwarder: this.forwarder, maxHeaderBytes: this.maxHeaderBytes, headersTimeoutMs: headersTimeout, track: (w, f) => this.track(w, f) });
@@ -206,8 +210,25 @@ export class ExplicitProxy implements AsyncDisposable {
       // TLS that names nothing could be for any host behind the address: the name must be held to.
       return this.refuse(socket, facts, this.gate.check({ ...dest, sniMissing: true }), undefined);
     }
+    if (flight.kind === "tls" && first.inspect === true && facts.name !== undefined) {
+      const origin = { kind: "inspected", port, name: facts.name, sni: flight.sni ?? facts.name, connect: facts.connect } as const;
+      return inspectConnection({
+        ctx: this.ctx,
+        inspection: this.options.inspection,
+        socket,
+        head: out.bytes,
+        facts,
+        name: facts.name,
+        handshakeTimeoutMs: this.connectTimeoutMs,
+        adopt: (tls) => this.tunnelled.adopt(tls, Buffer.alloc(0), origin, "explicit"),
+      });
+    }
 
-    const route = await this.gate.route(dest, first);
+    // From here on the bytes are opaque to us: a rule that lists requests refuses them.
+    const hidden: Destination = { ...dest, opaque: true };
+    const inner = this.gate.check(hidden);
+    if (!permits(inner)) return this.refuse(socket, facts, inner, undefined);
+    const route = await this.gate.route(hidden, inner);
     if (!route.permitted) return this.refuse(socket, facts, route.verdict, undefined);
     facts.ip = route.ip;
     this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));

@@ -14,9 +14,22 @@ export type FirstFlight =
 
 export type FirstFlightInvalid = "malformed-client-hello" | "malformed-request" | "header-too-large";
 
-const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"].map((m) => Buffer.from(`${m} `));
-const LONGEST_METHOD = Math.max(...METHODS.map((m) => m.length));
 const TLS_HANDSHAKE = 0x16;
+const CR = 0x0d;
+const LF = 0x0a;
+/**
+ * A request line as any HTTP/1 server would take it: a method token (any, not only the common
+ * ones: llhttp serves PROPFIND and friends), a target and a version. Leading empty lines are
+ * skipped, as servers do. Anything a server would read as a request must be decided as one:
+ * bytes let through as "opaque" are spliced to the port's owner undecided.
+ */
+const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32} [^ ]+ HTTP\/\d+(\.\d+)?\r?$/;
+/** Printable text, as a request line is while it arrives. */
+const TEXT_SO_FAR = /^[\x20-\x7e\t\r]*$/;
+/** Longest request line waited for; a line this long without its end is not a protocol we route blind. */
+const MAX_LINE = 8 * 1024;
+/** Empty lines tolerated before the request line. */
+const MAX_LEADING_EMPTY = 16;
 
 export interface FirstFlightOptions {
   readonly maxHeadBytes: number;
@@ -50,24 +63,24 @@ export class FirstFlightSniffer {
       return this.fromTls(this.tls.push(chunk));
     }
     if (this.options.http === false) return { kind: "opaque" };
-    // Hold bytes until they either spell "METHOD " or cannot; a handful of bytes at most.
+    // Hold bytes until the first line is whole: a request line means HTTP, anything else is opaque.
     const seen = this.prefix.length === 0 ? chunk : Buffer.concat([this.prefix, chunk]);
-    const head = seen.subarray(0, LONGEST_METHOD);
-    let possible = false;
-    for (const m of METHODS) {
-      const n = Math.min(m.length, head.length);
-      if (head.subarray(0, n).equals(m.subarray(0, n))) {
-        if (head.length >= m.length) {
-          this.http = new HttpHeadParser(this.options.maxHeadBytes);
-          this.prefix = Buffer.alloc(0);
-          return this.fromHttp(this.http.push(seen));
-        }
-        possible = true;
-      }
+    let start = 0;
+    while (start < seen.length && (seen[start] === CR || seen[start] === LF)) start++;
+    if (start > MAX_LEADING_EMPTY) return { kind: "invalid", reason: "malformed-request", detail: "empty lines before any request" };
+    const lf = seen.indexOf(LF, start);
+    const maxLine = Math.min(MAX_LINE, this.options.maxHeadBytes);
+    const line = seen.toString("latin1", start, lf === -1 ? Math.min(seen.length, start + maxLine + 1) : lf);
+    if (lf === -1) {
+      if (!TEXT_SO_FAR.test(line)) return { kind: "opaque" };
+      if (line.length > maxLine) return /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32} /.test(line) ? { kind: "invalid", reason: "header-too-large", detail: "request line" } : { kind: "opaque" };
+      this.prefix = seen;
+      return undefined;
     }
-    if (!possible) return { kind: "opaque" };
-    this.prefix = seen;
-    return undefined;
+    if (!REQUEST_LINE.test(line)) return { kind: "opaque" };
+    this.http = new HttpHeadParser(this.options.maxHeadBytes);
+    this.prefix = Buffer.alloc(0);
+    return this.fromHttp(this.http.push(seen.subarray(start)));
   }
 
   private fromTls(r: ReturnType<ClientHelloParser["push"]>): FirstFlight | undefined {

@@ -16,6 +16,8 @@ import { endConnection, httpResponse } from "./http-reply.js";
 import { peek } from "./peek.js";
 import { refusalHeaders, refusalText } from "./refusal.js";
 import { splice } from "./splice.js";
+import { inspectConnection } from "./tls/inspect-connection.js";
+import type { TlsInspection } from "./tls/tls-terminator.js";
 
 /**
  * The transparent path: one listener per declared port. A sandboxed client reached us
@@ -39,6 +41,8 @@ export interface TransparentListenerOptions {
   readonly connectTimeoutMs?: number;
   /** Share one counter across listeners so a destination's rate is counted once. */
   readonly rate?: ConnectionRate;
+  /** The sandbox CA and upstream trust, for rules that say `inspect: true`. */
+  readonly inspection?: TlsInspection;
 }
 
 type State = "idle" | "listening" | "closing";
@@ -63,7 +67,7 @@ export class TransparentListener implements AsyncDisposable {
     this.maxHeadBytes = options.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.gate = new EgressGate(this.ctx, options.rate ?? new ConnectionRate(() => this.ctx.now()));
-    this.forwarder = new HttpForwarder(this.ctx, this.gate);
+    this.forwarder = new HttpForwarder(this.ctx, this.gate, options.inspection?.upstreamCa);
     this.http = new AdoptedHttp({ ctx: this.ctx, forwarder: this.forwarder, maxHeaderBytes: this.maxHeadBytes, track: (work, onFailure) => this.track(work, onFailure) });
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => this.onConnection(s));
     this.server.on("error", (err) => this.ctx.logger.error({ err, port: options.declaredPort }, "transparent listener error"));
@@ -172,9 +176,23 @@ export class TransparentListener implements AsyncDisposable {
     if (name !== undefined) facts.name = this.gate.normalise(name) ?? name;
 
     // Decided, counted and resolved by its normalised form (decide() would normalise it again).
-    const dest = { protocol: facts.protocol, port, name: facts.name, connectionsPerMinute: this.gate.count(facts.name, port) };
+    // Opaque to us unless the rule inspects: a rule that lists requests then refuses it.
+    const dest = { protocol: facts.protocol, port, name: facts.name, opaque: true, connectionsPerMinute: this.gate.count(facts.name, port) };
     const first = this.gate.check(dest, owner?.ambiguous === true);
     if (!permits(first)) return this.refuse(socket, facts, first, undefined);
+    if (first.inspect === true && flight.kind === "tls" && facts.name !== undefined) {
+      const origin = { kind: "inspected", port, name: facts.name, sni: flight.sni ?? facts.name } as const;
+      return inspectConnection({
+        ctx: this.ctx,
+        inspection: this.options.inspection,
+        socket,
+        head: out.bytes,
+        facts,
+        name: facts.name,
+        handshakeTimeoutMs: this.connectTimeoutMs,
+        adopt: (tls) => this.http.adopt(tls, Buffer.alloc(0), origin, "transparent"),
+      });
+    }
 
     const route = await this.gate.route(dest, first);
     if (!route.permitted) return this.refuse(socket, facts, route.verdict, undefined);

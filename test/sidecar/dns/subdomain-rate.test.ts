@@ -33,6 +33,25 @@ describe("SubdomainRate", () => {
     expect(rate.count("*.a.com")).toBe(0);
   });
 
+  it("sums the weights of the names in the window; a repeat replaces its weight, expiry and eviction remove it", () => {
+    const { rate, advance } = setup({ maxNamesPerSuffix: 3 });
+    rate.observe("*.a.com", "x.a.com", 10);
+    rate.observe("*.a.com", "y.a.com", 5);
+    rate.observe("*.a.com", "x.a.com", 12);
+    expect(rate.weight("*.a.com")).toBe(17);
+    expect(rate.has("*.a.com", "y.a.com")).toBe(true);
+    advance(30_000);
+    rate.observe("*.a.com", "z.a.com", 1);
+    rate.observe("*.a.com", "w.a.com", 2); // evicts y, the stalest
+    expect(rate.has("*.a.com", "y.a.com")).toBe(false);
+    expect(rate.weight("*.a.com")).toBe(15);
+    advance(30_000); // x is 60 s old
+    expect(rate.weight("*.a.com")).toBe(3);
+    advance(30_000);
+    expect(rate.weight("*.a.com")).toBe(0);
+    expect(rate.weight("*.none.com")).toBe(0);
+  });
+
   it("bounds memory: names saturate at the cap, suffixes evict the stalest", () => {
     const { rate } = setup({ maxNamesPerSuffix: 100, maxSuffixes: 2 });
     let last = 0;

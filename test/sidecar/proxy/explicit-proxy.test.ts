@@ -206,11 +206,15 @@ describe("ExplicitProxy: CONNECT tunnels", () => {
     expect(e.evil.connections + e.allowed.connections).toBe(0);
   });
 
-  it("OBSERVING lets an undeclared tunnel flow and records would-block", async () => {
+  it("OBSERVING never resolves an undeclared name: the tunnel is refused and recorded would-block", async () => {
+    // Resolving it would carry the name to whoever serves its zone, as a DNS query would.
     const e = await explicit({ kind: "tls", mode: "observing" });
-    const res = await fetch(`https://evil.test:${e.port}/`, { dispatcher: proxyAgent(e.proxyUrl, e.pki.caCert) });
-    expect(await res.json()).toMatchObject({ upstream: "evil" });
-    expect(await e.sink.waitFor((x) => x.phase === "decide")).toMatchObject({ verdict: "would-block", reasons: ["undeclared-host"], ip: EVIL_IP });
+    await expect(fetch(`https://evil.test:${e.port}/`, { dispatcher: proxyAgent(e.proxyUrl, e.pki.caCert) })).rejects.toThrow();
+    const decided = await e.sink.waitFor((x) => x.phase === "decide");
+    expect(decided).toMatchObject({ verdict: "would-block", reasons: ["undeclared-host"] });
+    expect(decided.ip).toBeUndefined();
+    expect(e.resolver.asked).toEqual([]);
+    expect(e.evil.connections).toBe(0);
   });
 
   it("capture mode opens the tunnel only to record the SNI, then closes it", async () => {

@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import type { Mode, PolicyInput } from "../../../src/core/policy/policy-schema.js";
 import { ExplicitProxy } from "../../../src/sidecar/proxy/explicit-proxy.js";
 import { TransparentListener } from "../../../src/sidecar/proxy/transparent-listener.js";
+import type { TlsInspection } from "../../../src/sidecar/proxy/tls/tls-terminator.js";
 import { StaticResolver, testContext } from "../../support/sidecar-context.js";
 import { makeTestPki, type TestPki } from "../../support/tls.js";
 import { startHttpUpstream, startTcpUpstream, startTlsUpstream, type Upstream } from "../../support/upstreams.js";
@@ -26,6 +27,8 @@ export interface ScenarioOptions {
   readonly peekTimeoutMs?: number;
   readonly maxHeadBytes?: number;
   readonly greeting?: string;
+  /** The sandbox CA and upstream trust, for rules with `inspect: true`. */
+  readonly inspection?: TlsInspection;
 }
 
 let pkiPromise: Promise<TestPki> | undefined;
@@ -68,6 +71,7 @@ export async function withTransparent(options: ScenarioOptions) {
     declaredPort: s.port,
     peekTimeoutMs: options.peekTimeoutMs ?? 300,
     ...(options.maxHeadBytes !== undefined ? { maxHeadBytes: options.maxHeadBytes } : {}),
+    ...(options.inspection !== undefined ? { inspection: options.inspection } : {}),
   });
   await listener.listen();
   const dispose = async (): Promise<void> => {
@@ -80,7 +84,13 @@ export async function withTransparent(options: ScenarioOptions) {
 
 export async function withExplicit(options: ScenarioOptions) {
   const s = await scenario(options);
-  const proxy = new ExplicitProxy({ ctx: s.ctx, host: SIDECAR_IP, port: 0, peekTimeoutMs: options.peekTimeoutMs ?? 300 });
+  const proxy = new ExplicitProxy({
+    ctx: s.ctx,
+    host: SIDECAR_IP,
+    port: 0,
+    peekTimeoutMs: options.peekTimeoutMs ?? 300,
+    ...(options.inspection !== undefined ? { inspection: options.inspection } : {}),
+  });
   const { port: proxyPort } = await proxy.listen();
   const dispose = async (): Promise<void> => {
     await proxy.destroy();

@@ -93,11 +93,20 @@ describe("FirstFlightSniffer", () => {
     expect(sniff("G", "E", "T", " / HTTP/1.1\r\nHost: a.test\r\n\r\n")).toMatchObject({ kind: "http", head: { host: "a.test" } });
   });
 
-  it("calls anything else opaque at once (Postgres, SSH, a PRI preface)", () => {
+  it("calls binary, and text lines that are no request line, opaque (Postgres, SSH, Redis)", () => {
     expect(sniff("\x00\x00\x00\x08\x04\xd2\x16\x2f")).toEqual({ kind: "opaque" });
     expect(sniff("SSH-2.0-OpenSSH\r\n")).toEqual({ kind: "opaque" });
-    expect(sniff("PRI * HTTP/2.0\r\n")).toEqual({ kind: "opaque" });
-    expect(sniff("GETX")).toEqual({ kind: "opaque" });
+    expect(sniff("SET key value\r\n")).toEqual({ kind: "opaque" });
+    expect(sniff("GETX\r\n")).toEqual({ kind: "opaque" });
+  });
+
+  it("takes for HTTP whatever a server would: any method token, leading empty lines, other versions", () => {
+    expect(sniff("PROPFIND /x HTTP/1.1\r\nHost: a.test\r\n\r\n")).toMatchObject({ kind: "http", head: { method: "PROPFIND" } });
+    expect(sniff("\r\n\r\nGET / HTTP/1.1\r\nHost: a.test\r\n\r\n")).toMatchObject({ kind: "http", head: { host: "a.test" } });
+    // HTTP/2 prior knowledge is not parsed here, so it is refused rather than spliced blind.
+    expect(sniff("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")).toMatchObject({ kind: "invalid", reason: "malformed-request" });
+    expect(sniff("GET / HTTP/1.1\nHost: evil.test\n\n")).toMatchObject({ kind: "invalid", reason: "malformed-request" });
+    expect(sniff("GE", "T / HTTP/1.1\r\nHost: a\r", "\nX: y\n")).toMatchObject({ kind: "invalid", reason: "malformed-request" });
   });
 
   it("maps parser failures to the decision's reason codes", () => {

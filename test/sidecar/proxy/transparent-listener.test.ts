@@ -155,12 +155,23 @@ describe("TransparentListener: blocked traffic reaches nothing", () => {
 });
 
 describe("TransparentListener: modes", () => {
-  it("OBSERVING lets a would-block flow and records it as would-block", async () => {
+  it("OBSERVING never resolves an undeclared name: refused, recorded would-block", async () => {
+    // Resolving it would carry the name to whoever serves its zone, as a DNS query would.
     const t = await transparent({ kind: "tls", mode: "observing" });
-    const tls = await tlsClient({ port: t.port, servername: "evil.test", ca: t.pki.caCert });
-    expect(await rawRequest(tls, "evil.test")).toContain('"upstream":"evil"');
-    expect(decideOf(t.sink.egress())[0]).toMatchObject({ verdict: "would-block", reasons: ["undeclared-host"], ip: EVIL_IP });
-    expect(t.evil.connections).toBe(1);
+    await expect(tlsClient({ port: t.port, servername: "evil.test", ca: t.pki.caCert })).rejects.toThrow();
+    const decided = await t.sink.waitFor((e) => e.phase === "decide");
+    expect(decided).toMatchObject({ verdict: "would-block", reasons: ["undeclared-host"] });
+    expect(decided.ip).toBeUndefined();
+    expect(t.resolver.asked).toEqual([]);
+    expect(t.evil.connections).toBe(0);
+  });
+
+  it("OBSERVING lets a declared name's drift flow, recorded would-block", async () => {
+    const t = await transparent({ kind: "tls", mode: "observing" });
+    t.ctx.setDecision({ ...t.ctx.decisionContext(), baseline: { destinations: new Set(), names: new Set(), dnsNames: new Set(), rateTolerance: 2 } });
+    const tls = await tlsClient({ port: t.port, servername: "api.allowed.test", ca: t.pki.caCert });
+    expect(await rawRequest(tls, "api.allowed.test")).toContain('"upstream":"allowed"');
+    expect(decideOf(t.sink.egress())[0]).toMatchObject({ verdict: "would-block", reasons: ["drift-new-destination"], ip: ALLOWED_IP });
   });
 
   it("capture mode records SNI, Host, method and path, and nothing leaves", async () => {

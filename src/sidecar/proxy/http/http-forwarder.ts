@@ -1,4 +1,5 @@
 import { Agent, request, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { Agent as TlsAgent, request as tlsRequest } from "node:https";
 import type { Socket } from "node:net";
 import { permits, type Verdict } from "../../../core/decision.js";
 import type { SidecarContext } from "../../sidecar-context.js";
@@ -80,6 +81,20 @@ function upstreamRequest(raw: readonly string[], hostHeader: string): { headers:
   return { headers, hasBody };
 }
 
+/**
+ * Whether the request's Transfer-Encoding ends in something other than chunked: its body
+ * cannot be framed (RFC 9112 6.3), and a parser further on might read it some other way.
+ */
+function unframeable(raw: readonly string[]): boolean {
+  let last: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = raw[i]!;
+    if (key.length === 17 && key.toLowerCase() === "transfer-encoding") last = raw[i + 1]!;
+  }
+  if (last === undefined) return false;
+  return last.slice(last.lastIndexOf(",") + 1).trim().toLowerCase() !== "chunked";
+}
+
 /** One connection's place in line: the decision of its last request, and whether one was refused. */
 interface Turns {
   last: Promise<void>;
@@ -94,16 +109,24 @@ interface Decided {
   readonly port: number;
   readonly hostHeader: string;
   readonly path: string;
+  /** Re-originated TLS (an inspected destination): the name the upstream certificate must carry. */
+  readonly tls?: { readonly servername: string };
 }
+
+// Certificate failures of a re-originated TLS connection: a refusal of its own, never skipped.
+const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME|HOSTNAME_MISMATCH/;
 
 export type ForwardPath = AttemptFacts["path"];
 
 export class HttpForwarder {
   private readonly turns = new WeakMap<object, Turns>();
+  private tlsAgent: TlsAgent | undefined;
 
   constructor(
     private readonly ctx: SidecarContext,
     private readonly gate: EgressGate,
+    /** Roots trusted when TLS is re-originated (inspected destinations); none: nothing is inspected. */
+    private readonly upstreamCa?: readonly string[],
     // LIFO keeps a few connections hot; noDelay because a proxy must never sit on a small write.
     private readonly agent: Agent = new Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 64, noDelay: true }),
   ) {}
@@ -130,7 +153,9 @@ export class HttpForwarder {
     return this.inTurn(socket, async () => {
       const decided = await this.decide(req, origin, path, (facts, verdict, status) => this.refuseSocket(socket, facts, verdict, status));
       if (decided === undefined) return false;
-      const stats = await forwardUpgrade(req, socket, head, decided, () => this.ctx.now());
+      const { ip, port, hostHeader, path: target } = decided;
+      const tls = decided.tls === undefined ? {} : { tls: { servername: decided.tls.servername, ca: this.upstreamCa ?? [] } };
+      const stats = await forwardUpgrade(req, socket, head, { ip, port, hostHeader, path: target, ...tls }, () => this.ctx.now());
       this.ctx.events.emit(egressEvent(this.ctx, decided.facts, decided.verdict, stats));
       return true;
     });
@@ -169,12 +194,22 @@ export class HttpForwarder {
     const facts = newAttempt(this.ctx, path, "http", clientOf(req.socket));
     facts.method = req.method ?? "GET";
     facts.url = req.url ?? "";
-    if (origin.kind === "tunnel") facts.connect = origin.connect;
+    if (origin.kind === "tunnel" && origin.connect !== undefined) facts.connect = origin.connect;
+    if (origin.kind === "inspected") {
+      facts.sni = origin.sni;
+      if (origin.connect !== undefined) facts.connect = origin.connect;
+    }
     const refuseWith = (verdict: Verdict, status: number): undefined => {
       this.ctx.events.emit(egressEvent(this.ctx, facts, verdict));
       refuse(facts, verdict, status);
       return undefined;
     };
+    if (unframeable(req.rawHeaders)) {
+      // llhttp refuses this only after it has delivered the head, and its client-error handler
+      // has then already answered 400 with an event: the request is never decided or forwarded.
+      if (req.socket.writableEnded) return undefined;
+      return refuseWith(MALFORMED, 400);
+    }
     const parsed = requestTarget(origin, req.url ?? "", req.rawHeaders, (n) => this.gate.normalise(n));
     if (!parsed.ok) return refuseWith(MALFORMED, 400);
     const target = parsed.target;
@@ -193,6 +228,8 @@ export class HttpForwarder {
       name: facts.name,
       ip: target.ip,
       ...(target.hostMismatch ? { hostMismatch: true } : {}),
+      method: req.method ?? "GET",
+      target: target.path,
       connectionsPerMinute: this.gate.count(facts.name, target.port),
     };
     const first = this.gate.check(dest, owner?.ambiguous === true);
@@ -201,16 +238,32 @@ export class HttpForwarder {
     if (!route.permitted) return refuseWith(route.verdict, 403);
     facts.ip = route.ip;
     this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
-    return { facts, verdict: route.verdict, ip: route.ip, port: target.port, hostHeader: target.hostHeader ?? facts.name ?? route.ip, path: target.path };
+    return {
+      facts,
+      verdict: route.verdict,
+      ip: route.ip,
+      port: target.port,
+      hostHeader: target.hostHeader ?? facts.name ?? route.ip,
+      path: target.path,
+      ...(origin.kind === "inspected" ? { tls: { servername: origin.name } } : {}),
+    };
   }
 
   /** Drops pooled upstream connections. */
   destroy(): void {
     this.agent.destroy();
+    this.tlsAgent?.destroy();
+  }
+
+  private upstreamTls(): TlsAgent {
+    if (this.upstreamCa === undefined) throw new Error("an inspected request without an upstream trust store");
+    this.tlsAgent ??= new TlsAgent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 64, ca: [...this.upstreamCa], rejectUnauthorized: true });
+    return this.tlsAgent;
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, decided: Decided): void {
-    const { facts, verdict } = decided;
+    const { facts } = decided;
+    let verdict = decided.verdict;
     const started = this.ctx.now();
     let bytesUp = 0;
     let bytesDown = 0;
@@ -222,13 +275,17 @@ export class HttpForwarder {
     });
     const failed = (err: Error): void => {
       error ??= err;
+      const code = (err as NodeJS.ErrnoException).code ?? "";
+      if (decided.tls !== undefined && CERT_ERRORS.test(code)) verdict = { verdict: "block", reasons: ["upstream-certificate"], ...(verdict.rule ? { rule: verdict.rule } : {}) };
       if (res.destroyed) return;
-      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain; charset=utf-8" }).end("Hangar: the upstream request failed.\n");
-      else res.destroy();
+      if (res.headersSent) return void res.destroy();
+      const text = verdict.verdict === "block" ? `Hangar refused the upstream ${decided.tls?.servername ?? ""}: its certificate did not verify (${code}).\n` : "Hangar: the upstream request failed.\n";
+      res.writeHead(502, { "content-type": "text/plain; charset=utf-8", ...(verdict.verdict === "block" ? refusalHeaders(verdict) : {}) }).end(text);
     };
     const { headers, hasBody } = upstreamRequest(req.rawHeaders, decided.hostHeader);
     try {
-      upstream = request({ host: decided.ip, port: decided.port, method: req.method, path: decided.path, headers, setHost: false, agent: this.agent });
+      const options = { host: decided.ip, port: decided.port, method: req.method, path: decided.path, headers, setHost: false };
+      upstream = decided.tls === undefined ? request({ ...options, agent: this.agent }) : tlsRequest({ ...options, servername: decided.tls.servername, agent: this.upstreamTls() });
     } catch (err) {
       // Node refused to write the request (an invalid header or path): nothing was sent.
       return failed(err as Error);

@@ -40,6 +40,7 @@ export class HttpHeadParser {
   private readonly chunks: Buffer[] = [];
   private size = 0;
   private tail: Buffer = Buffer.alloc(0);
+  private lastByte = -1;
   private result: HttpHeadResult = NEED_MORE;
 
   constructor(private readonly maxBytes = DEFAULT_MAX_HEAD_BYTES) {}
@@ -50,6 +51,12 @@ export class HttpHeadParser {
     // head is complete: total work stays linear even when a client sends one byte at a time.
     const before = this.size;
     const window = before === 0 ? chunk : Buffer.concat([this.tail, chunk]);
+    // A bare LF ends a line for some servers and not for others: refused outright, even before
+    // the head is complete (it would never complete for a parser that waits for CRLF CRLF).
+    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) {
+      if ((i === 0 ? this.lastByte : chunk[i - 1]) !== 0x0d) return (this.result = MALFORMED);
+    }
+    this.lastByte = chunk[chunk.length - 1] ?? this.lastByte;
     this.chunks.push(chunk);
     this.size += chunk.length;
     const hit = window.indexOf(TERMINATOR);

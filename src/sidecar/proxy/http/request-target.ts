@@ -10,11 +10,14 @@ import { parseAuthority, type Authority } from "../authority.js";
  *   names it; the port is the listener's. No name at all falls to the port's single owner.
  * - tunnel (plaintext inside CONNECT): the CONNECT authority fixed the destination; a Host or
  *   absolute-form URI that names anything else is a mismatch.
+ * - inspected (TLS the sidecar terminated): the SNI fixed it, and Host must repeat it (no
+ *   domain fronting). Forwarded over TLS to the same name.
  */
 export type RequestOrigin =
   | { readonly kind: "explicit" }
   | { readonly kind: "transparent"; readonly port: number }
-  | { readonly kind: "tunnel"; readonly port: number; readonly name?: string; readonly ip?: string; readonly connect: string };
+  | { readonly kind: "tunnel"; readonly port: number; readonly name?: string; readonly ip?: string; readonly connect: string }
+  | { readonly kind: "inspected"; readonly port: number; readonly name: string; readonly sni: string; readonly connect?: string };
 
 export interface RequestTarget {
   readonly name?: string;
@@ -99,13 +102,15 @@ export function requestTarget(origin: RequestOrigin, url: string, rawHeaders: re
     return ok({ ...nameOrIp(named), port: origin.port, hostHeader: hostValue ?? absolute!.hostHeader, path, hostMismatch: mismatch });
   }
 
-  // A tunnel: the authority was decided when it opened; the request may only repeat it.
-  const fixed: Authority = origin.ip !== undefined ? { host: origin.ip, isIp: true } : { host: origin.name ?? "", isIp: false };
+  // A tunnel or terminated TLS: the authority or SNI was decided first; the request may only repeat it.
+  const ip = origin.kind === "tunnel" ? origin.ip : undefined;
+  const fixed: Authority = ip !== undefined ? { host: ip, isIp: true } : { host: origin.name ?? "", isIp: false };
   const mismatch = (absolute !== undefined && !same(absolute.authority, fixed)) || (host !== undefined && !same(host, fixed));
+  const fallbackHost = origin.kind === "tunnel" ? origin.connect : origin.name;
   return ok({
-    ...(origin.ip !== undefined ? { ip: origin.ip } : origin.name !== undefined ? { name: origin.name } : {}),
+    ...(ip !== undefined ? { ip } : origin.name !== undefined ? { name: origin.name } : {}),
     port: origin.port,
-    hostHeader: hostValue ?? absolute?.hostHeader ?? origin.connect,
+    hostHeader: hostValue ?? absolute?.hostHeader ?? fallbackHost,
     path,
     hostMismatch: mismatch,
   });

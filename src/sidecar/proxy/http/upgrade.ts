@@ -1,4 +1,5 @@
 import { request, type IncomingMessage } from "node:http";
+import { request as tlsRequest } from "node:https";
 import type { Socket } from "node:net";
 import { endConnection, httpResponse } from "../http-reply.js";
 
@@ -14,6 +15,8 @@ export interface UpgradeTarget {
   readonly port: number;
   readonly hostHeader: string;
   readonly path: string;
+  /** Re-originated TLS: the name to verify, against these roots. */
+  readonly tls?: { readonly servername: string; readonly ca: readonly string[] };
 }
 
 export interface UpgradeStats {
@@ -42,7 +45,8 @@ export function forwardUpgrade(req: IncomingMessage, client: Socket, head: Buffe
       resolve({ bytesUp, bytesDown, durationMs: now() - started, ...(error ? { error } : {}) });
     };
     client.pause();
-    const upstream = request({ host: to.ip, port: to.port, method: req.method, path: to.path, headers, setHost: false, agent: false });
+    const options = { host: to.ip, port: to.port, method: req.method, path: to.path, headers, setHost: false, agent: false } as const;
+    const upstream = to.tls === undefined ? request(options) : tlsRequest({ ...options, servername: to.tls.servername, ca: [...to.tls.ca], rejectUnauthorized: true });
     upstream.on("error", (err) => {
       endConnection(client, httpResponse(502, "Hangar: the upstream request failed."));
       done(err);
