@@ -19,6 +19,8 @@ export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export interface Upstreams {
   readonly httpPort: number;
   readonly tlsPort: number;
+  /** HTTPS (GET /bytes/N), for inspected TLS. */
+  readonly httpsPort: number;
   readonly dnsPort: number;
   readonly caCert: string;
 }
@@ -41,6 +43,8 @@ export interface SidecarLaunch {
   readonly freePorts?: boolean;
   /** Keep only the first event line (the `started` one) and read the rest into /dev/null: long runs write gigabytes. */
   readonly discardEvents?: boolean;
+  /** More sidecar config (e.g. `tls` for inspection), merged over the rig's. */
+  readonly config?: Record<string, unknown>;
 }
 
 export function progress(msg: string): void {
@@ -90,10 +94,12 @@ export class Rig implements AsyncDisposable {
       const up = rig.node([join(ROOT, "bench/upstreams.ts"), "127.0.0.2", String(options.streamBytes)], { tsx: true });
       rig.upstreams = await firstLine<Upstreams>(up, (l) => JSON.parse(l) as Upstreams);
       rig.upstreamPid = up.pid!;
-      const { httpPort, tlsPort } = rig.upstreams;
+      const { httpPort, tlsPort, httpsPort } = rig.upstreams;
+      // inspect.bench.test: TLS terminated by the sidecar (bench/inspect.ts gives it a CA).
       await writeFile(
         join(rig.dir, "policy.yaml"),
-        `version: 1\nname: bench\nserver: { npm: { package: "bench", version: "1.0.0" } }\negress:\n  allow:\n    - host: api.bench.test\n      ports: [${httpPort}, ${tlsPort}]\n`,
+        `version: 1\nname: bench\nserver: { npm: { package: "bench", version: "1.0.0" } }\negress:\n  allow:\n    - host: api.bench.test\n      ports: [${httpPort}, ${tlsPort}]\n` +
+          `    - host: inspect.bench.test\n      ports: [${httpsPort}]\n      inspect: true\n`,
       );
     } catch (err) {
       await rig.close();
@@ -104,7 +110,7 @@ export class Rig implements AsyncDisposable {
 
   async sidecar(launch: SidecarLaunch): Promise<RunningSidecar> {
     const n = ++this.sidecars;
-    const { httpPort, tlsPort, dnsPort } = this.upstreams;
+    const { httpPort, tlsPort, httpsPort, dnsPort } = this.upstreams;
     const configFile = join(this.dir, `sidecar-${n}.json`);
     await writeFile(
       configFile,
@@ -115,10 +121,11 @@ export class Rig implements AsyncDisposable {
           host: "127.0.0.1",
           dnsPort: 0,
           proxyPort: 0,
-          ...(launch.freePorts === true ? { transparentPorts: { [httpPort]: 0, [tlsPort]: 0 } } : {}),
+          ...(launch.freePorts === true ? { transparentPorts: { [httpPort]: 0, [tlsPort]: 0, [httpsPort]: 0 } } : {}),
         },
         upstreamDns: [`127.0.0.2:${dnsPort}`],
         trustedUpstreamRanges: ["127.0.0.2/32"],
+        ...launch.config,
       }),
     );
     const events = await this.eventPipe(`events-${n}`, launch.discardEvents === true);

@@ -1,5 +1,6 @@
 import { Agent, request, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { Agent as TlsAgent, request as tlsRequest } from "node:https";
+import { createSecureContext } from "node:tls";
 import type { Socket } from "node:net";
 import { permits, type Verdict } from "../../../core/decision.js";
 import type { SidecarContext } from "../../sidecar-context.js";
@@ -257,7 +258,9 @@ export class HttpForwarder {
 
   private upstreamTls(): TlsAgent {
     if (this.upstreamCa === undefined) throw new Error("an inspected request without an upstream trust store");
-    this.tlsAgent ??= new TlsAgent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 64, ca: [...this.upstreamCa], rejectUnauthorized: true });
+    // One secure context built once: handing the agent `ca` itself would make it join every
+    // root certificate into its pool key on every request (measured: a quarter of the CPU).
+    this.tlsAgent ??= new TlsAgent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 64, secureContext: createSecureContext({ ca: [...this.upstreamCa] }), rejectUnauthorized: true });
     return this.tlsAgent;
   }
 

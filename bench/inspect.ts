@@ -1,0 +1,142 @@
+/**
+ * Inspected TLS (`inspect: true`) against a direct connection, side by side in one run, on
+ * loopback: the sidecar terminates TLS with a sandbox CA, decides each request, and re-makes
+ * TLS to the upstream with full verification. Two figures, each a ratio to direct:
+ *   - bulk throughput: one GET of N MiB over a fresh TLS connection;
+ *   - per-request latency on a warm keep-alive connection: sequential small GETs, p50 and p99.
+ * Plus the sidecar's CPU per MB and per request from /proc. Cases run in a rotated order.
+ *
+ *   node --import tsx bench/inspect.ts [--quick] [--rounds N] [--json out.json] [--sidecar path/to/main.js] [--profile dir]
+ */
+import { writeFile } from "node:fs/promises";
+import https from "node:https";
+import { loadavg } from "node:os";
+import { join, resolve as resolvePath } from "node:path";
+import { parseArgs } from "node:util";
+import { createSandboxCa } from "../src/sidecar/proxy/tls/sandbox-ca.js";
+import { measureCpu, type CpuSpent } from "./cpu.js";
+import { median } from "./load.js";
+import { buildSidecar, progress, Rig } from "./rig.js";
+
+const { values: flags } = parseArgs({
+  options: { quick: { type: "boolean" }, rounds: { type: "string" }, json: { type: "string" }, sidecar: { type: "string" }, profile: { type: "string" } },
+});
+const quick = flags.quick === true;
+const ROUNDS = flags.rounds !== undefined ? Math.max(1, Number(flags.rounds)) : quick ? 1 : 3;
+const BULK_BYTES = (quick ? 64 : 256) * 1024 * 1024;
+const REQUESTS = quick ? 500 : 2000;
+const NAME = "inspect.bench.test";
+
+interface Target {
+  readonly host: string;
+  readonly port: number;
+  readonly ca: string;
+}
+
+/** One GET of `bytes` on a fresh connection: MB/s. */
+function bulk(t: Target, bytes: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const req = https.get({ host: t.host, port: t.port, servername: NAME, headers: { host: NAME }, path: `/bytes/${bytes}`, ca: t.ca, agent: false }, (res) => {
+      let got = 0;
+      res.on("data", (d: Buffer) => (got += d.length));
+      res.once("end", () => {
+        if (got !== bytes) return reject(new Error(`got ${got} of ${bytes} bytes (status ${res.statusCode})`));
+        resolve(got / 1e6 / (Number(process.hrtime.bigint() - started) / 1e9));
+      });
+      res.once("error", reject);
+    });
+    req.once("error", reject);
+  });
+}
+
+/** Sequential small GETs on one warm keep-alive connection: latency in ms, per request. */
+async function latencies(t: Target, n: number): Promise<number[]> {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: t.ca });
+  const one = (): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const started = process.hrtime.bigint();
+      const req = https.get({ host: t.host, port: t.port, servername: NAME, headers: { host: NAME }, path: "/small", agent }, (res) => {
+        res.resume();
+        res.once("end", () => resolve(Number(process.hrtime.bigint() - started) / 1e6));
+      });
+      req.once("error", reject);
+    });
+  try {
+    for (let i = 0; i < 50; i++) await one(); // warm: handshake, leaf, JIT
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push(await one());
+    return out;
+  } finally {
+    agent.destroy();
+  }
+}
+
+const pct = (xs: readonly number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+
+async function main(): Promise<void> {
+  progress(`load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}; starting upstreams on 127.0.0.2`);
+  const rig = await Rig.start({ streamBytes: 1024 });
+  try {
+    const ca = await createSandboxCa({ name: "bench", now: Date.now() });
+    const files = { cert: join(rig.dir, "ca.crt"), key: join(rig.dir, "ca.key"), upstream: join(rig.dir, "upstream-ca.pem") };
+    await writeFile(files.cert, ca.certPem);
+    await writeFile(files.key, ca.keyPem, { mode: 0o600 });
+    await writeFile(files.upstream, rig.upstreams.caCert);
+    const main = flags.sidecar !== undefined ? resolvePath(flags.sidecar) : await buildSidecar();
+    const nodeFlags = flags.profile !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${resolvePath(flags.profile)}`] : [];
+    const sidecar = await rig.sidecar({ main, nodeFlags, discardEvents: true, config: { tls: { ca: { certFile: files.cert, keyFile: files.key }, upstreamCaFile: files.upstream } } });
+    const pids = { sidecar: sidecar.pid, upstreams: rig.upstreamPid };
+    const port = rig.upstreams.httpsPort;
+    const targets = {
+      direct: { host: "127.0.0.2", port, ca: rig.upstreams.caCert },
+      inspected: { host: "127.0.0.1", port: sidecar.transparent.get(port) ?? port, ca: ca.certPem },
+    };
+    const keys = ["direct", "inspected"] as const;
+    const bulkRuns: Record<(typeof keys)[number], { mbps: number; cpu: CpuSpent }[]> = { direct: [], inspected: [] };
+    const latRuns: Record<(typeof keys)[number], { p50: number; p99: number; cpu: CpuSpent }[]> = { direct: [], inspected: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? keys : ([...keys].reverse() as unknown as typeof keys);
+      progress(`round ${round + 1}/${ROUNDS}: bulk ${BULK_BYTES / 1024 / 1024} MiB and ${REQUESTS} warm requests each`);
+      for (const k of order) {
+        const b = await measureCpu(pids, () => bulk(targets[k], BULK_BYTES));
+        bulkRuns[k].push({ mbps: b.result, cpu: b.cpu });
+        const l = await measureCpu(pids, () => latencies(targets[k], REQUESTS));
+        latRuns[k].push({ p50: pct(l.result, 0.5), p99: pct(l.result, 0.99), cpu: l.cpu });
+      }
+    }
+    const mbps = (k: (typeof keys)[number]): number => median(bulkRuns[k].map((r) => r.mbps));
+    const p50 = (k: (typeof keys)[number]): number => median(latRuns[k].map((r) => r.p50));
+    const p99 = (k: (typeof keys)[number]): number => median(latRuns[k].map((r) => r.p99));
+    const ratio = median(bulkRuns.inspected.map((r, i) => r.mbps / bulkRuns.direct[i]!.mbps));
+    const sidecarMsPerMb = median(bulkRuns.inspected.map((r) => (r.cpu.ms["sidecar"] ?? 0) / (BULK_BYTES / 1e6)));
+    const sidecarUsPerReq = median(latRuns.inspected.map((r) => ((r.cpu.ms["sidecar"] ?? 0) * 1000) / (REQUESTS + 50)));
+    const result = {
+      bulk: { directMBps: mbps("direct"), inspectedMBps: mbps("inspected"), ratio, sidecarCpuMsPerMB: sidecarMsPerMb, target: ">= 0.7 of direct" },
+      latency: {
+        directP50Ms: p50("direct"),
+        inspectedP50Ms: p50("inspected"),
+        addedP50Ms: p50("inspected") - p50("direct"),
+        directP99Ms: p99("direct"),
+        inspectedP99Ms: p99("inspected"),
+        addedP99Ms: p99("inspected") - p99("direct"),
+        sidecarCpuUsPerRequest: sidecarUsPerReq,
+        target: "<= 2 ms added at p50",
+      },
+      rounds: ROUNDS,
+      load: loadavg(),
+    };
+    const f = (x: number, d = 2): string => x.toFixed(d);
+    console.log(`\ninspected TLS vs direct (${ROUNDS} round(s), medians)`);
+    console.log(`  bulk ${BULK_BYTES / 1024 / 1024} MiB: direct ${f(result.bulk.directMBps, 0)} MB/s, inspected ${f(result.bulk.inspectedMBps, 0)} MB/s = ${f(ratio)}x direct (target >= 0.70); sidecar ${f(sidecarMsPerMb, 3)} ms CPU/MB`);
+    console.log(
+      `  warm request: p50 ${f(result.latency.directP50Ms, 3)} -> ${f(result.latency.inspectedP50Ms, 3)} ms (+${f(result.latency.addedP50Ms, 3)}, target <= 2), ` +
+        `p99 ${f(result.latency.directP99Ms, 3)} -> ${f(result.latency.inspectedP99Ms, 3)} ms; sidecar ${f(sidecarUsPerReq, 0)} us CPU/request`,
+    );
+    if (flags.json !== undefined) await writeFile(flags.json, JSON.stringify(result, null, 2));
+  } finally {
+    await rig.close();
+  }
+}
+
+await main();
