@@ -37,8 +37,10 @@ export type HangarErrorCode =
   | "HANGAR_GATEWAY_DENIED"
   /** The server's tools.rateLimit.perMinute is used up; data.retryAfterMs says when to retry. */
   | "HANGAR_GATEWAY_RATE_LIMITED"
-  /** The tool's manifest changed since approval (drift) and the server is ENFORCING. */
+  /** The tool's manifest changed since approval (drift), or the manifest scan flagged it and no grant names it (ENFORCING). */
   | "HANGAR_GATEWAY_WITHHELD"
+  /** The call's arguments carry a credential shape or a watched secret (ENFORCING); data names the detectors and paths, never the value. */
+  | "HANGAR_GATEWAY_ARGUMENT_REFUSED"
   /** The server cannot serve: its breaker is open, it is dead, or it failed to start. */
   | "HANGAR_GATEWAY_UNAVAILABLE"
   /** The server has no granted approval, or what it runs changed since (ENFORCING). */

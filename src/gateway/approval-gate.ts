@@ -32,8 +32,8 @@ export class ApprovalGate {
   }
 
   /** Trust on first use: pins the manifest seen at the first start after a grant that had none. */
-  pinManifest(approval: Approval, manifest: PinnedManifest): void {
-    this.audit.write(manifestPinnedEntry(approval, manifest));
+  pinManifest(approval: Approval, manifest: PinnedManifest, flagged: readonly string[] = []): void {
+    this.audit.write(manifestPinnedEntry(approval, manifest, flagged));
     this.audit.flush();
     this.cache = undefined;
   }

@@ -24,16 +24,30 @@ export function approvalRequestEntry(id: string, server: string, identity: strin
   return { kind: "approval", data: { approvalId: id, server, action: "request", identity, pins: pins as unknown as JsonObject } };
 }
 
-export function approvalDecisionEntry(approval: Approval, action: "grant" | "deny" | "revoke", identity: string, reason?: string): AuditEntry {
+/** `tools`: a grant's tools granted despite scan findings, name → the digest granted. */
+export function approvalDecisionEntry(approval: Approval, action: "grant" | "deny" | "revoke", identity: string, reason?: string, tools?: Readonly<Record<string, string>>): AuditEntry {
   return {
     kind: "approval",
-    data: { approvalId: approval.id, server: approval.server, action, identity, ...(reason !== undefined ? { reason } : {}), pins: approval.pins as unknown as JsonObject },
+    data: {
+      approvalId: approval.id,
+      server: approval.server,
+      action,
+      identity,
+      ...(reason !== undefined ? { reason } : {}),
+      pins: approval.pins as unknown as JsonObject,
+      ...(tools !== undefined ? { tools: { ...tools } } : {}),
+    },
   };
 }
 
-export function manifestPinnedEntry(approval: Approval, manifest: PinnedManifest): AuditEntry {
+/** `flagged`: the tools the manifest scan flagged in the manifest pinned (they stay withheld until granted). */
+export function manifestPinnedEntry(approval: Approval, manifest: PinnedManifest, flagged: readonly string[] = []): AuditEntry {
   return {
     kind: "policy",
-    data: { action: MANIFEST_PINNED_ACTION, server: approval.server, detail: { approvalId: approval.id, digest: manifest.digest, tools: { ...manifest.tools } } },
+    data: {
+      action: MANIFEST_PINNED_ACTION,
+      server: approval.server,
+      detail: { approvalId: approval.id, digest: manifest.digest, tools: { ...manifest.tools }, ...(flagged.length > 0 ? { flagged: [...flagged] } : {}) },
+    },
   };
 }

@@ -6,6 +6,7 @@ import type { ToolCallOutcome } from "../core/audit/audit-record.js";
 import { toolCallEntry } from "../core/audit/entries.js";
 import { HangarError, isHangarError } from "../core/errors.js";
 import { describeApprovalCheck } from "../core/gateway/approvals.js";
+import { scanArguments } from "../core/gateway/argument-scan.js";
 import { exposedResourceUri, parseResourceUri, serverOf } from "../core/gateway/namespacing.js";
 import type { Rbac } from "../core/gateway/rbac.js";
 import { decideToolRule } from "../core/gateway/tool-rules.js";
@@ -14,7 +15,7 @@ import type { FleetStatus } from "./fleet-status.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { GovernedServer } from "./governed-server.js";
 import type { UpstreamResult } from "./upstream-client.js";
-import { toolRuleRefusal } from "./tool-refusals.js";
+import { argumentRefusal, toolRuleRefusal } from "./tool-refusals.js";
 import { classifyUpstreamError, errorMessage } from "./upstream-errors.js";
 
 /**
@@ -47,11 +48,14 @@ export interface GatewayDeps {
 
 export class Gateway {
   private readonly servers: ReadonlyMap<string, GovernedServer>;
+  /** Every configured server's secret values: none of them may travel in any tool's arguments. */
+  private readonly watched: readonly string[];
   private readonly listeners = new Set<() => void>();
   private closing: Promise<void> | undefined;
 
   constructor(private readonly deps: GatewayDeps) {
     this.servers = new Map(deps.servers.map((s) => [s.name, s]));
+    this.watched = [...new Set(deps.servers.flatMap((s) => s.secretValues))];
   }
 
   get serverNames(): string[] {
@@ -93,7 +97,7 @@ export class Gateway {
   }
 
   async callTool(caller: Caller, name: string, args: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<UpstreamResult> {
-    const call = { callId: this.deps.newCallId?.() ?? randomUUID(), caller, exposed: name, args, startedAt: this.deps.now() };
+    let call: PendingCall = { callId: this.deps.newCallId?.() ?? randomUUID(), caller, exposed: name, args, startedAt: this.deps.now() };
     const server = this.servers.get(serverOf(name) ?? "");
     if (server === undefined) throw this.refuse(call, undefined, undefined, "denied", unknown("tool", name));
 
@@ -111,6 +115,32 @@ export class Gateway {
     if (tool === undefined) throw this.refuse(call, server, undefined, "denied", unknown("tool", name));
     const rule = decideToolRule(server.name, server.policy.tools, tool);
     if (!rule.allowed) throw this.refuse(call, server, tool, "denied", toolRuleRefusal(server.name, tool, rule));
+    const scanned = scanArguments(args, { watched: this.watched });
+    if (scanned.findings.length > 0) {
+      // From here on the audit sees the arguments with the flagged values cut out.
+      call = { ...call, args: scanned.redacted as Record<string, unknown>, redact: scanned.flaggedValues };
+      const refusal = argumentRefusal(server.name, tool, scanned.findings, server.mode);
+      const verdict = server.mode === "enforcing" ? "block" : "would-block";
+      this.deps.audit.write({
+        kind: "policy",
+        data: {
+          action: "argument-secret",
+          server: server.name,
+          tool,
+          identity: caller.identity,
+          detail: {
+            callId: call.callId,
+            ...(caller.session !== undefined ? { session: caller.session } : {}),
+            detectors: [...new Set(scanned.findings.map((f) => f.detector))],
+            findings: scanned.findings.map((f) => ({ detector: f.detector, path: f.path, encoding: f.encoding })),
+            verdict,
+            mode: server.mode,
+          },
+        },
+      });
+      if (verdict === "block") throw this.refuse(call, server, tool, "denied", refusal);
+      this.deps.logger.warn({ server: server.name, tool, detectors: refusal.data["detectors"] }, "tool-call arguments carry a credential (OBSERVING: forwarded, recorded as would-block)");
+    }
     const rate = server.takeRate();
     if (rate !== undefined) throw this.refuse(call, server, tool, "denied", rate);
 
@@ -122,7 +152,10 @@ export class Gateway {
         async (client) => {
           // Checked again on the live manifest: a start may just have revealed a rug pull.
           const withheld = server.resolveTool(name) === undefined ? `tool ${JSON.stringify(tool)} is no longer offered by server ${JSON.stringify(server.name)}` : server.withheldReason(tool);
-          if (withheld !== undefined) throw new HangarError("HANGAR_GATEWAY_WITHHELD", withheld, { data: { server: server.name, tool } });
+          if (withheld !== undefined) {
+            const findings = server.scanFindings(tool).map((f) => ({ code: f.code, path: f.path, cue: f.cue }));
+            throw new HangarError("HANGAR_GATEWAY_WITHHELD", withheld, { data: { server: server.name, tool, ...(findings.length > 0 ? { findings } : {}) } });
+          }
           reached = true;
           return client.callTool(tool, args, { timeoutMs: this.deps.callTimeoutMs, ...options });
         },
@@ -218,7 +251,7 @@ export class Gateway {
         ...(extra.error !== undefined ? { error: extra.error } : {}),
         ts: new Date(endedAt).toISOString(),
       },
-      server !== undefined ? { secretValues: server.secretValues } : {},
+      { secretValues: [...(server?.secretValues ?? []), ...(call.redact ?? [])] },
     );
     this.deps.audit.write(entry);
     const reached = extra.result !== undefined || extra.reached === true;
@@ -233,6 +266,8 @@ interface PendingCall {
   readonly exposed: string;
   readonly args: Record<string, unknown> | undefined;
   readonly startedAt: number;
+  /** Flagged argument values, cut out of the result and error the audit keeps. */
+  readonly redact?: readonly string[];
 }
 
 export function resourcePermission(exposedUri: string): string {

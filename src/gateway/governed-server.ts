@@ -10,6 +10,8 @@ import { describeApprovalCheck, type ApprovalCheck } from "../core/gateway/appro
 import type { BreakerState } from "../core/gateway/circuit-breaker.js";
 import type { StateChange } from "../core/gateway/lifecycle.js";
 import { describeDrift } from "../core/gateway/manifest-drift.js";
+import { pinManifest } from "../core/gateway/manifest-digest.js";
+import type { ManifestFinding } from "../core/gateway/manifest-scan.js";
 import { RateLimiter } from "../core/gateway/rate-limiter.js";
 import { runPins, type RunPins } from "../core/gateway/source-pins.js";
 import { decideToolRule } from "../core/gateway/tool-rules.js";
@@ -43,6 +45,8 @@ export interface GovernedServerDeps {
   readonly metrics: GatewayMetrics;
   readonly inFlight: InFlightCalls;
   readonly cached?: UpstreamManifest;
+  /** The other configured servers, whose tools the manifest scan checks this server's against. */
+  readonly peers?: () => readonly PeerServer[];
   /** Called when what clients would list changed (a start, a drift, a list_changed). */
   readonly onListChanged: () => void;
   readonly logger: Logger;
@@ -51,7 +55,17 @@ export interface GovernedServerDeps {
   readonly random?: () => number;
 }
 
-export class GovernedServer {
+/** What the manifest scan needs to know of another configured server. */
+export interface PeerServer {
+  readonly name: string;
+  /** Bumped whenever its manifest changes, so views built against it are rebuilt. */
+  readonly manifestRevision: number;
+  toolNames(): readonly string[];
+  /** Tool name → digest of the tool (name, description, schema). */
+  toolDigests(): Readonly<Record<string, string>>;
+}
+
+export class GovernedServer implements PeerServer {
   readonly name: string;
   readonly policy: Policy;
   readonly mode: Mode;
@@ -61,6 +75,8 @@ export class GovernedServer {
   readonly supervisor: ServerSupervisor;
   private readonly limiter: RateLimiter | undefined;
   private manifest: UpstreamManifest | undefined;
+  private revision = 0;
+  private digests: { revision: number; tools: Readonly<Record<string, string>> } | undefined;
   private live = false;
   private view: { basis: string; view: ManifestView } | undefined;
   private readonly reported = new Set<string>();
@@ -74,6 +90,7 @@ export class GovernedServer {
     this.mode = deps.policy.egress.mode;
     this.pins = runPins(deps.policy);
     this.manifest = deps.cached;
+    if (deps.cached !== undefined) this.revision = 1;
     const source = deps.launchOptions.secretSource;
     this.secretValues = deps.policy.server.secrets.map((n) => source[n] ?? "").filter((v) => v !== "");
     const perMinute = deps.policy.tools.rateLimit?.perMinute;
@@ -117,17 +134,42 @@ export class GovernedServer {
     if (this.manifest === undefined) await this.supervisor.ensureStarted("first list");
   }
 
+  get manifestRevision(): number {
+    return this.revision;
+  }
+
+  toolNames(): readonly string[] {
+    return this.manifest?.tools.map((t) => t.name) ?? [];
+  }
+
+  toolDigests(): Readonly<Record<string, string>> {
+    if (this.digests?.revision !== this.revision) this.digests = { revision: this.revision, tools: this.manifest === undefined ? {} : pinManifest(this.manifest.tools).tools };
+    return this.digests.tools;
+  }
+
   currentView(): ManifestView | undefined {
     if (this.manifest === undefined) return undefined;
     const check = this.approval();
-    const pinned = check.status === "unapproved" ? undefined : check.approval.pins.manifest;
-    const basis = `${check.status === "unapproved" ? "-" : check.approval.id}:${pinned?.digest ?? "-"}`;
+    const approval = check.status === "unapproved" ? undefined : check.approval;
+    const pinned = approval?.pins.manifest;
+    const peers = (this.deps.peers?.() ?? []).filter((p) => p.name !== this.name);
+    // Rebuilt when the approval, its pin or its per-tool grants change, or a peer's tools do.
+    const basis = `${approval?.id ?? "-"}:${pinned?.digest ?? "-"}:${JSON.stringify(approval?.grantedTools ?? {})}:${peers.map((p) => `${p.name}@${p.manifestRevision}`).join(",")}`;
     if (this.view === undefined || this.view.basis !== basis) {
-      const view = buildManifestView(this.name, this.manifest, pinned, this.mode);
+      const view = buildManifestView(this.name, this.manifest, pinned, this.mode, {
+        ...(approval !== undefined ? { approval } : {}),
+        peers: peers.map((p) => ({ server: p.name, tools: p.toolNames(), digests: p.toolDigests() })),
+      });
       this.view = { basis, view };
       this.reportDrift(view);
+      if (approval !== undefined) this.reportFlags(view, approval.id);
     }
     return this.view.view;
+  }
+
+  /** The manifest scan's findings on `tool` (the server's own name for it). */
+  scanFindings(tool: string): ManifestFinding[] {
+    return this.currentView()?.scan.findings.filter((f) => f.tool === tool) ?? [];
   }
 
   /** The upstream tool behind an exposed name, if this server lists it. */
@@ -229,12 +271,13 @@ export class GovernedServer {
   private onManifest(manifest: UpstreamManifest): void {
     const before = viewFingerprint(this.view?.view);
     this.manifest = manifest;
+    this.revision += 1;
     this.live = true;
     this.view = undefined;
     const check = this.approval();
     if (check.status !== "unapproved" && check.approval.pins.manifest === undefined) {
       const view = buildManifestView(this.name, manifest, undefined, this.mode);
-      this.deps.gate.pinManifest(check.approval, view.current);
+      this.deps.gate.pinManifest(check.approval, view.current, view.scan.flagged);
       this.deps.logger.info({ server: this.name, approval: check.approval.id, digest: view.current.digest }, "tool manifest pinned on first start");
     }
     const after = viewFingerprint(this.currentView());
@@ -260,6 +303,28 @@ export class GovernedServer {
       });
       this.deps.metrics.manifestDrift(this.name);
       this.deps.logger.warn({ server: this.name, changed: drift.changed, added: drift.added, mode: this.mode }, describeDrift(this.name, drift));
+    });
+  }
+
+  /** Audits, once per manifest and grant, which tools the scan flagged and what became of them. */
+  private reportFlags(view: ManifestView, approvalId: string): void {
+    if (view.scan.flagged.length === 0) return;
+    const withheld = view.ungranted.filter((t) => view.withheld.has(t));
+    this.once(`flagged:${approvalId}:${view.current.digest}:${view.ungranted.join(",")}`, () => {
+      const findings: JsonObject = {};
+      for (const tool of view.scan.flagged) findings[tool] = [...new Set(view.scan.findings.filter((f) => f.tool === tool).map((f) => `${f.code} ${f.path} ${f.cue}`))];
+      this.policyRecord("manifest-flagged", {
+        approvalId,
+        digest: view.current.digest,
+        findings,
+        granted: view.scan.flagged.filter((t) => !view.ungranted.includes(t)),
+        ungranted: [...view.ungranted],
+        withheld,
+        mode: this.mode,
+        verdict: view.ungranted.length === 0 ? "granted" : this.mode === "enforcing" ? "withheld" : "flag",
+        source: this.live ? "server" : "cache",
+      });
+      if (view.ungranted.length > 0) this.deps.logger.warn({ server: this.name, ungranted: view.ungranted, mode: this.mode }, "the manifest scan flagged tools that no grant names");
     });
   }
 

@@ -1,5 +1,6 @@
 import type { Readable, Writable } from "node:stream";
 import type { HangarError } from "../core/errors.js";
+import type { ArgumentFinding } from "../core/gateway/argument-scan.js";
 import { LineFilterStream } from "./line-filter-stream.js";
 import type { ToolRulesGuard } from "./tool-rules-guard.js";
 
@@ -20,6 +21,8 @@ export interface GuardedStdioStreams {
 
 export interface GuardedStdioHooks {
   readonly onRefused?: (tool: string, error: HangarError) => void;
+  /** A call passed on although its arguments carry a credential (OBSERVING). */
+  readonly onFlagged?: (tool: string, findings: readonly ArgumentFinding[]) => void;
   readonly onOversize?: (from: "client" | "server", bytes: number) => void;
 }
 
@@ -33,6 +36,7 @@ export function pipeGuardedStdio(guard: ToolRulesGuard, streams: GuardedStdioStr
       const outcome = guard.fromClient(line);
       if (outcome.toClient !== undefined) down.inject(outcome.toClient);
       if (outcome.refused !== undefined) hooks.onRefused?.(outcome.refused.tool, outcome.refused.error);
+      if (outcome.flagged !== undefined) hooks.onFlagged?.(outcome.flagged.tool, outcome.flagged.findings);
       return outcome.toServer;
     },
     { maxLine, onOversize: (bytes) => hooks.onOversize?.("client", bytes) },

@@ -1,4 +1,4 @@
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { writeFileAtomic } from "../baseline/write-file-atomic.js";
@@ -45,6 +45,16 @@ export class ManifestCache {
     } catch (err) {
       this.logger.warn({ err, server }, "cached manifest invalid; ignored");
       return undefined;
+    }
+  }
+
+  /** Servers with a cached manifest (none when the folder does not exist). */
+  async servers(): Promise<string[]> {
+    try {
+      return (await readdir(this.dir)).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -".json".length)).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.logger.warn({ err, dir: this.dir }, "manifest cache unreadable");
+      return [];
     }
   }
 

@@ -1,18 +1,31 @@
 import type { Prompt, Resource, ResourceTemplate, Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { Mode } from "../core/policy/policy-schema.js";
+import { toolGranted, type Approval } from "../core/gateway/approvals.js";
 import { manifestDrift, withheldByDrift, type ManifestDrift } from "../core/gateway/manifest-drift.js";
 import { pinManifest, type PinnedManifest } from "../core/gateway/manifest-digest.js";
+import { scanManifest, type ManifestPeer, type ManifestScan } from "../core/gateway/manifest-scan.js";
 import { exposedResourceUri, namespaceNames } from "../core/gateway/namespacing.js";
 import type { UpstreamManifest } from "./upstream-client.js";
 
 /**
  * One server's lists as clients see them: namespaced, with the tools that must not be
  * offered taken out. A tool is withheld when its exposed name collides with another of the
- * same server's, or (ENFORCING) when it differs from the manifest the approval pinned.
+ * same server's, or (ENFORCING) when it differs from the manifest the approval pinned, or
+ * when the manifest scan flagged it and the approval's grant does not name it.
  */
+export interface ManifestReview {
+  /** The approval whose pins and per-tool grants apply; undefined when there is none. */
+  readonly approval?: Approval;
+  /** The other configured servers' tools (for shadowing and cross-server references). */
+  readonly peers: readonly ManifestPeer[];
+}
+
 export interface ManifestView {
   readonly current: PinnedManifest;
   readonly drift?: ManifestDrift;
+  readonly scan: ManifestScan;
+  /** Flagged tools no grant covers (withheld when ENFORCING). */
+  readonly ungranted: readonly string[];
   /** exposed name → upstream tool (with its upstream name). */
   readonly tools: ReadonlyMap<string, Tool>;
   readonly prompts: ReadonlyMap<string, Prompt>;
@@ -22,14 +35,26 @@ export interface ManifestView {
   readonly withheld: ReadonlyMap<string, string>;
 }
 
-export function buildManifestView(server: string, manifest: UpstreamManifest, pinned: PinnedManifest | undefined, mode: Mode): ManifestView {
+export function buildManifestView(server: string, manifest: UpstreamManifest, pinned: PinnedManifest | undefined, mode: Mode, review: ManifestReview = { peers: [] }): ManifestView {
   const current = pinManifest(manifest.tools);
   const drift = pinned !== undefined ? manifestDrift(pinned, current) : undefined;
+  const scan = scanManifest(manifest.tools, { server, peers: review.peers });
+  const approval = review.approval;
+  const ungranted = scan.flagged.filter((name) => approval === undefined || !toolGranted(approval, name, current.tools[name]));
   const withheld = new Map<string, string>();
   if (mode === "enforcing") {
     for (const name of withheldByDrift(drift)) {
       const how = drift?.added.includes(name) === true ? "was added" : "changed (name, description or input schema)";
       withheld.set(name, `tool ${JSON.stringify(name)} of server ${JSON.stringify(server)} is withheld: it ${how} since the server's approval (manifest drift, ENFORCING); review it and re-approve with: hangar approve request <policy file>`);
+    }
+    for (const name of ungranted) {
+      if (withheld.has(name)) continue;
+      const codes = [...new Set(scan.findings.filter((f) => f.tool === name).map((f) => `${f.code} at ${f.path}`))].join(", ");
+      withheld.set(
+        name,
+        `tool ${JSON.stringify(name)} of server ${JSON.stringify(server)} is withheld: the manifest scan flagged it (${codes || "too many findings"}) and no grant names it (ENFORCING); ` +
+          `review it with: hangar approve list --server ${server}, then grant it with: hangar approve grant ${approval?.id ?? "<id>"} --tools ${name}`,
+      );
     }
   }
 
@@ -49,6 +74,8 @@ export function buildManifestView(server: string, manifest: UpstreamManifest, pi
   return {
     current,
     ...(drift !== undefined ? { drift } : {}),
+    scan,
+    ungranted,
     tools,
     prompts,
     resources: manifest.resources.map((r) => ({ ...r, uri: exposedResourceUri(server, r.uri) })),

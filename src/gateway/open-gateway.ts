@@ -67,6 +67,8 @@ export async function openGateway(options: OpenGatewayOptions): Promise<OpenGate
   const gate = new ApprovalGate(audit, now, logger);
   // Servers report list changes to the gateway, which exists only once they do.
   const listChanged = { notify: (): void => undefined };
+  // Each server's manifest scan checks its tools against the others'.
+  const fleet: { servers: readonly GovernedServer[] } = { servers: [] };
   const servers = await Promise.all(
     config.servers.map(async (s) => {
       const cached = await manifests.read(s.name);
@@ -82,6 +84,7 @@ export async function openGateway(options: OpenGatewayOptions): Promise<OpenGate
         metrics,
         inFlight,
         ...(cached !== undefined ? { cached } : {}),
+        peers: () => fleet.servers,
         onListChanged: () => listChanged.notify(),
         logger,
         now,
@@ -90,6 +93,7 @@ export async function openGateway(options: OpenGatewayOptions): Promise<OpenGate
       });
     }),
   );
+  fleet.servers = servers;
   const gateway = new Gateway({ servers, rbac, audit, metrics, inFlight, callTimeoutMs: config.settings.callTimeoutMs, logger, now });
   listChanged.notify = () => gateway.notifyListChanged();
 

@@ -1,10 +1,11 @@
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import type { HangarError } from "../core/errors.js";
+import { scanArguments, type ArgumentFinding } from "../core/gateway/argument-scan.js";
 import { RateLimiter } from "../core/gateway/rate-limiter.js";
 import { decideToolRule } from "../core/gateway/tool-rules.js";
-import type { Policy } from "../core/policy/policy-schema.js";
+import type { Mode, Policy } from "../core/policy/policy-schema.js";
 import { toMcpError } from "./mcp-errors.js";
-import { rateLimitRefusal, toolRuleRefusal } from "./tool-refusals.js";
+import { argumentRefusal, rateLimitRefusal, toolRuleRefusal } from "./tool-refusals.js";
 
 /**
  * A server policy's `tools` section (allow, deny, rateLimit) applied to one raw MCP stdio
@@ -17,6 +18,11 @@ export interface ToolRulesGuardOptions {
   readonly server: string;
   readonly tools: Policy["tools"];
   readonly now: () => number;
+  /**
+   * Scan each call's arguments for credentials, as `hangar serve` does: refused when
+   * ENFORCING, passed on and reported as `flagged` when OBSERVING. Absent: no scan.
+   */
+  readonly arguments?: { readonly mode: Mode; readonly watched?: readonly string[] };
 }
 
 /** What to do with one line from the client. */
@@ -27,6 +33,8 @@ export interface ClientLineOutcome {
   readonly toClient?: string;
   /** Why a tools/call was refused. */
   readonly refused?: { readonly tool: string; readonly error: HangarError };
+  /** A call passed on although its arguments carry a credential (OBSERVING: would-block). */
+  readonly flagged?: { readonly tool: string; readonly findings: readonly ArgumentFinding[] };
 }
 
 type JsonObject = Record<string, unknown>;
@@ -62,8 +70,10 @@ export class ToolRulesGuard {
     // A notification has no id to answer: a refused one is dropped.
     const answer = (reply: string): ClientLineOutcome => (id === undefined ? {} : { toClient: reply });
     if (typeof tool !== "string") return answer(errorLine(id, ErrorCode.InvalidParams, "tools/call needs params.name, the tool's name"));
-    const refusal = this.admit(tool);
-    if (refusal === undefined) return { toServer: line };
+    const scan = this.options.arguments;
+    const findings = scan === undefined ? [] : scanArguments(isObject(params) ? params["arguments"] : undefined, scan.watched !== undefined ? { watched: scan.watched } : {}).findings;
+    const refusal = this.admit(tool, findings);
+    if (refusal === undefined) return findings.length > 0 ? { toServer: line, flagged: { tool, findings } } : { toServer: line };
     const mcp = toMcpError(refusal);
     return { ...answer(JSON.stringify({ jsonrpc: "2.0", id, error: { code: mcp.code, message: mcp.message, data: mcp.data } })), refused: { tool, error: refusal } };
   }
@@ -82,11 +92,12 @@ export class ToolRulesGuard {
     return listsTools(message) ? JSON.stringify(this.withhold(message)) : line;
   }
 
-  /** The gateway's order: the tool rules first, then the rate limit (refused calls cost nothing). */
-  private admit(tool: string): HangarError | undefined {
+  /** The gateway's order: the tool rules, the arguments, then the rate limit (refused calls cost nothing). */
+  private admit(tool: string, findings: readonly ArgumentFinding[]): HangarError | undefined {
     const { server } = this.options;
     const rule = decideToolRule(server, this.options.tools, tool);
     if (!rule.allowed) return toolRuleRefusal(server, tool, rule);
+    if (findings.length > 0 && this.options.arguments?.mode === "enforcing") return argumentRefusal(server, tool, findings, "enforcing");
     const rate = this.limiter?.tryTake(this.options.now());
     if (rate === undefined || rate.allowed || this.limiter === undefined) return undefined;
     return rateLimitRefusal(server, this.limiter.perMinute, rate.retryAfterMs);

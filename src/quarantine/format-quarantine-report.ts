@@ -1,3 +1,4 @@
+import type { ManifestFinding } from "../core/gateway/manifest-scan.js";
 import type { CapturedAttempt, DnsLookup, QuarantineReport, ToolCallSummary } from "./quarantine-report.js";
 
 /**
@@ -58,6 +59,9 @@ function headline(r: QuarantineReport): string[] {
     `Capture: every name resolved to the sidecar; ${r.capturePorts.length === 1 ? "port" : "ports"} ${r.capturePorts.join(", ")} ${r.capturePorts.length === 1 ? "was" : "were"} listened on; nothing left the sandbox.`,
     `Calls: ${how}. ${plural(s.toolsListed, "tool")} listed, ${s.toolsCalled} called.`,
     reached,
+    r.manifestScan.flagged.length === 0
+      ? "The manifest scan flagged nothing."
+      : `The manifest scan flagged ${plural(r.manifestScan.flagged.length, "tool")} (${r.manifestScan.flagged.join(", ")}): review them before any grant.`,
     ...(s.droppedEvents > 0 ? [`Warning: ${plural(s.droppedEvents, "event")} past the log's limit were not kept.`] : []),
   ];
 }
@@ -83,6 +87,13 @@ function mdAttempts(attempts: readonly CapturedAttempt[], dns: readonly DnsLooku
   return lines;
 }
 
+function mdScan(findings: readonly ManifestFinding[]): string[] {
+  if (findings.length === 0) return [];
+  const lines = ["## Manifest scan", "", "| tool | finding | severity | where | pattern | excerpt |", "|---|---|---|---|---|---|"];
+  for (const f of findings) lines.push(`| ${code(f.tool)} | ${f.code} | ${f.severity} | ${code(f.path)} | ${code(f.cue)} | ${code(f.excerpt)} |`);
+  return [...lines, ""];
+}
+
 function markdown(r: QuarantineReport): string {
   const lines = [`# Quarantine report: ${code(r.server)}`, "", ...headline(r).map(md), ""];
   lines.push("## Summary", "", "| tool | tried to reach |", "|---|---|");
@@ -92,7 +103,7 @@ function markdown(r: QuarantineReport): string {
     const reached = [...where.map(code), ...dnsOnly.map((n) => `${code(n)} (DNS only)`)];
     lines.push(`| ${code(t.name)} | ${reached.length > 0 ? reached.join(", ") : "nothing"} |`);
   }
-  lines.push("");
+  lines.push("", ...mdScan(r.manifestScan.findings));
   for (const t of r.tools) {
     lines.push(`## ${code(t.name)}`, "");
     if (t.description !== undefined) lines.push(`${md(t.description)}`, "");
@@ -116,6 +127,12 @@ function htmlAttempts(attempts: readonly CapturedAttempt[], dns: readonly DnsLoo
   return parts.join("\n");
 }
 
+function htmlScan(findings: readonly ManifestFinding[]): string[] {
+  if (findings.length === 0) return [];
+  const rows = findings.map((f) => `<tr><td>${h(f.tool)}</td><td>${h(f.code)}</td><td>${h(f.severity)}</td><td>${h(f.path)}</td><td>${h(f.cue)}</td><td><code>${h(f.excerpt)}</code></td></tr>`);
+  return [`<section><h2>Manifest scan</h2><table><thead><tr><th>tool</th><th>finding</th><th>severity</th><th>where</th><th>pattern</th><th>excerpt</th></tr></thead><tbody>${rows.join("")}</tbody></table></section>`];
+}
+
 function html(r: QuarantineReport): string {
   const sections = r.tools.map((t) => {
     const calls = t.calls.map((c) => `<li>called with <code>${h(JSON.stringify(c.arguments))}</code>: ${h(outcomeText(c))}</li>`).join("");
@@ -129,6 +146,7 @@ function html(r: QuarantineReport): string {
     "</head><body>",
     `<h1>Quarantine report: ${h(r.server)}</h1>`,
     ...headline(r).map((l) => `<p>${h(l)}</p>`),
+    ...htmlScan(r.manifestScan.findings),
     ...sections,
     `<section><h2>Outside any tool call</h2>${htmlAttempts(r.outsideCalls.attempts, r.outsideCalls.dns)}</section>`,
     "</body></html>",

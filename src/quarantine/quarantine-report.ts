@@ -1,4 +1,5 @@
 import type { AttributedEgressEvent } from "../core/baseline/observation.js";
+import { scanManifest, type ManifestFinding } from "../core/gateway/manifest-scan.js";
 import type { CallOutcome, ScenarioRun } from "../replay/scenario-session.js";
 
 /**
@@ -57,6 +58,8 @@ export interface QuarantineReport {
   readonly calls: "scenario" | "generated";
   readonly scenario?: string;
   readonly tools: readonly ToolFindings[];
+  /** What the manifest scan flagged in every tool listed (called or not): hidden or manipulative content. */
+  readonly manifestScan: { readonly flagged: readonly string[]; readonly findings: readonly ManifestFinding[] };
   /** Egress while no tool call was in flight (start-up, background timers). */
   readonly outsideCalls: { readonly attempts: readonly CapturedAttempt[]; readonly dns: readonly DnsLookup[] };
   readonly summary: {
@@ -104,6 +107,7 @@ export function buildQuarantineReport(run: ScenarioRun, meta: ReportMeta): Quara
   const attempts = groupAttempts(decides);
   const destination = (a: CapturedAttempt): string => `${a.name ?? a.ip ?? "?"}:${a.port ?? "?"}`;
   const firstCall = run.calls[0]?.startedAt ?? (meta.now ?? Date.now)();
+  const scan = scanManifest(run.tools, { server: run.server });
   return {
     target: meta.target,
     server: run.server,
@@ -113,6 +117,7 @@ export function buildQuarantineReport(run: ScenarioRun, meta: ReportMeta): Quara
     calls: meta.scenario !== undefined ? "scenario" : "generated",
     ...(meta.scenario !== undefined ? { scenario: meta.scenario } : {}),
     tools,
+    manifestScan: { flagged: scan.flagged, findings: scan.findings },
     outsideCalls: { attempts: groupAttempts(outside), dns: groupDns(outside) },
     summary: {
       toolsListed: run.tools.length,

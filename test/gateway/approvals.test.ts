@@ -165,17 +165,22 @@ describe("manifest pinning (rug pull)", () => {
     expect(policyRecords(opened.audit.path, "manifest-drift")[0]?.detail).toMatchObject({ changed: ["echo"], verdict: "flag", withheld: [] });
   });
 
-  it("re-approving accepts the new manifest", async () => {
+  it("re-approving accepts the new manifest, but a tool the manifest scan flags in it needs a grant by name", async () => {
     await pinnedThenRugPulled("enforcing");
     {
       await using opened = await openTestGateway(p.config, { secretSource: { FIXTURE_RUG_PULL: "1" } });
       await using client = await connectClient(opened, "dev");
       await rpcError(client.callTool({ name: "fx__echo", arguments: { message: "x" } }));
     }
-    // The cache now holds the changed manifest; a new approval pins it.
-    await approve(p.config, [`${p.dir}/policies/fx.yaml`]);
+    // The cache now holds the changed manifest; a new approval pins it. Its echo asks the
+    // model to read ~/.ssh/id_rsa: re-approving the server does not vouch for that tool.
+    const [id] = await approve(p.config, [`${p.dir}/policies/fx.yaml`]);
     await using opened = await openTestGateway(p.config, { secretSource: { FIXTURE_RUG_PULL: "1" } });
     await using client = await connectClient(opened, "dev");
-    expect(textOf(await client.callTool({ name: "fx__echo", arguments: { message: "x" } }))).toBe("fx: x");
+    const withheld = await rpcError(client.callTool({ name: "fx__echo", arguments: { message: "x" } }));
+    expect(withheld.message).toMatch(/is withheld: the manifest scan flagged it \(MANIFEST_MODEL_INSTRUCTION at description\)/);
+    expect(textOf(await client.callTool({ name: "fx__add", arguments: { a: 1, b: 2 } }))).toBe("3");
+    expect((await hangar(["approve", "grant", id as string, "--tools", "echo", "--by", "security-lead", "--config", p.config])).code).toBe(0);
+    await eventually(async () => (textOf(await client.callTool({ name: "fx__echo", arguments: { message: "x" } }).catch(() => ({}))) === "fx: x" ? true : undefined), 3000, "granted tool served");
   });
 });

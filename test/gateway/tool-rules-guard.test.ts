@@ -83,6 +83,32 @@ describe("ToolRulesGuard on single lines", () => {
   });
 });
 
+describe("ToolRulesGuard argument rules (hangar run)", () => {
+  const AWS_ID = ["AKIA", "IOSFODNN7", "EXAMPLE"].join("");
+  const callWith = (id: number, args: unknown): string => JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "echo", arguments: args } });
+
+  it("ENFORCING answers a call whose arguments carry a credential with -32016, naming the detector and path, never the value", () => {
+    const guard = new ToolRulesGuard({ server: "s", tools: tools({}), now: () => 0, arguments: { mode: "enforcing" } });
+    const outcome = guard.fromClient(callWith(4, { text: `key ${AWS_ID}` }));
+    expect(outcome.toServer).toBeUndefined();
+    expect(JSON.parse(outcome.toClient!)).toMatchObject({
+      id: 4,
+      error: { code: -32016, data: { code: "HANGAR_GATEWAY_ARGUMENT_REFUSED", detectors: ["aws-access-key"], findings: [{ detector: "aws-access-key", path: "$.text", encoding: "plain" }] } },
+    });
+    expect(outcome.toClient).not.toContain(AWS_ID);
+    expect(outcome.refused?.error.code).toBe("HANGAR_GATEWAY_ARGUMENT_REFUSED");
+    const plain = callWith(5, { text: "hello" });
+    expect(guard.fromClient(plain)).toEqual({ toServer: plain });
+  });
+
+  it("OBSERVING passes the call on and reports it as flagged; without the option nothing is scanned", () => {
+    const line = callWith(6, { text: `key ${AWS_ID}` });
+    const observing = new ToolRulesGuard({ server: "s", tools: tools({}), now: () => 0, arguments: { mode: "observing" } }).fromClient(line);
+    expect(observing).toEqual({ toServer: line, flagged: { tool: "echo", findings: [{ detector: "aws-access-key", path: "$.text", encoding: "plain" }] } });
+    expect(new ToolRulesGuard({ server: "s", tools: tools({}), now: () => 0 }).fromClient(line)).toEqual({ toServer: line });
+  });
+});
+
 describe("LineFilterStream", () => {
   async function through(chunks: Buffer[], map: (line: string) => string | undefined, maxLine = 1024): Promise<{ out: Buffer; oversize: number[] }> {
     const oversize: number[] = [];

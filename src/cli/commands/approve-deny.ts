@@ -22,7 +22,7 @@ export const approveDenyCommand = defineCommand({
     if (values.by !== undefined && !IDENTITY_PATTERN.test(values.by)) throw usageError(`--by ${JSON.stringify(values.by)} is not a valid identity`);
     const paths = await loadHangarConfigPaths(values.config ?? DEFAULT_CONFIG);
     const by = values.by ?? paths.identity;
-    const approval = decideApproval(paths, positionals[0] as string, "deny", by, values.reason);
+    const { approval } = decideApproval(paths, positionals[0] as string, "deny", by, { reason: values.reason });
     io.out(`${approval.id}: denied by ${by} (${values.reason}); server ${approval.server} stays unapproved\n`);
     return EXIT_OK;
   },

@@ -3,7 +3,8 @@ import { resolve } from "node:path";
 import { silentLogger } from "../../log.js";
 import { pinManifest } from "../../core/gateway/manifest-digest.js";
 import { describeSource, runPins, type ApprovalPins } from "../../core/gateway/source-pins.js";
-import { approvalRequestEntry } from "../../gateway/approval-ledger.js";
+import { approvalRequestEntry, readApprovals } from "../../gateway/approval-ledger.js";
+import { reviewApprovals } from "../../gateway/approval-review.js";
 import { loadHangarConfigPaths } from "../../gateway/config/load-hangar-config.js";
 import { ManifestCache } from "../../gateway/manifest-cache.js";
 import { formatIssues, loadPolicyFile } from "../../policy/index.js";
@@ -35,7 +36,8 @@ export const approveRequestCommand = defineCommand({
       return EXIT_FINDING;
     }
     const server = loaded.policy.name;
-    const cached = await new ManifestCache(paths.manifests, silentLogger()).read(server);
+    const cache = new ManifestCache(paths.manifests, silentLogger());
+    const cached = await cache.read(server);
     const pins: ApprovalPins = { ...runPins(loaded.policy), ...(cached !== undefined ? { manifest: pinManifest(cached.tools) } : {}) };
     const id = `apr-${randomBytes(4).toString("hex")}`;
     const store = openAuditForCli(paths.auditPath);
@@ -44,11 +46,20 @@ export const approveRequestCommand = defineCommand({
     } finally {
       store.close();
     }
+    const approval = readApprovals(paths.auditPath).get(id);
+    const review = approval !== undefined ? (await reviewApprovals([approval], cache)).get(id) : undefined;
+    const scan =
+      review === undefined || review.manifest === "unknown" || review.manifest === "stale"
+        ? "at the first start"
+        : review.flagged.length === 0
+          ? "nothing flagged"
+          : `${review.flagged.length} tool${review.flagged.length === 1 ? "" : "s"} flagged (${review.flagged.join(", ")}): withheld until granted with --tools; see hangar approve list --server ${server}`;
     io.out(
       `${id}: approval requested for server ${server}\n` +
         `  source    ${describeSource(pins.source)}\n` +
         `  policy    sha256 ${pins.policyDigest}\n` +
         `  manifest  ${pins.manifest !== undefined ? `sha256 ${pins.manifest.digest} (${Object.keys(pins.manifest.tools).length} tools, from ${cached?.fetchedAt ?? "cache"})` : "not known yet: pinned at the first start after the grant"}\n` +
+        `  scan      ${scan}\n` +
         `grant it with: hangar approve grant ${id} --by <identity>\n`,
     );
     return EXIT_OK;

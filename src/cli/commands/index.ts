@@ -61,7 +61,7 @@ export const verbs: readonly LazyVerb[] = [
     summary: "Request, list, grant and deny server approvals",
     subcommands: [
       ["request", "Ask for a server to be approved, pinning what it runs"],
-      ["list", "List approvals: pending, granted (in force or superseded), denied"],
+      ["list", "List approvals: pending, granted (in force or superseded), denied, with the manifest scan's findings"],
       ["grant", "Grant a pending approval: the server may start"],
       ["deny", "Deny a pending approval, saying why"],
     ],

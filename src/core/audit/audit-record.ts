@@ -86,6 +86,8 @@ export interface ApprovalData {
   readonly reason?: string;
   /** What the approval pins: image digest, npm version and integrity, manifest digest. */
   readonly pins?: JsonObject;
+  /** A grant's tools granted despite manifest-scan findings: tool name → the tool digest granted. */
+  readonly tools?: Readonly<Record<string, string>>;
 }
 
 export interface PolicyData {

@@ -24,6 +24,11 @@ export interface Approval {
   readonly seq: number;
   /** When the manifest was pinned on first start (trust on first use), not at request. */
   readonly manifestPinnedAt?: string;
+  /**
+   * Tools granted by name despite manifest-scan findings (`approve grant --tools`): tool name
+   * → the digest of the tool as it was granted, so a changed tool is not covered.
+   */
+  readonly grantedTools?: Readonly<Record<string, string>>;
 }
 
 export const MANIFEST_PINNED_ACTION = "manifest-pinned";
@@ -39,10 +44,15 @@ export function foldApprovals(records: readonly AuditRecord[]): Map<string, Appr
       const existing = byId.get(d.approvalId);
       if (d.action === "request") {
         if (existing !== undefined || d.pins === undefined) continue;
-        byId.set(d.approvalId, { id: d.approvalId, server: d.server, status: "pending", pins: d.pins as unknown as ApprovalPins, requestedBy: d.identity, requestedAt: record.ts, seq: record.seq });
+        byId.set(d.approvalId, { id: d.approvalId, server: d.server, status: "pending", pins: d.pins as unknown as ApprovalPins, requestedBy: d.identity, requestedAt: record.ts, seq: record.seq, grantedTools: {} });
         continue;
       }
       if (existing === undefined || existing.server !== d.server) continue;
+      if (d.action === "grant" && existing.status === "granted" && d.tools !== undefined) {
+        // A later per-tool grant on an approval in force: adds tools, changes nothing else.
+        existing.grantedTools = { ...existing.grantedTools, ...toolDigests(d.tools) };
+        continue;
+      }
       const next: ApprovalStatus | undefined = d.action === "grant" ? "granted" : d.action === "deny" ? "denied" : d.action === "revoke" ? "revoked" : undefined;
       if (next === undefined || !stepAllowed(existing.status, next)) continue;
       existing.status = next;
@@ -50,6 +60,7 @@ export function foldApprovals(records: readonly AuditRecord[]): Map<string, Appr
       existing.decidedAt = record.ts;
       existing.seq = record.seq;
       if (d.reason !== undefined) existing.reason = d.reason;
+      if (next === "granted" && d.tools !== undefined) existing.grantedTools = toolDigests(d.tools);
     } else if (record.kind === "policy") {
       const d = record.data as unknown as PolicyData;
       if (d.action !== MANIFEST_PINNED_ACTION || d.detail === undefined) continue;
@@ -61,6 +72,18 @@ export function foldApprovals(records: readonly AuditRecord[]): Map<string, Appr
     }
   }
   return byId as Map<string, Approval>;
+}
+
+/** Only string digests: the log is JSON, and a grant must not widen through a malformed record. */
+function toolDigests(value: unknown): Record<string, string> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return {};
+  return Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === "string"));
+}
+
+/** Whether the approval's grant covers `tool` exactly as it is now (same digest). */
+export function toolGranted(approval: Approval, tool: string, digest: string | undefined): boolean {
+  const granted = approval.grantedTools ?? {};
+  return digest !== undefined && Object.hasOwn(granted, tool) && granted[tool] === digest;
 }
 
 /** pending → granted | denied; granted → revoked. Anything else is ignored by the fold and refused by the CLI. */

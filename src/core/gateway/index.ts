@@ -32,7 +32,23 @@ export {
   foldApprovals,
   MANIFEST_PINNED_ACTION,
   stepAllowed,
+  toolGranted,
   type Approval,
   type ApprovalCheck,
   type ApprovalStatus,
 } from "./approvals.js";
+export {
+  describeFinding,
+  findingsByTool,
+  MANIFEST_FINDING_CODES,
+  normalizeToolName,
+  scanManifest,
+  type FindingSeverity,
+  type ManifestFinding,
+  type ManifestFindingCode,
+  type ManifestPeer,
+  type ManifestScan,
+  type ScanContext,
+  type ScannableTool,
+} from "./manifest-scan.js";
+export { ARGUMENT_DETECTORS, describeArgumentFindings, scanArguments, type ArgumentDetector, type ArgumentFinding, type ArgumentScan, type ArgumentScanOptions } from "./argument-scan.js";
