@@ -1,13 +1,16 @@
-import type { Drift } from "../core/baseline/drift.js";
+import type { Drift, DriftSeverity } from "../core/baseline/drift.js";
 import type { BehaviourCheck, DriftReport } from "../core/baseline/drift-report.js";
+import { DEFAULT_FAIL_ON, failsGate } from "./drift-gate.js";
 
 /**
  * The drift report as JUnit XML, for CI test tabs: one testcase per behaviour the baseline
  * expects (failed when a drift concerns it, skipped when the run did not exercise it) and
  * one failing testcase per drift that concerns no expected behaviour (a new destination,
- * a new tool). Failures carry the one-sentence explanation. Pure.
+ * a new tool). Failures carry the one-sentence explanation. A drift below the CI gate
+ * (--fail-on) fails nothing: its testcase passes and says what drifted in system-out. Pure.
  */
-export function driftReportJunit(report: DriftReport): string {
+export function driftReportJunit(report: DriftReport, options: { readonly failOn?: DriftSeverity } = {}): string {
+  const failOn = options.failOn ?? DEFAULT_FAIL_ON;
   const suite = `hangar.${report.server}`;
   const attached = new Set<Drift>();
   const cases: string[] = [];
@@ -15,10 +18,12 @@ export function driftReportJunit(report: DriftReport): string {
   for (const check of report.checks) {
     const drifts = report.drifts.filter((d) => d.kind === check.kind && d.subject === check.subject);
     for (const d of drifts) attached.add(d);
-    cases.push(checkCase(suite, check, drifts));
+    cases.push(checkCase(suite, check, drifts, failOn));
   }
   for (const d of report.drifts) {
-    if (!attached.has(d)) cases.push(testcase(`${suite}.drift`, `${d.code}: ${d.subject}`, failure(d.code, d.explanation, [d])));
+    if (attached.has(d)) continue;
+    const body = failsGate(d.severity, failOn) ? failure(d.code, d.explanation, [d]) : belowGate([d], failOn);
+    cases.push(testcase(`${suite}.drift`, `${d.code}: ${d.subject}`, body));
   }
 
   const failures = cases.filter((c) => c.includes("<failure")).length;
@@ -30,6 +35,7 @@ export function driftReportJunit(report: DriftReport): string {
     ["frozenAt", report.baseline.frozenAt],
     ["rateTolerance", String(report.baseline.rateTolerance)],
     ...(report.run !== undefined ? [["run", report.run]] : []),
+    ...(failOn !== DEFAULT_FAIL_ON ? [["failOn", failOn]] : []),
   ].map(([name, value]) => `      <property name="${attr(name!)}" value="${attr(value!)}"/>`);
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
@@ -45,9 +51,11 @@ export function driftReportJunit(report: DriftReport): string {
   ].join("\n");
 }
 
-function checkCase(suite: string, check: BehaviourCheck, drifts: readonly Drift[]): string {
+function checkCase(suite: string, check: BehaviourCheck, drifts: readonly Drift[], failOn: DriftSeverity): string {
   const classname = `${suite}.${check.kind}`;
-  if (drifts.length > 0) return testcase(classname, check.description, failure(drifts.map((d) => d.code).join(", "), drifts.map((d) => d.explanation).join(" "), drifts));
+  const failing = drifts.filter((d) => failsGate(d.severity, failOn));
+  if (failing.length > 0) return testcase(classname, check.description, failure(failing.map((d) => d.code).join(", "), failing.map((d) => d.explanation).join(" "), drifts));
+  if (drifts.length > 0) return testcase(classname, check.description, belowGate(drifts, failOn));
   if (check.status === "not-exercised") return testcase(classname, check.description, `<skipped message="not exercised by this run"/>`);
   return testcase(classname, check.description);
 }
@@ -57,9 +65,16 @@ function testcase(classname: string, name: string, body?: string): string {
   return body === undefined ? `${open}/>` : `${open}>\n      ${body}\n    </testcase>`;
 }
 
+function belowGate(drifts: readonly Drift[], failOn: DriftSeverity): string {
+  return `<system-out>${text(`below --fail-on ${failOn}, so not failing:\n${details(drifts)}`)}</system-out>`;
+}
+
+function details(drifts: readonly Drift[]): string {
+  return drifts.map((d) => `${d.code} (${d.severity}) on ${d.subject}; tools: ${d.tools.length > 0 ? d.tools.join(", ") : "none in flight"}\n${d.explanation}`).join("\n\n");
+}
+
 function failure(type: string, message: string, drifts: readonly Drift[]): string {
-  const details = drifts.map((d) => `${d.code} (${d.severity}) on ${d.subject}; tools: ${d.tools.length > 0 ? d.tools.join(", ") : "none in flight"}\n${d.explanation}`).join("\n\n");
-  return `<failure type="${attr(type)}" message="${attr(message)}">${text(details)}</failure>`;
+  return `<failure type="${attr(type)}" message="${attr(message)}">${text(details(drifts))}</failure>`;
 }
 
 // XML 1.0 cannot carry most control characters even as references: show them instead.

@@ -1,6 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { constants } from "node:fs";
+import { access } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { dirname } from "node:path";
 import type { Server as McpServer } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
@@ -11,6 +14,7 @@ import type { Gateway } from "./gateway.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import { createSessionServer } from "./mcp-endpoint.js";
 import { METRICS_CONTENT_TYPE } from "./metrics-registry.js";
+import { ProcessMetrics } from "./process-metrics.js";
 import type { TokenStore } from "./token-file.js";
 
 /**
@@ -18,7 +22,11 @@ import type { TokenStore } from "./token-file.js";
  * a missing or unknown token gets 401 before anything else runs. A session belongs to
  * the identity that opened it: another identity's token cannot drive it (403).
  *   POST/GET/DELETE /mcp   the MCP endpoint (one SDK transport + Server per session)
- *   GET /metrics           Prometheus text exposition (same bearer tokens)
+ *   GET /metrics           Prometheus text exposition: the gateway's metrics, then the
+ *                          process and Node.js defaults (same bearer tokens, unless public)
+ * Probes answer without a token, and say nothing about servers or identities:
+ *   GET /healthz           200 while the process serves (liveness)
+ *   GET /readyz            200 when ready to take calls, else 503 with the reasons
  */
 export interface HttpEndpointOptions {
   readonly gateway: Gateway;
@@ -30,6 +38,10 @@ export interface HttpEndpointOptions {
   readonly now?: () => number;
   readonly maxBodyBytes?: number;
   readonly maxSessions?: number;
+  /** Serve /metrics without a bearer token (hangar.yaml `gateway.metrics.public`); default false. */
+  readonly metricsPublic?: boolean;
+  /** Process and runtime metrics appended to /metrics, run from listen() to close(); false for none. */
+  readonly processMetrics?: ProcessMetrics | false;
 }
 
 interface Session {
@@ -40,6 +52,8 @@ interface Session {
 
 export const MCP_PATH = "/mcp";
 export const METRICS_PATH = "/metrics";
+export const HEALTHZ_PATH = "/healthz";
+export const READYZ_PATH = "/readyz";
 
 export class HttpEndpoint {
   private readonly http: HttpServer;
@@ -47,9 +61,12 @@ export class HttpEndpoint {
   private readonly authAuditBudget: RateLimiter;
   private suppressedAuthFailures = 0;
   private readonly now: () => number;
+  private readonly processMetrics: ProcessMetrics | undefined;
+  private closing = false;
 
   constructor(private readonly options: HttpEndpointOptions) {
     this.now = options.now ?? Date.now;
+    this.processMetrics = options.processMetrics === false ? undefined : (options.processMetrics ?? new ProcessMetrics());
     // A stream of bad tokens must not fill the audit log: at most 60 records a minute, then a count.
     this.authAuditBudget = new RateLimiter(60, this.now());
     this.http = createServer((req, res) => {
@@ -69,6 +86,7 @@ export class HttpEndpoint {
         resolve();
       });
     });
+    this.processMetrics?.start();
     return this.url;
   }
 
@@ -83,6 +101,8 @@ export class HttpEndpoint {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    this.processMetrics?.close();
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(sessions.map((s) => s.server.close().catch(() => undefined)));
@@ -94,16 +114,12 @@ export class HttpEndpoint {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://gateway").pathname;
+    if (path === HEALTHZ_PATH || path === READYZ_PATH) return this.probe(req, res, path);
     if (path !== MCP_PATH && path !== METRICS_PATH) return sendJson(res, 404, { error: `not found; the MCP endpoint is ${MCP_PATH}` });
+    if (path === METRICS_PATH && this.options.metricsPublic === true) return this.serveMetrics(req, res);
     const identity = await this.authenticate(req, res, path);
     if (identity === undefined) return;
-
-    if (path === METRICS_PATH) {
-      if (req.method !== "GET") return sendJson(res, 405, { error: "use GET" });
-      res.writeHead(200, { "content-type": METRICS_CONTENT_TYPE });
-      res.end(this.options.metrics.render());
-      return;
-    }
+    if (path === METRICS_PATH) return this.serveMetrics(req, res);
 
     const sessionHeader = req.headers["mcp-session-id"];
     if (typeof sessionHeader === "string") {
@@ -122,6 +138,36 @@ export class HttpEndpoint {
     if (!isInitializeRequest(body)) return sendRpcError(res, 400, -32000, "no mcp-session-id header; the first request of a session must be initialize");
     if (this.sessions.size >= (this.options.maxSessions ?? 1000)) return sendRpcError(res, 503, -32000, "too many sessions");
     await this.openSession(identity, req, res, body);
+  }
+
+  private serveMetrics(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== "GET") return sendJson(res, 405, { error: "use GET" });
+    res.writeHead(200, { "content-type": METRICS_CONTENT_TYPE });
+    res.end(this.options.metrics.render() + (this.processMetrics?.render() ?? ""));
+  }
+
+  private async probe(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: "use GET" });
+    const reasons = path === HEALTHZ_PATH ? [] : await this.notReadyReasons();
+    const body = reasons.length === 0 ? { status: path === HEALTHZ_PATH ? "ok" : "ready" } : { status: "not ready", reasons };
+    res.writeHead(reasons.length === 0 ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
+    res.end(req.method === "HEAD" ? undefined : JSON.stringify(body));
+  }
+
+  /**
+   * Why the gateway should not be sent calls now; empty when ready. Servers start on demand,
+   * so a COLD server is ready to serve; only a gateway whose every server is DEAD is not.
+   */
+  private async notReadyReasons(): Promise<string[]> {
+    const reasons: string[] = [];
+    if (this.closing) reasons.push("shutting down");
+    const { gateway, audit } = this.options;
+    const now = this.now();
+    const states = gateway.serverNames.map((name) => gateway.server(name)?.status(now).state);
+    if (states.length === 0 || states.some((s) => s === undefined)) reasons.push("the configured servers are not loaded");
+    else if (states.every((s) => s === "DEAD")) reasons.push("every server is DEAD (restart budget spent or shut down)");
+    if (!(await writable(audit.path))) reasons.push("the audit log is not writable");
+    return reasons;
   }
 
   private async openSession(identity: string, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
@@ -195,6 +241,16 @@ export class HttpEndpoint {
 }
 
 const INVALID = Symbol("invalid body");
+
+/** The audit database and its folder (SQLite writes its journal beside it) can be written. */
+async function writable(file: string): Promise<boolean> {
+  try {
+    await Promise.all([access(file, constants.W_OK), access(dirname(file), constants.W_OK)]);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { "content-type": "application/json" });

@@ -14,8 +14,15 @@ interface MetricBase {
   render(): string;
 }
 
+/** One label set's value, with its labels already escaped for rendering (they never change). */
+interface Series<L extends string, V> {
+  readonly labels: Labels<L>;
+  readonly pairs: string;
+  value: V;
+}
+
 abstract class LabelledMetric<L extends string, V> implements MetricBase {
-  protected readonly series = new Map<string, { labels: Labels<L>; value: V }>();
+  protected readonly series = new Map<string, Series<L, V>>();
 
   constructor(
     readonly name: string,
@@ -29,7 +36,7 @@ abstract class LabelledMetric<L extends string, V> implements MetricBase {
   abstract render(): string;
   protected abstract initial(): V;
 
-  protected entry(labels: Labels<L>): { labels: Labels<L>; value: V } {
+  protected entry(labels: Labels<L>): Series<L, V> {
     const key = this.keyOf(labels);
     const existing = this.series.get(key);
     if (existing !== undefined) return existing;
@@ -37,12 +44,21 @@ abstract class LabelledMetric<L extends string, V> implements MetricBase {
       const overflow = Object.fromEntries(this.labelNames.map((n) => [n, OVERFLOW_LABEL])) as Labels<L>;
       const overflowKey = this.keyOf(overflow);
       let entry = this.series.get(overflowKey);
-      if (entry === undefined) this.series.set(overflowKey, (entry = { labels: overflow, value: this.initial() }));
+      if (entry === undefined) this.series.set(overflowKey, (entry = this.newSeries(overflow)));
       return entry;
     }
-    const entry = { labels: { ...labels }, value: this.initial() };
+    const entry = this.newSeries({ ...labels });
     this.series.set(key, entry);
     return entry;
+  }
+
+  private newSeries(labels: Labels<L>): Series<L, V> {
+    return { labels, pairs: this.labelNames.map((n) => `${n}="${escapeLabel(labels[n])}"`).join(","), value: this.initial() };
+  }
+
+  /** Drops every series: for a collector whose label values come and go (resource types). */
+  clear(): void {
+    this.series.clear();
   }
 
   protected keyOf(labels: Labels<L>): string {
@@ -53,10 +69,10 @@ abstract class LabelledMetric<L extends string, V> implements MetricBase {
     return `# HELP ${this.name} ${this.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}\n# TYPE ${this.name} ${type}\n`;
   }
 
-  protected labelText(labels: Labels<L>, extra?: [string, string]): string {
-    const pairs = this.labelNames.map((n) => `${n}="${escapeLabel(labels[n])}"`);
-    if (extra !== undefined) pairs.push(`${extra[0]}="${escapeLabel(extra[1])}"`);
-    return pairs.length > 0 ? `{${pairs.join(",")}}` : "";
+  /** `{a="1",b="2"}`, or nothing without labels; `extra` is a further pair, already escaped (le="0.5"). */
+  protected labelText(series: Series<L, V>, extra?: string): string {
+    const all = extra === undefined ? series.pairs : series.pairs === "" ? extra : `${series.pairs},${extra}`;
+    return all === "" ? "" : `{${all}}`;
   }
 }
 
@@ -75,7 +91,7 @@ export class Counter<L extends string = never> extends LabelledMetric<L, number>
 
   render(): string {
     let out = this.header("counter");
-    for (const { labels, value } of this.series.values()) out += `${this.name}${this.labelText(labels)} ${formatNumber(value)}\n`;
+    for (const series of this.series.values()) out += `${this.name}${this.labelText(series)} ${formatNumber(series.value)}\n`;
     return out;
   }
 }
@@ -91,7 +107,7 @@ export class Gauge<L extends string = never> extends LabelledMetric<L, number> {
 
   render(): string {
     let out = this.header("gauge");
-    for (const { labels, value } of this.series.values()) out += `${this.name}${this.labelText(labels)} ${formatNumber(value)}\n`;
+    for (const series of this.series.values()) out += `${this.name}${this.labelText(series)} ${formatNumber(series.value)}\n`;
     return out;
   }
 }
@@ -103,8 +119,11 @@ interface HistogramValue {
 }
 
 export class Histogram<L extends string = never> extends LabelledMetric<L, HistogramValue> {
+  private readonly bucketLabels: readonly string[];
+
   constructor(name: string, help: string, labelNames: readonly L[], maxSeries: number, private readonly buckets: readonly number[] = DEFAULT_LATENCY_BUCKETS) {
     super(name, help, labelNames, maxSeries);
+    this.bucketLabels = [...buckets.map((le) => `le="${formatNumber(le)}"`), `le="+Inf"`];
   }
 
   observe(labels: Labels<L>, value: number): void {
@@ -120,13 +139,14 @@ export class Histogram<L extends string = never> extends LabelledMetric<L, Histo
 
   render(): string {
     let out = this.header("histogram");
-    for (const { labels, value } of this.series.values()) {
-      this.buckets.forEach((le, i) => {
-        out += `${this.name}_bucket${this.labelText(labels, ["le", formatNumber(le)])} ${value.counts[i] ?? 0}\n`;
+    for (const series of this.series.values()) {
+      const { value } = series;
+      this.bucketLabels.forEach((le, i) => {
+        out += `${this.name}_bucket${this.labelText(series, le)} ${i < this.buckets.length ? (value.counts[i] ?? 0) : value.count}\n`;
       });
-      out += `${this.name}_bucket${this.labelText(labels, ["le", "+Inf"])} ${value.count}\n`;
-      out += `${this.name}_sum${this.labelText(labels)} ${formatNumber(value.sum)}\n`;
-      out += `${this.name}_count${this.labelText(labels)} ${value.count}\n`;
+      const labels = this.labelText(series);
+      out += `${this.name}_sum${labels} ${formatNumber(value.sum)}\n`;
+      out += `${this.name}_count${labels} ${value.count}\n`;
     }
     return out;
   }

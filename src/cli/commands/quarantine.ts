@@ -1,15 +1,17 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Policy } from "../../core/policy/policy-schema.js";
 import { formatIssues, parsePolicyText } from "../../policy/index.js";
 import { formatQuarantineReport, reportFormatFor } from "../../quarantine/format-quarantine-report.js";
 import { buildQuarantineReport } from "../../quarantine/quarantine-report.js";
+import { quarantineReportSarif } from "../../quarantine/quarantine-sarif.js";
 import { parseQuarantineTarget, QUARANTINE_CAPTURE_PORTS, quarantinePolicyText } from "../../quarantine/quarantine-target.js";
 import { sampleArguments } from "../../quarantine/sample-arguments.js";
 import { runScenario, type CallPlan } from "../../replay/scenario-session.js";
 import { EXIT_FINDING, EXIT_OK, type CliIo, type Command } from "../command.js";
 import { defineCommand, usageError } from "../define-command.js";
+import { packageVersion } from "./gateway-options.js";
 import {
   captureSecrets,
   COMMON_OPTIONS,
@@ -28,7 +30,7 @@ export function createQuarantineCommand(deps: ScenarioVerbDeps = {}): Command {
   return defineCommand({
     name: "quarantine",
     summary: "Run an untrusted server with nothing allowed out, and report what each tool tried to reach",
-    usage: "hangar quarantine <policy | npm:pkg@version | image:ref> [--scenario <file>] [--report <out.md|out.json|out.html>] [--config hangar.yaml] [-- <server args>]",
+    usage: "hangar quarantine <policy | npm:pkg@version | image:ref> [--scenario <file>] [--report <out.md|out.json|out.html>] [--sarif <file>] [--config hangar.yaml] [-- <server args>]",
     description:
       "Deny-all plus capture: every DNS name resolves to the sidecar and every attempt is recorded with its\n" +
       "TLS SNI or HTTP Host, method and path, but nothing leaves the sandbox. It answers \"what would this\n" +
@@ -41,6 +43,7 @@ export function createQuarantineCommand(deps: ScenarioVerbDeps = {}): Command {
     options: {
       scenario: { type: "string", short: "s", valueName: "<file>", description: "The tool calls to make (YAML); default: every tool once, with generated arguments." },
       report: { type: "string", short: "r", valueName: "<file>", description: "Write the report here; .md, .html or .json picks the format. Default: Markdown on stdout." },
+      sarif: { type: "string", valueName: "<file>", description: "Also write SARIF 2.1.0, for code-scanning tabs: one result per destination tried (at the policy's allow entry)." },
       ...COMMON_OPTIONS,
     },
     positionals: { min: 1 },
@@ -90,6 +93,10 @@ export function createQuarantineCommand(deps: ScenarioVerbDeps = {}): Command {
         }
         if (values.events !== undefined) await writeEventsFile(values.events, result.run.events);
         const findings = buildQuarantineReport(result.run, { target: targetText, capturePorts: ports, ...(values.scenario !== undefined ? { scenario: values.scenario } : {}) });
+        if (values.sarif !== undefined) {
+          const policySource = target.kind === "policy" ? { file: policyFile, text: await readFile(policyFile, "utf8"), policy } : undefined;
+          await writeFile(values.sarif, quarantineReportSarif(findings, { ...(policySource !== undefined ? { policy: policySource } : {}), toolVersion: packageVersion() }));
+        }
         const text = formatQuarantineReport(findings, format);
         if (values.report !== undefined) {
           await writeFile(values.report, text);

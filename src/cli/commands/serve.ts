@@ -168,10 +168,11 @@ export function createServeCommand(host: ServeHost = processServeHost()): Comman
           const tokens = new TokenStore(config.paths.tokens);
           await tokens.load();
           if (tokens.size === 0) io.err(`hangar: warning: ${config.paths.tokens} holds no tokens, so every request gets 401; create one with: hangar token create --identity <id>\n`);
-          const http = new HttpEndpoint({ gateway: opened.gateway, tokens, metrics: opened.metrics, audit: opened.audit, version: host.version, logger });
+          const http = new HttpEndpoint({ gateway: opened.gateway, tokens, metrics: opened.metrics, metricsPublic: config.metrics.public, audit: opened.audit, version: host.version, logger });
           const url = await http.listen(listen.host, listen.port);
           opened.setEndpoint({ kind: "http", url });
-          io.err(`hangar: serving MCP on ${url} (metrics at ${url.replace(/\/mcp$/, "/metrics")})\n`);
+          const base = url.replace(/\/mcp$/, "");
+          io.err(`hangar: serving MCP on ${url} (metrics at ${base}/metrics${config.metrics.public ? ", without a token" : ""}; probes at ${base}/healthz and ${base}/readyz)\n`);
           await stopped;
           await http.close();
         }

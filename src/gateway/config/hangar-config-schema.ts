@@ -41,6 +41,7 @@ const gatewayDefaults = {
   status: ".hangar/status.json",
   tokens: ".hangar/tokens.json",
   stateDir: ".hangar/run",
+  metrics: { public: false },
 };
 
 const gateway = z.strictObject({
@@ -68,6 +69,12 @@ const gateway = z.strictObject({
   status: path.default(gatewayDefaults.status),
   tokens: path.default(gatewayDefaults.tokens),
   stateDir: path.default(gatewayDefaults.stateDir),
+  metrics: z
+    .strictObject({
+      /** Serve /metrics without a bearer token, for a scraper on a trusted network. */
+      public: z.boolean({ error: (iss) => `${show(iss.input)} is not true or false` }).default(gatewayDefaults.metrics.public),
+    })
+    .default(gatewayDefaults.metrics),
 });
 
 export const HangarConfigSchema = z.strictObject({

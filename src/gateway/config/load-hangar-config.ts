@@ -29,6 +29,8 @@ export interface HangarConfig {
   readonly rbac?: RbacSpec;
   readonly settings: SupervisorSettings;
   readonly paths: { readonly manifests: string; readonly status: string; readonly tokens: string; readonly stateDir: string };
+  /** `gateway.metrics`: whether /metrics needs a bearer token. */
+  readonly metrics: { readonly public: boolean };
   /** The `runtime:` section in the runtime's own type, for the Docker launcher. */
   readonly runtime: RuntimeConfig;
 }
@@ -133,6 +135,7 @@ export async function loadHangarConfig(path: string): Promise<HangarConfigLoad> 
       restart: g.restart,
     },
     paths: { manifests: rel(g.manifests), status: rel(g.status), tokens: rel(g.tokens), stateDir: rel(g.stateDir) },
+    metrics: { public: g.metrics.public },
     runtime: { ...(data.version !== undefined ? { version: data.version } : {}), runtime: data.runtime },
   };
   return { ok: true, config, warnings: sortIssues(warnings) };
