@@ -1,5 +1,6 @@
 export { EventChannel } from "./event-channel.js";
-export { OrphanReaper, isOwnerAliveOnThisHost } from "./orphan-reaper.js";
+export { OrphanReaper, isOwnerAliveOnThisHost, removeRun } from "./orphan-reaper.js";
+export { ProcessOwnerWatchdog, watchdogCommand, type OwnerWatch, type OwnerWatchdog, type WatchTarget } from "./owner-watchdog.js";
 export { Pruner, type PruneOptions, type PruneResult } from "./pruner.js";
 export { RuntimeConfigSchema, defaultRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput, type RuntimeSettings } from "./runtime-config.js";
 export { formatRuntimeConfigIssue, loadRuntimeConfig, parseRuntimeConfig, type RuntimeConfigIssue } from "./runtime-config-loader.js";

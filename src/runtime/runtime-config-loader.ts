@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import { HangarError } from "../core/errors.js";
 import { RuntimeConfigSchema, defaultRuntimeConfig, type RuntimeConfig } from "./runtime-config.js";
@@ -103,6 +104,13 @@ export async function loadRuntimeConfig(file?: string): Promise<RuntimeConfig> {
     throw new HangarError("HANGAR_CONFIG_INVALID", formatRuntimeConfigIssue(issue), { cause, data: { issues: [issue] } });
   }
   const result = parseRuntimeConfig(text, file);
-  if (result.ok) return result.config;
+  if (result.ok) return withPathsFrom(result.config, file);
   throw new HangarError("HANGAR_CONFIG_INVALID", result.issues.map(formatRuntimeConfigIssue).join("\n"), { data: { issues: result.issues } });
+}
+
+/** Paths in hangar.yaml are relative to the file itself, not to wherever the command ran. */
+function withPathsFrom(config: RuntimeConfig, file: string): RuntimeConfig {
+  const ca = config.runtime.upstreamCaFile;
+  if (ca === undefined) return config;
+  return { ...config, runtime: { ...config.runtime, upstreamCaFile: resolve(dirname(file), ca) } };
 }

@@ -56,6 +56,11 @@ const runtime = z.strictObject({
     .default(runtimeDefaults.sandboxSubnets),
   baseImage: z.string().min(1).default(runtimeDefaults.baseImage),
   sidecar: sidecar.default(sidecarDefaults),
+  /**
+   * Extra roots (a PEM file, relative to hangar.yaml) the sidecar trusts when it re-originates
+   * TLS for an inspected destination: private APIs, tests. The system roots are always trusted.
+   */
+  upstreamCaFile: z.string().min(1).optional(),
 });
 
 export const RuntimeConfigSchema = z.strictObject({

@@ -10,6 +10,7 @@ import { NpmStager } from "../images/npm-stager.js";
 import { hangarPackageRoot } from "../images/package-root.js";
 import { ServerImageBuilder } from "../images/server-image-builder.js";
 import { SidecarImageBuilder } from "../images/sidecar-image-builder.js";
+import { ProcessOwnerWatchdog, type OwnerWatchdog } from "./owner-watchdog.js";
 import { Pruner } from "./pruner.js";
 import { Sandbox } from "./sandbox.js";
 
@@ -23,6 +24,8 @@ export interface RuntimeServicesOptions {
   readonly npmStageDir?: string;
   readonly npm?: NpmClient;
   readonly now?: () => number;
+  /** What removes a sandbox whose owner dies without stopping it; default a detached watchdog process per sandbox. */
+  readonly watchdog?: OwnerWatchdog;
 }
 
 export interface RuntimeServices {
@@ -49,7 +52,12 @@ export function createRuntimeServices(options: RuntimeServicesOptions): RuntimeS
     baseImages,
     sidecarImages,
     serverImages,
-    sandboxes: new Sandbox({ engine, logger: options.logger, ...(options.now ? { now: options.now } : {}) }),
+    sandboxes: new Sandbox({
+      engine,
+      logger: options.logger,
+      watchdog: options.watchdog ?? new ProcessOwnerWatchdog(options.logger),
+      ...(options.now ? { now: options.now } : {}),
+    }),
     pruner: new Pruner(engine),
   };
 }

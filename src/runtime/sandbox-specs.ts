@@ -18,6 +18,12 @@ export const POLICY_MOUNT_FILE = `${POLICY_MOUNT_DIR}/policy.yaml`;
 /** Where the sidecar reads the frozen baseline, when the sandbox runs with one. */
 export const BASELINE_MOUNT_FILE = `${POLICY_MOUNT_DIR}/baseline.json`;
 export const PROXY_PORT = 3128;
+/** Where the sidecar reads runtime.upstreamCaFile (copied beside the policy). */
+export const UPSTREAM_CA_MOUNT_FILE = `${POLICY_MOUNT_DIR}/upstream-ca.pem`;
+/** Where the server finds the sandbox CA (ca.crt) and the system roots plus it (bundle.pem), read-only. */
+export const SERVER_CA_DIR = "/etc/hangar-ca";
+export const SERVER_CA_FILE = `${SERVER_CA_DIR}/ca.crt`;
+export const SERVER_CA_BUNDLE = `${SERVER_CA_DIR}/bundle.pem`;
 export const DNS_PORT = 53;
 export const SIDECAR_ALIAS = "sidecar";
 /** The uid:gid every Hangar container runs as (the base image's `hangar` user). */
@@ -76,6 +82,8 @@ export interface SidecarOverrides {
   readonly capture?: CaptureOverride;
   /** The policy folder holds baseline.json (a frozen baseline) for the sidecar to enforce. */
   readonly baseline?: boolean;
+  /** TLS inspection: the sandbox CA arrives on the sidecar's stdin; `upstreamCa`: upstream-ca.pem is in the policy folder. */
+  readonly tls?: { readonly upstreamCa: boolean };
 }
 
 export function sidecarConfig(options: { subnet: SandboxSubnet; runtime: RuntimeSettings } & SidecarOverrides): SidecarConfigInput {
@@ -85,7 +93,9 @@ export function sidecarConfig(options: { subnet: SandboxSubnet; runtime: Runtime
     ...(options.mode ? { mode: options.mode } : {}),
     ...(capture !== undefined ? { capture: capture === true ? true : { ports: [...capture.ports] } } : {}),
     ...(options.baseline === true ? { baselineFile: BASELINE_MOUNT_FILE } : {}),
-    listen: { host: "0.0.0.0", dnsPort: DNS_PORT, proxyPort: PROXY_PORT },
+    ...(options.tls !== undefined ? { tls: { ca: "stdin" as const, ...(options.tls.upstreamCa ? { upstreamCaFile: UPSTREAM_CA_MOUNT_FILE } : {}) } } : {}),
+    // Only the sandbox side: from the egress network nobody may use this sandbox's allowances.
+    listen: { host: options.subnet.sidecar, dnsPort: DNS_PORT, proxyPort: PROXY_PORT },
     answerSubnet: options.subnet.subnet,
     trustedUpstreamRanges: [...options.runtime.trustedUpstreamRanges],
   };
@@ -100,16 +110,17 @@ export function sidecarContainerSpec(
     policyDir: string;
   } & SidecarOverrides,
 ): ContainerSpec {
-  const { mode, capture, baseline } = options;
+  const { mode, capture, baseline, tls } = options;
   const { id, subnet, runtime } = options;
   const limits = runtime.sidecar;
+  const overrides = { ...(mode ? { mode } : {}), ...(capture !== undefined ? { capture } : {}), ...(baseline === true ? { baseline } : {}), ...(tls ? { tls } : {}) };
   return {
     ...HARDENING,
     name: sandboxNames(id).sidecar,
     image: runtime.sidecar.image,
     labels: labelsFor(id, "sidecar"),
     hostname: "sidecar",
-    env: { HANGAR_SIDECAR_CONFIG: JSON.stringify(sidecarConfig({ subnet, runtime, ...(mode ? { mode } : {}), ...(capture !== undefined ? { capture } : {}), ...(baseline === true ? { baseline } : {}) })) },
+    env: { HANGAR_SIDECAR_CONFIG: JSON.stringify(sidecarConfig({ subnet, runtime, ...overrides })) },
     endpoint: { network: sandboxNames(id).network, ipv4Address: subnet.sidecar, aliases: [SIDECAR_ALIAS] },
     tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=16m" },
     limits: toLimits(limits),
@@ -121,6 +132,8 @@ export function sidecarContainerSpec(
       "net.ipv6.conf.all.disable_ipv6": "1",
     },
     mounts: [{ source: options.policyDir, target: POLICY_MOUNT_DIR, readOnly: true }],
+    // The sandbox CA's key comes down stdin from the control plane: never a file, an env value or a label.
+    ...(tls !== undefined ? { openStdin: true } : {}),
     stopSignal: "SIGTERM",
     stopTimeoutSeconds: 5,
   };
@@ -154,8 +167,22 @@ export function serverContainerSpec(options: {
   policyFile: string;
   image: { readonly id: string; readonly entrypoint?: readonly string[]; readonly cmd?: readonly string[] };
   secrets: Readonly<Record<string, string>>;
+  /** Host folder with the sandbox CA certificate (ca.crt) and bundle.pem, when TLS is inspected. */
+  caDir?: string;
 }): ContainerSpec {
   const { id, subnet, policy } = options;
+  // Every common TLS stack in the server trusts the sandbox CA: Node adds ca.crt to its roots,
+  // OpenSSL, Python requests, curl and git read the bundle of the system roots plus it.
+  const trust: Record<string, string> =
+    options.caDir === undefined
+      ? {}
+      : {
+          NODE_EXTRA_CA_CERTS: SERVER_CA_FILE,
+          SSL_CERT_FILE: SERVER_CA_BUNDLE,
+          REQUESTS_CA_BUNDLE: SERVER_CA_BUNDLE,
+          CURL_CA_BUNDLE: SERVER_CA_BUNDLE,
+          GIT_SSL_CAINFO: SERVER_CA_BUNDLE,
+        };
   const proxy = `http://${subnet.sidecar}:${PROXY_PORT}`;
   return {
     ...HARDENING,
@@ -170,6 +197,7 @@ export function serverContainerSpec(options: {
       HOME: "/tmp",
       ...policy.server.env,
       ...options.secrets,
+      ...trust,
       HTTP_PROXY: proxy,
       HTTPS_PROXY: proxy,
       http_proxy: proxy,
@@ -183,7 +211,7 @@ export function serverContainerSpec(options: {
     tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
     limits: toLimits(policy.server.resources),
     sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
-    mounts: policyMounts(policy, options.policyFile),
+    mounts: [...policyMounts(policy, options.policyFile), ...(options.caDir !== undefined ? [{ source: options.caDir, target: SERVER_CA_DIR, readOnly: true }] : [])],
     openStdin: true,
     stopSignal: "SIGTERM",
     stopTimeoutSeconds: 5,

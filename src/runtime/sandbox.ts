@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
+import { rootCertificates } from "node:tls";
 import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { loadBaselineFile } from "../baseline/load-baseline.js";
@@ -13,6 +14,7 @@ import type { ContainerEngine, NetworkInfo } from "../docker/container-engine.js
 import { hasRuntimeCode, runtimeError } from "../docker/runtime-error.js";
 import { EventChannel } from "./event-channel.js";
 import { OrphanReaper } from "./orphan-reaper.js";
+import type { OwnerWatchdog } from "./owner-watchdog.js";
 import type { RuntimeConfig } from "./runtime-config.js";
 import { runtimeEvent, type SandboxEvent } from "./sandbox-events.js";
 import {
@@ -25,6 +27,7 @@ import {
   type SandboxIdentity,
 } from "./sandbox-specs.js";
 import { SidecarSupervisor } from "./sidecar-supervisor.js";
+import { createSandboxCa, type CaMaterial } from "../sidecar/proxy/tls/sandbox-ca.js";
 import { StartedSandbox } from "./started-sandbox.js";
 import { candidateSubnets, type SandboxSubnet } from "./subnet-allocator.js";
 
@@ -36,6 +39,8 @@ export interface SandboxDeps {
   /** `<hostname>:<pid>` recorded on every object, to tell a crashed run from a live one. */
   readonly owner?: string;
   readonly isOwnerAlive?: (owner: string) => boolean;
+  /** Removes a sandbox whose owner (this process) dies before stopping it. Without one, only the next start of its server reaps it. */
+  readonly watchdog?: OwnerWatchdog;
 }
 
 export interface SandboxStartOptions {
@@ -60,13 +65,16 @@ export interface SandboxStartOptions {
   readonly stateDir?: string;
   /** Subscribed before anything starts, so it sees the sidecar's `started` event too. */
   readonly onEvent?: (event: SandboxEvent) => void;
+  /** At stop, also remove the egress network if Hangar created it and no other sandbox uses it (hangar run: the last one out). */
+  readonly removeEgressWhenUnused?: boolean;
 }
 
 const SUBNET_ATTEMPTS = 16;
 
 /**
- * Starts sandboxes: per server an internal network with no route out and no host
- * address, a sidecar on it and on the egress network, and the hardened server behind it.
+ * Starts sandboxes: per run an internal network with no route out and no host address, a
+ * sidecar on it and on the egress network, and the hardened server behind it. Every start is
+ * a run of its own (id, names, subnet), so any number of sandboxes of one server coexist.
  */
 export class Sandbox {
   private readonly now: () => number;
@@ -90,21 +98,31 @@ export class Sandbox {
     const sidecarImage = await engine.inspectImage(settings.sidecar.image);
     if (sidecarImage === undefined) throw runtimeError("HANGAR_IMAGE_MISSING", `sidecar image ${settings.sidecar.image} is missing (build it first)`);
 
-    await this.reaper.reap(id.server, this.owner);
+    await this.reaper.reap(id.server);
     const egress = await this.ensureEgressNetwork(settings.egressNetwork);
     const cleanup: Array<() => Promise<unknown>> = [];
     const events = new EventChannel<SandboxEvent>();
     if (options.onEvent) events.subscribe(options.onEvent);
+    // Watching before anything exists: whenever this process dies from here on, what it made goes.
+    const watch = this.deps.watchdog?.watch({ server: id.server, run: id.run });
+    cleanup.push(async () => watch?.release());
     try {
       const policyDir = await this.writePolicy(options, id, baseline);
       cleanup.push(() => rm(policyDir, { recursive: true, force: true }));
+      watch?.alsoRemove(policyDir);
       const { network, subnet } = await this.createInternalNetwork(id, settings.sandboxSubnets);
       cleanup.push(() => engine.removeNetwork(network.id));
 
+      // A rule that inspects gets a sandbox CA of its own: the server trusts its certificate,
+      // and its key goes only to the sidecar, down stdin.
+      const ca = inspects(policy) ? await createSandboxCa({ name: policy.name, now: this.now() }) : undefined;
+      const caDir = ca === undefined ? undefined : await this.writeCaFiles(policyDir, ca);
+      const upstreamCa = ca !== undefined && settings.upstreamCaFile !== undefined ? await copyUpstreamCa(settings.upstreamCaFile, policyDir) : false;
       const overrides = {
         ...(options.mode ? { mode: options.mode } : {}),
         ...(options.capture !== undefined ? { capture: options.capture } : {}),
         ...(baseline !== undefined ? { baseline: true } : {}),
+        ...(ca !== undefined ? { tls: { upstreamCa } } : {}),
       };
       const sidecarId = await engine.createContainer(sidecarContainerSpec({ id, subnet, runtime: settings, policyDir, ...overrides }));
       cleanup.push(() => engine.removeContainer(sidecarId));
@@ -120,12 +138,13 @@ export class Sandbox {
         logger,
         publish: (event) => events.publish(event),
         now: this.now,
+        ...(ca !== undefined ? { stdinLine: JSON.stringify({ caCertPem: ca.certPem, caKeyPem: ca.keyPem }) } : {}),
       });
       cleanup.push(() => supervisor.stop(1));
       await supervisor.start();
 
       const serverId = await engine.createContainer(
-        serverContainerSpec({ id, subnet, policy, policyFile: options.policyFile, image: options.image, secrets }),
+        serverContainerSpec({ id, subnet, policy, policyFile: options.policyFile, image: options.image, secrets, ...(caDir !== undefined ? { caDir } : {}) }),
       );
       cleanup.push(() => engine.removeContainer(serverId));
       const stdio = await engine.attach(serverId, { stdin: true });
@@ -146,6 +165,8 @@ export class Sandbox {
         events,
         policyDir,
         policyFile: options.policyFile,
+        ...(watch !== undefined ? { watch } : {}),
+        ...(options.removeEgressWhenUnused === true ? { removeEgressWhenUnused: true } : {}),
       };
       return new StartedSandbox(parts, engine, logger, this.now);
     } catch (err) {
@@ -192,6 +213,19 @@ export class Sandbox {
     throw runtimeError("HANGAR_SUBNET_EXHAUSTED", `no free /28 left in runtime.sandboxSubnets ${pool}`, { cause: lastError });
   }
 
+  /**
+   * The sandbox CA certificate, and the system roots plus it, for the server to read (never the
+   * key), in a folder of the run's policy folder: removed with it, whichever way the run ends.
+   */
+  private async writeCaFiles(policyDir: string, ca: CaMaterial): Promise<string> {
+    const dir = join(policyDir, "ca");
+    await mkdir(dir, { mode: 0o755 });
+    await chmod(dir, 0o755);
+    await writeFile(join(dir, "ca.crt"), ca.certPem, { mode: 0o644 });
+    await writeFile(join(dir, "bundle.pem"), [...rootCertificates, ca.certPem].join("\n"), { mode: 0o644 });
+    return dir;
+  }
+
   /** A private copy the sidecar reads (and re-reads on reload); readable by its non-root user. */
   private async writePolicy(options: SandboxStartOptions, id: SandboxIdentity, baseline: string | undefined): Promise<string> {
     const parent = options.stateDir ?? join(tmpdir(), "hangar");
@@ -229,4 +263,24 @@ async function frozenBaselineText(options: SandboxStartOptions, logger: Logger):
     throw new HangarError("HANGAR_CONFIG_INVALID", `baseline ${file} is for server ${frozen.server}, not ${options.policy.name}`, { data: { file } });
   }
   return serialiseBaseline(frozen);
+}
+
+/** Whether any rule of the policy has the sidecar terminate TLS. */
+function inspects(policy: Policy): boolean {
+  return policy.egress.allow.some((entry) => entry.inspect === true);
+}
+
+/** runtime.upstreamCaFile, copied beside the policy the sidecar reads; a bad file stops the start. */
+async function copyUpstreamCa(file: string, policyDir: string): Promise<true> {
+  let text: string;
+  try {
+    text = await readFile(resolve(file), "utf8");
+  } catch (err) {
+    throw new HangarError("HANGAR_CONFIG_INVALID", `runtime.upstreamCaFile ${file}: ${(err as Error).message}`, { data: { file } });
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new HangarError("HANGAR_CONFIG_INVALID", `runtime.upstreamCaFile ${file}: no PEM certificate in it`, { data: { file } });
+  }
+  await writeFile(join(policyDir, "upstream-ca.pem"), text, { mode: 0o644 });
+  return true;
 }

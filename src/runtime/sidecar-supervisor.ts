@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import type { Logger } from "pino";
 import type { AttachedStdio, ContainerEngine } from "../docker/container-engine.js";
 import { runtimeError } from "../docker/runtime-error.js";
@@ -17,9 +18,30 @@ export interface SidecarSupervisorOptions {
   readonly publish: (event: SandboxEvent) => void;
   readonly now: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * Written to the sidecar's stdin at every start (the sandbox CA for TLS inspection): it never
+   * lands in a file, an env value or a label. The container must keep stdin open.
+   */
+  readonly stdinLine?: string;
 }
 
 const TAIL_LINES = 20;
+/** Once the sidecar has exited, how long its attach stream may take to deliver what it wrote last. */
+const FLUSH_WAIT_MS = 250;
+
+/** Resolves when `stream` ends or closes, or after `capMs`. */
+function endOf(stream: Readable, capMs: number): Promise<void> {
+  if (stream.readableEnded || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      stream.off("end", done).off("close", done);
+      resolve();
+    };
+    const timer = setTimeout(done, capMs);
+    stream.once("end", done).once("close", done);
+  });
+}
 
 /**
  * Runs the sidecar container: attaches before each start (so no event line is missed),
@@ -49,6 +71,8 @@ export class SidecarSupervisor {
   async stop(timeoutSeconds: number): Promise<void> {
     this.stopping = true;
     await this.options.engine.stopContainer(this.options.containerId, timeoutSeconds);
+    // The drain's last event lines (its close events) may still be on their way down the attach stream.
+    if (this.attached !== undefined) await endOf(this.attached.stdout, FLUSH_WAIT_MS);
     this.attached?.close();
     await this.watching;
   }
@@ -61,7 +85,7 @@ export class SidecarSupervisor {
   private async launch(): Promise<void> {
     const { engine, containerId, logger } = this.options;
     this.attached?.close();
-    const io = await engine.attach(containerId, { stdin: false });
+    const io = await engine.attach(containerId, { stdin: this.options.stdinLine !== undefined });
     this.attached = io;
     readLines(io.stdout, (line) => this.onStdoutLine(line), {
       onOversize: (bytes) => logger.warn({ bytes }, "sidecar event line too long; dropped"),
@@ -74,6 +98,7 @@ export class SidecarSupervisor {
 
     const started = new Promise<void>((resolve) => (this.onStarted = resolve));
     await engine.startContainer(containerId);
+    if (this.options.stdinLine !== undefined) io.stdin?.write(`${this.options.stdinLine}\n`);
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       started.then(() => "ready" as const),

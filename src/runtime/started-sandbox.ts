@@ -4,10 +4,12 @@ import type { Readable, Writable } from "node:stream";
 import type { Logger } from "pino";
 import { HangarError } from "../core/errors.js";
 import type { AttachedStdio, ContainerEngine } from "../docker/container-engine.js";
+import { LABEL_MANAGED } from "../docker/labels.js";
 import { runtimeError } from "../docker/runtime-error.js";
 import type { EventChannel } from "./event-channel.js";
 import { runtimeEvent, type SandboxEvent } from "./sandbox-events.js";
 import type { SandboxSubnet } from "./subnet-allocator.js";
+import type { OwnerWatch } from "./owner-watchdog.js";
 import type { SidecarSupervisor } from "./sidecar-supervisor.js";
 
 export interface SandboxParts {
@@ -24,7 +26,19 @@ export interface SandboxParts {
   readonly policyDir: string;
   /** The operator's policy file the copy was made from. */
   readonly policyFile: string;
+  /** Removes the sandbox if this process dies before stop(); released by stop(). */
+  readonly watch?: OwnerWatch;
+  /** At stop, also remove the egress network if Hangar created it and nothing else uses it (the last one out). */
+  readonly removeEgressWhenUnused?: boolean;
 }
+
+/** After EOF on its stdin, how long the server gets to send its last answers and exit by itself. */
+export const SERVER_EOF_GRACE_MS = 300;
+/**
+ * How long the sidecar gets to drain after SIGTERM (flushing its close events) before Docker
+ * kills it. With the server gone its connections are closed, so it needs milliseconds.
+ */
+export const SIDECAR_STOP_SECONDS = 1;
 
 /**
  * A running sandbox: the server's stdio as Node streams (wrap them in an MCP transport),
@@ -111,8 +125,10 @@ export class StartedSandbox implements AsyncDisposable {
   }
 
   /**
-   * Graceful: closes the server's stdin, stops the server and then the sidecar (SIGTERM,
-   * so it drains), removes both and the sandbox network. Safe to call any number of times.
+   * Quick, and nothing the sidecar recorded is lost: closes the server's stdin and gives it
+   * SERVER_EOF_GRACE_MS to exit by itself, then removes it (a kill: its client is gone, so
+   * nothing it could still say has a reader) while the sidecar drains on SIGTERM; then the
+   * sidecar and the network go. Well under a second. Safe to call any number of times.
    */
   stop(): Promise<void> {
     this.stopping ??= this.teardown();
@@ -121,6 +137,19 @@ export class StartedSandbox implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+
+  /**
+   * The egress network is shared by every sandbox and created on demand: the last one out
+   * removes it, only if Hangar made it (an operator's own network is never touched). Docker
+   * refuses while anything is attached, so a sandbox starting meanwhile keeps it.
+   */
+  private async removeEgressIfUnused(): Promise<void> {
+    const { engine } = this;
+    const network = await engine.inspectNetwork(this.egressNetwork).catch(() => undefined);
+    if (network === undefined || network.containers.length > 0) return;
+    if (network.labels[LABEL_MANAGED] !== "true" || network.labels["hangar.network"] !== "egress") return;
+    await engine.removeNetwork(network.id).catch((err: unknown) => this.logger.debug({ err, network: this.egressNetwork }, "egress network still in use"));
   }
 
   private async teardown(): Promise<void> {
@@ -135,15 +164,24 @@ export class StartedSandbox implements AsyncDisposable {
         this.logger.warn({ err, server: this.server, what }, "sandbox teardown step failed");
       }
     };
-    await attempt("stop server", () => engine.stopContainer(parts.serverId, 3));
-    await attempt("stop sidecar", () => parts.supervisor.stop(5));
+    let graceTimer: NodeJS.Timeout | undefined;
+    await Promise.race([this.serverExit.catch(() => undefined), new Promise<void>((r) => (graceTimer = setTimeout(r, SERVER_EOF_GRACE_MS)))]);
+    clearTimeout(graceTimer);
+    // In parallel: the sidecar's drain ends as soon as the server's connections are cut.
+    await Promise.all([
+      attempt("remove server", () => engine.removeContainer(parts.serverId)),
+      attempt("stop sidecar", () => parts.supervisor.stop(SIDECAR_STOP_SECONDS)),
+    ]);
     parts.stdio.close();
-    await attempt("remove server", () => engine.removeContainer(parts.serverId));
     await attempt("remove sidecar", () => engine.removeContainer(parts.sidecarId));
-    await attempt("remove network", () => engine.removeNetwork(parts.network.id));
-    await attempt("remove policy folder", () => rm(parts.policyDir, { recursive: true, force: true }));
+    await Promise.all([
+      attempt("remove network", () => engine.removeNetwork(parts.network.id)),
+      attempt("remove policy folder", () => rm(parts.policyDir, { recursive: true, force: true })),
+      parts.removeEgressWhenUnused === true ? this.removeEgressIfUnused() : undefined,
+    ]);
     parts.events.publish(runtimeEvent(this.server, "sandbox-stopped", this.now()));
     parts.events.close();
+    parts.watch?.release();
     if (errors.length > 0) {
       throw runtimeError("HANGAR_DOCKER", `sandbox ${this.server}: ${errors.length} teardown step(s) failed`, { cause: new AggregateError(errors) });
     }

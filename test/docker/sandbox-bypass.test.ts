@@ -150,6 +150,22 @@ describe("bypass catalogue, from inside a sandbox", () => {
     for (const result of results) expect(result).toMatchObject({ ok: false });
   });
 
+  it("the sidecar serves only its sandbox: from the egress network its DNS and proxy do not answer", async () => {
+    const sidecar = await env.engine.inspectContainer(a.sidecarId);
+    const outside = sidecar!.addresses[a.egressNetwork]!;
+    expect(outside).toBeDefined();
+    const script = [
+      `import dgram from "node:dgram"; import net from "node:net";`,
+      `const tcp = (port) => new Promise((r) => { const s = net.connect(port, "${outside}"); s.on("connect", () => { s.destroy(); r("open"); }); s.on("error", (e) => r(e.code)); setTimeout(() => { s.destroy(); r("timeout"); }, 3000); });`,
+      `const udp = () => new Promise((r) => { const s = dgram.createSocket("udp4"); s.on("message", () => { s.close(); r("answered"); }); s.on("error", (e) => { s.close(); r(e.code); });`,
+      `  s.send(Buffer.from("12340100000100000000000004746573740000010001", "hex"), 53, "${outside}"); setTimeout(() => { try { s.close(); } catch {} r("silent"); }, 2000); });`,
+      `console.log(JSON.stringify({ proxy: await tcp(3128), dnsTcp: await tcp(53), dnsUdp: await udp() }));`,
+    ].join("\n");
+    expect(JSON.parse(await fromEgress(script))).toEqual({ proxy: "ECONNREFUSED", dnsTcp: "ECONNREFUSED", dnsUdp: "silent" });
+    // Control: on the sandbox side it answers.
+    expect(await attacker.send({ op: "dns", server: a.sidecarAddress, name: "x.test", transport: "udp" })).toMatchObject({ ok: true, rcode: 3 });
+  });
+
   it("has a single interface, on the sandbox network", async () => {
     const r = await attacker.send({ op: "routes" });
     const routes = String(r["routes"]).split("\n").slice(1).map((l) => l.split("\t")[0]);

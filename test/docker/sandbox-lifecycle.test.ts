@@ -1,7 +1,6 @@
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PolicyInput } from "../../src/core/policy/policy-schema.js";
-import { hasRuntimeCode } from "../../src/docker/runtime-error.js";
 import { Pruner } from "../../src/runtime/pruner.js";
 import { Sandbox } from "../../src/runtime/sandbox.js";
 import type { SandboxEvent } from "../../src/runtime/sandbox-events.js";
@@ -26,7 +25,7 @@ interface Running {
   readonly events: SandboxEvent[];
 }
 
-async function start(name: string, options: { maxRestarts?: number; policy?: Partial<PolicyInput>; sandbox?: Sandbox } = {}): Promise<Running> {
+async function start(name: string, options: { maxRestarts?: number; policy?: Partial<PolicyInput>; sandbox?: Sandbox; run?: string } = {}): Promise<Running> {
   const { policy, file } = await env.policy(`${name}-${env.run}`, options.policy ?? allowOnly("allowed.test"));
   const events: SandboxEvent[] = [];
   const box = await (options.sandbox ?? sandboxes).start({
@@ -34,7 +33,7 @@ async function start(name: string, options: { maxRestarts?: number; policy?: Par
     policyFile: file,
     runtime: await env.runtimeConfig(options.maxRestarts !== undefined ? { maxRestarts: options.maxRestarts } : {}),
     image: ATTACKER,
-    run: env.run,
+    run: options.run ?? env.run,
     stateDir: await env.stateRoot(),
     onEvent: (e) => events.push(e),
   });
@@ -127,10 +126,14 @@ describe("orphans and prune", () => {
     await ghost.box.stop().catch(() => undefined);
   });
 
-  it("refuses to start a server that a live process is already running", async () => {
-    await using _first = await startDisposable("twice");
-    const err = await start("twice").catch((e: unknown) => e);
-    expect(hasRuntimeCode(err, "HANGAR_SANDBOX_CONFLICT")).toBe(true);
+  it("starts a second sandbox of a server a live process is running, beside the first: own network and subnet", async () => {
+    await using first = await startDisposable("twice");
+    // Another run of the same server, as a second client would start it.
+    await using second = await startDisposable("twice", { run: `${env.run}b` });
+    expect(second.box.network.name).not.toBe(first.box.network.name);
+    expect(second.box.network.subnet).not.toBe(first.box.network.subnet);
+    expect((await env.engine.inspectContainer(first.box.serverId))?.running).toBe(true);
+    expect((await env.engine.inspectContainer(second.box.serverId))?.running).toBe(true);
   });
 
   it("prune removes one server's objects and leaves the others", async () => {
@@ -145,7 +148,7 @@ describe("orphans and prune", () => {
   });
 });
 
-async function startDisposable(name: string, options: { maxRestarts?: number } = {}): Promise<Running & AsyncDisposable> {
+async function startDisposable(name: string, options: { maxRestarts?: number; run?: string } = {}): Promise<Running & AsyncDisposable> {
   const running = await start(name, options);
   return { ...running, [Symbol.asyncDispose]: () => running.box.stop() };
 }

@@ -69,7 +69,18 @@ describe("container specs", () => {
     const runtime = { ...defaultRuntimeConfig().runtime, trustedUpstreamRanges: ["172.30.0.0/16"] };
     const parsed = SidecarConfigSchema.parse(sidecarConfig({ subnet, runtime, mode: "observing" }));
     expect(parsed).toMatchObject({ policyFile: "/etc/hangar/policy.yaml", answerSubnet: "10.213.0.0/28", mode: "observing", trustedUpstreamRanges: ["172.30.0.0/16"] });
-    expect(parsed.listen).toMatchObject({ host: "0.0.0.0", dnsPort: 53, proxyPort: 3128 });
+    // The sandbox side only: never the egress network's address.
+    expect(parsed.listen).toMatchObject({ host: subnet.sidecar, dnsPort: 53, proxyPort: 3128 });
+  });
+
+  it("gives an inspecting sidecar its CA on stdin, and the server the CA certificate read-only", () => {
+    const runtime = defaultRuntimeConfig().runtime;
+    const sidecar = sidecarContainerSpec({ id, subnet, runtime, policyDir: "/tmp/p", tls: { upstreamCa: true } });
+    expect(sidecar.openStdin).toBe(true);
+    const config = SidecarConfigSchema.parse(JSON.parse(sidecar.env!["HANGAR_SIDECAR_CONFIG"]!));
+    expect(config.tls).toEqual({ ca: "stdin", upstreamCaFile: "/etc/hangar/upstream-ca.pem" });
+    expect(JSON.stringify(sidecar)).not.toMatch(/PRIVATE KEY/);
+    expect(sidecarContainerSpec({ id, subnet, runtime, policyDir: "/tmp/p" }).openStdin).toBeUndefined();
   });
 
   it("gives the sandbox network no IPv4 on the host and no route out", () => {

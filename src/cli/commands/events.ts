@@ -15,14 +15,15 @@ export function createEventsCommand(deps: EventsCommandDeps = {}): Command {
   return defineCommand({
     name: "events",
     summary: "Show the sidecar's events of a running sandbox (--follow to keep watching)",
-    usage: "hangar events <server> [--follow] [--json] [--since <time>] [--run <id>]",
+    usage: "hangar events <server|run> [--follow] [--json] [--since <time>] [--run <id>]",
     description:
-      "Prints the events the sidecar of <server>'s sandbox has recorded (DNS answers, connections allowed,\n" +
+      "Prints the events the sidecar of a sandbox has recorded (DNS answers, connections allowed,\n" +
       "flagged or blocked, lifecycle), read from its container log, one line each:\n" +
       "  08:16:25 BLOCK  egress evil.test:443 tls (transparent) undeclared-host\n" +
       "With --follow it keeps printing new events, across sidecar restarts, until Ctrl-C or the sandbox is\n" +
       "removed. Runtime events (sidecar restarts, server exit) are seen by the `hangar run` that owns the\n" +
-      "sandbox; see its stderr or its --events file.",
+      "sandbox; see its stderr or its --events file. A server with several sandboxes (several clients of one\n" +
+      "policy) needs the run of one: `hangar events <run>` (see hangar ps).",
     options: {
       follow: { type: "boolean", short: "f", description: "Keep printing new events until Ctrl-C." },
       json: { type: "boolean", description: "Print the events as JSON lines, exactly as the sidecar wrote them (event schema v1)." },
@@ -35,7 +36,7 @@ export function createEventsCommand(deps: EventsCommandDeps = {}): Command {
       const server = positionals[0]!;
       const since = values.since !== undefined ? parseTimeBound(values.since, (deps.now ?? Date.now)()) : undefined;
       return withDocker(io, deps.openContext ?? openDockerContext, async (ctx) => {
-        const entries = (await listSandboxes(ctx.engine, { server, ...(values.run !== undefined ? { run: values.run } : {}) })).filter((e) => e.sidecar !== undefined);
+        const entries = (await listSandboxes(ctx.engine, { target: server, ...(values.run !== undefined ? { run: values.run } : {}) })).filter((e) => e.sidecar !== undefined);
         if (entries.length === 0) {
           io.err(`hangar: ${await noSandboxMessage(ctx.engine, server, values.run)}\n`);
           return EXIT_FINDING;
@@ -43,7 +44,7 @@ export function createEventsCommand(deps: EventsCommandDeps = {}): Command {
         const running = entries.filter((e) => e.sidecar?.running === true);
         const candidates = running.length > 0 ? running : entries;
         if (candidates.length > 1) {
-          throw usageError(`${server} has ${candidates.length} sandboxes (runs ${candidates.map((e) => e.run).join(", ")}); choose one with --run`);
+          throw usageError(`${server} has ${candidates.length} sandboxes (runs ${candidates.map((e) => e.run).join(", ")}); name one by its run: hangar events <run>`);
         }
         const entry = candidates[0]!;
         const abort = new AbortController();

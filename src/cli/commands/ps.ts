@@ -41,20 +41,22 @@ export function createPsCommand(deps: DockerVerbDeps = {}): Command {
   return defineCommand({
     name: "ps",
     summary: "List Hangar sandboxes: their containers, sidecar address, uptime and owner",
-    usage: "hangar ps [--json]",
+    usage: "hangar ps [<server|run>] [--json]",
     description:
       "Lists the sandboxes on this Docker engine, found by their Hangar labels: per server and run, the state\n" +
       "of the sidecar and server containers, the sidecar's address on the sandbox network, the uptime, and the\n" +
       "process that started it (host:pid) with whether that process is still alive. A sandbox whose owner is\n" +
-      "dead is an orphan: `hangar stop <server>` or `hangar prune` removes it.",
+      "dead is an orphan: `hangar stop <run>` or `hangar prune` removes it. Each client of a policy has a\n" +
+      "sandbox of its own, so one server may show several runs; <server|run> shows only those.",
     options: {
       json: { type: "boolean", description: 'Print {"sandboxes": [...]} as JSON instead of a table.' },
     },
-    positionals: { max: 0 },
+    positionals: { max: 1 },
     details: "Exit status: 0, also when nothing runs; 2 when no Docker engine answers.",
-    async run({ values }, io) {
+    async run({ values, positionals }, io) {
+      const target = positionals[0];
       return withDocker(io, deps.openContext ?? openDockerContext, async (ctx) => {
-        const entries = await listSandboxes(ctx.engine);
+        const entries = await listSandboxes(ctx.engine, target !== undefined ? { target } : {});
         const nowMs = (deps.now ?? Date.now)();
         if (values.json === true) {
           io.out(`${JSON.stringify({ sandboxes: entries.map((e) => toJson(e, nowMs)) }, null, 2)}\n`);

@@ -1,7 +1,6 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Policy } from "../../core/policy/policy-schema.js";
-import { LABEL_MANAGED } from "../../docker/labels.js";
 import { pipeGuardedStdio } from "../../gateway/guarded-stdio.js";
 import { ToolRulesGuard } from "../../gateway/tool-rules-guard.js";
 import { formatIssues, loadPolicyFile } from "../../policy/index.js";
@@ -11,9 +10,6 @@ import { defineCommand, usageError } from "../define-command.js";
 import { formatEvent } from "../format-event.js";
 import { dockerUnavailableMessage } from "../docker-context.js";
 import { openRuntimeContext, type RuntimeContext } from "../runtime-context.js";
-
-/** After the client closes stdin, how long the server gets to exit by itself. */
-const STDIN_EOF_GRACE_MS = 5000;
 
 export const runCommand = defineCommand({
   name: "run",
@@ -85,13 +81,16 @@ export const runCommand = defineCommand({
       image: images.server,
       onEvent,
       ...(mode !== undefined ? { mode } : {}),
+      // Created on demand for this run if missing; the last `hangar run` out removes it.
+      removeEgressWhenUnused: true,
     });
     say(`hangar: ${sandbox.server} is running (run ${sandbox.run}, sidecar ${sandbox.sidecarAddress}); MCP on stdin/stdout`);
+    const bridged = bridge(sandbox, loaded.policy.tools, io, say);
     try {
-      return await bridge(sandbox, loaded.policy.tools, io, say);
+      return await bridged.ended;
     } finally {
-      await sandbox.stop();
-      await removeEgressIfUnused(ctx, runtime.egressNetwork);
+      // The pipes stay until the sandbox is gone: in its EOF grace the server's last answers still reach the client.
+      await sandbox.stop().finally(() => bridged.close());
       await new Promise<void>((resolve) => (eventsFile ? eventsFile.end(resolve) : resolve()));
       say(`hangar: ${sandbox.server} stopped; sandbox removed`);
     }
@@ -99,22 +98,10 @@ export const runCommand = defineCommand({
 });
 
 /**
- * The egress network is shared by every sandbox, so the runtime creates it on demand; the
- * last one out removes it if Hangar made it (Docker refuses while anything is attached).
+ * Pipes MCP both ways, through the policy's tool rules. `ended` resolves with the exit status
+ * when stdin closes, a signal arrives, or the server exits; close() undoes the piping.
  */
-async function removeEgressIfUnused(ctx: RuntimeContext, name: string): Promise<void> {
-  const network = await ctx.services.engine.inspectNetwork(name).catch(() => undefined);
-  if (network === undefined || network.containers.length > 0) return;
-  // Only a network Hangar itself created; an operator's own egress network is never touched.
-  if (network.labels[LABEL_MANAGED] !== "true" || network.labels["hangar.network"] !== "egress") return;
-  await ctx.services.engine.removeNetwork(network.id).catch((err: unknown) => ctx.logger.debug({ err, network: name }, "egress network still in use"));
-}
-
-/**
- * Pipes MCP both ways, through the policy's tool rules, until stdin closes, a signal arrives,
- * or the server exits.
- */
-async function bridge(sandbox: StartedSandbox, tools: Policy["tools"], io: CliIo, say: (text: string) => void): Promise<number> {
+function bridge(sandbox: StartedSandbox, tools: Policy["tools"], io: CliIo, say: (text: string) => void): { ended: Promise<number>; close: () => void } {
   const { stdin, stdout } = io.stdio!;
   createInterface({ input: sandbox.stderr }).on("line", (line) => io.err(`[${sandbox.server}] ${line}\n`));
 
@@ -128,28 +115,28 @@ async function bridge(sandbox: StartedSandbox, tools: Policy["tools"], io: CliIo
       onOversize: (from, bytes) => io.err(`hangar: dropped a ${bytes}-byte MCP line from the ${from}: too long\n`),
     },
   );
+  // Subscribed until close(): a signal during the (sub-second) teardown does not cut it short.
+  let stopping = false;
   let unsubscribe: () => void = () => undefined;
   const signalled = new Promise<"signal">((resolve) => {
     unsubscribe = io.onSignal?.((signal) => {
-      say(`hangar: ${signal}: stopping ${sandbox.server}`);
+      if (!stopping) say(`hangar: ${signal}: stopping ${sandbox.server}`);
       resolve("signal");
     }) ?? unsubscribe;
   });
   const exited = sandbox.serverExit.then((code) => ({ code }));
-  try {
-    const first = await Promise.race([stdinClosed, signalled, exited]);
-    if (first === "stdin-closed") {
-      // The client is done; a well-behaved server exits on EOF. Give it a moment, then stop it.
-      await Promise.race([exited, new Promise<void>((r) => setTimeout(r, STDIN_EOF_GRACE_MS).unref())]);
-      return EXIT_OK;
-    }
-    if (first === "signal") return EXIT_OK;
+  // The client closing stdin is done: the sandbox's stop gives the server its EOF grace.
+  const ended = Promise.race([stdinClosed, signalled, exited]).then((first) => {
+    stopping = true;
+    if (first === "stdin-closed" || first === "signal") return EXIT_OK;
     say(`hangar: ${sandbox.server} exited with code ${first.code}`);
     return first.code === 0 ? EXIT_OK : EXIT_FINDING;
-  } finally {
+  });
+  const close = (): void => {
     unsubscribe();
     unpipe();
     // Let stdin go, or this process would wait on it forever.
     stdin.pause();
-  }
+  };
+  return { ended, close };
 }

@@ -39,6 +39,8 @@ export interface SandboxEntry {
 export interface InventoryOptions {
   readonly server?: string;
   readonly run?: string;
+  /** What a user typed: a server name (all its sandboxes) or a run id (that one). */
+  readonly target?: string;
   readonly isOwnerAlive?: (owner: string) => boolean;
 }
 
@@ -100,7 +102,8 @@ export async function listSandboxes(engine: ContainerEngine, options: InventoryO
       ...(created !== undefined ? { createdAt: created } : {}),
     };
   });
-  return entries.sort((a, b) => a.server.localeCompare(b.server) || (a.createdAt ?? "").localeCompare(b.createdAt ?? "") || a.run.localeCompare(b.run));
+  const named = options.target === undefined ? entries : entries.filter((e) => e.server === options.target || e.run === options.target);
+  return named.sort((a, b) => a.server.localeCompare(b.server) || (a.createdAt ?? "").localeCompare(b.createdAt ?? "") || a.run.localeCompare(b.run));
 }
 
 /**
@@ -118,6 +121,16 @@ export async function noSandboxMessage(engine: ContainerEngine, server: string, 
   }
   const guess = suggestKey(server, [...new Set(all.map((e) => e.server))]);
   return guess !== undefined ? `${missing}; did you mean "${guess}"?` : missing;
+}
+
+/** One indented line per sandbox, to choose a run from when a name matches several. */
+export function formatRuns(entries: readonly SandboxEntry[]): string {
+  return entries
+    .map((e) => {
+      const owner = e.owner === undefined ? "" : `, owner ${e.owner}${e.ownerState !== undefined ? ` (${e.ownerState})` : ""}`;
+      return `  run ${e.run}: ${e.server}${e.createdAt !== undefined ? `, started ${e.createdAt}` : ""}${owner}`;
+    })
+    .join("\n");
 }
 
 /** "45s", "4m05s", "2h03m", "3d04h". */

@@ -1,14 +1,17 @@
 import type { ContainerEngine } from "../../docker/container-engine.js";
-import { EXIT_FINDING, EXIT_OK, type Command } from "../command.js";
+import { EXIT_FINDING, EXIT_OK, EXIT_USAGE, type Command } from "../command.js";
 import { defineCommand } from "../define-command.js";
 import { openDockerContext, withDocker, type DockerVerbDeps } from "../docker-context.js";
-import { listSandboxes, noSandboxMessage, type SandboxEntry } from "./sandbox-inventory.js";
+import { formatRuns, listSandboxes, noSandboxMessage, type SandboxEntry } from "./sandbox-inventory.js";
 
-/** Seconds each container gets after SIGTERM (the sidecar drains its connections), as in StartedSandbox.stop(). */
+/**
+ * Seconds each container gets after SIGTERM (the sidecar drains its connections). Unhurried,
+ * unlike StartedSandbox.stop(): no MCP client is waiting to kill this process.
+ */
 const SERVER_STOP_SECONDS = 3;
 const SIDECAR_STOP_SECONDS = 5;
 
-/** Same order as StartedSandbox's teardown: server, sidecar, then the network. Returns what failed. */
+/** Server, sidecar, then the network (Docker refuses it while a container is attached). Returns what failed. */
 async function stopSandbox(engine: ContainerEngine, entry: SandboxEntry): Promise<string[]> {
   const failures: string[] = [];
   const attempt = async (what: string, op: () => Promise<unknown>): Promise<void> => {
@@ -31,24 +34,34 @@ export function createStopCommand(deps: DockerVerbDeps = {}): Command {
   return defineCommand({
     name: "stop",
     summary: "Stop and remove the sandbox(es) of a server",
-    usage: "hangar stop <server> [--run <id>]",
+    usage: "hangar stop <server|run> [--run <id>] [--all]",
     description:
       "Stops the server container, then the sidecar (SIGTERM: it drains), and removes both and the sandbox\n" +
-      "network, for every sandbox of <server> (the policy's name) or only the run given. A `hangar run` still\n" +
-      "bridging the sandbox sees its server exit and ends. A <server> (or run) with no sandbox is an error, so\n" +
-      "that a misspelt name is not mistaken for a stopped server; the message names the closest one.",
+      "network, of the sandbox named by a run id, or of <server> (the policy's name). Several clients of one\n" +
+      "policy each have a sandbox of their own: when <server> has several, name one by its run (see hangar ps),\n" +
+      "or stop them all with --all. A `hangar run` still bridging the sandbox sees its server exit and ends.\n" +
+      "A name (or run) with no sandbox is an error, so that a misspelt name is not mistaken for a stopped\n" +
+      "server; the message names the closest one.",
     options: {
       run: { type: "string", valueName: "<id>", description: "Only this run (see hangar ps)." },
+      all: { type: "boolean", description: "Stop every sandbox of <server> when it has several." },
     },
     positionals: { min: 1, max: 1 },
-    details: "Exit status: 0 when stopped, 1 when no sandbox matches or a step failed, 2 on a usage error or without a Docker engine.",
+    details:
+      "Exit status: 0 when stopped, 1 when no sandbox matches or a step failed, 2 on a usage error, when a name has several\n" +
+      "sandboxes and neither a run nor --all says which, or without a Docker engine.",
     async run({ values, positionals }, io) {
-      const server = positionals[0]!;
+      const target = positionals[0]!;
       return withDocker(io, deps.openContext ?? openDockerContext, async (ctx) => {
-        const entries = await listSandboxes(ctx.engine, { server, ...(values.run !== undefined ? { run: values.run } : {}) });
+        const entries = await listSandboxes(ctx.engine, { target, ...(values.run !== undefined ? { run: values.run } : {}) });
         if (entries.length === 0) {
-          io.err(`hangar: ${await noSandboxMessage(ctx.engine, server, values.run)}\n`);
+          io.err(`hangar: ${await noSandboxMessage(ctx.engine, target, values.run)}\n`);
           return EXIT_FINDING;
+        }
+        // Another client's sandbox is not to be stopped by accident.
+        if (entries.length > 1 && values.all !== true) {
+          io.err(`hangar: ${target} has ${entries.length} sandboxes; stop one by its run (hangar stop <run>), or all of them with --all:\n${formatRuns(entries)}\n`);
+          return EXIT_USAGE;
         }
         let failed = 0;
         for (const entry of entries) {

@@ -111,6 +111,19 @@ export class HangarRunSession implements AsyncDisposable {
     this.child.stdin?.end();
   }
 
+  /** The `hangar run` process itself; SIGKILL is a crash it cannot clean up after. */
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
+  /** Ends stdin and resolves with the ms until the process exited (failing after `timeoutMs`). */
+  async closeStdinAndTime(timeoutMs = 30_000): Promise<{ exit: HangarRunExit; ms: number }> {
+    const t0 = performance.now();
+    this.endStdin();
+    const exit = await this.waitForExit(timeoutMs);
+    return { exit, ms: performance.now() - t0 };
+  }
+
   /** Waits for the process to exit, failing after `timeoutMs`. */
   async waitForExit(timeoutMs: number): Promise<HangarRunExit> {
     let timer: NodeJS.Timeout | undefined;
