@@ -32,6 +32,17 @@ export function formatBaseline(b: Baseline): string {
     ),
   );
 
+  const routes = b.destinations.flatMap((d) => (d.requests ?? []).map((r) => ({ ...r, destination: `${d.name}:${d.port}` })));
+  if (routes.length > 0) {
+    lines.push("", `HTTP requests (${plural(routes.length, "route")}; names only, never values)`);
+    for (const r of routes) {
+      lines.push(`  ${r.destination} ${r.method} ${r.path}: ${plural(r.count, "request")}; ${tools(r.tools)}`);
+      lines.push(`    body: ${r.bodies.join(", ")}${r.bodyFields.length > 0 ? `; fields ${r.bodyFields.join(", ")}` : ""}`);
+      if (r.queryKeys.length > 0) lines.push(`    query keys: ${r.queryKeys.join(", ")}`);
+      if (r.headerNames.length > 0) lines.push(`    headers: ${r.headerNames.join(", ")}`);
+    }
+  }
+
   lines.push("", `DNS lookups (${b.dns.length})`);
   if (b.dns.length === 0) lines.push("  none");
   lines.push(...alignRows(b.dns.map((e) => [e.name, e.type, `${plural(e.count, "query", "queries")}; ${tools(e.tools)}`])));

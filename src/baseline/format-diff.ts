@@ -1,4 +1,4 @@
-import type { BaselineDiff, BaselineSide, EntryChange, FieldChange, SectionDiff } from "../core/baseline/baseline-diff.js";
+import type { BaselineDiff, BaselineSide, DestinationRoute, EntryChange, FieldChange, SectionDiff } from "../core/baseline/baseline-diff.js";
 import { plural, printable } from "./text-table.js";
 
 /** The readable form of `diffBaselines`, for `hangar baseline diff`. Pure. */
@@ -15,15 +15,37 @@ export function formatBaselineDiff(diff: BaselineDiff, names: { readonly a: stri
   section(lines, "dns", diff.dns, (e) => `${e.name} ${e.type}`);
   section(lines, "tools", diff.tools, (t) => `${t.name} (${plural(t.calls, "call")}; ${t.destinations.length + t.sharedDestinations.length > 0 ? `reaches ${[...t.destinations, ...t.sharedDestinations].join(", ")}` : "makes no connections"})`);
   section(lines, "tunnelling", diff.tunnelling, (t) => `${t.rule} (${t.signals.join(", ")})`);
+  section(lines, "requests", diff.requests, (r) => `${r.destination} ${r.method} ${r.path} (${routeNames(r)}; ${r.tools.length > 0 ? `from ${r.tools.join(", ")}` : "outside any tool call"})`, nameChanges);
   return `${lines.map(printable).join("\n")}\n`;
 }
 
-function section<T>(lines: string[], title: string, s: SectionDiff<T>, describe: (x: T) => string): void {
+function section<T>(lines: string[], title: string, s: SectionDiff<T>, describe: (x: T) => string, describeChange: (c: EntryChange) => string = changed): void {
   if (s.added.length + s.removed.length + s.changed.length === 0) return;
   lines.push(`${title}:`);
   for (const x of s.added) lines.push(`  + ${describe(x)}`);
   for (const x of s.removed) lines.push(`  - ${describe(x)}`);
-  for (const c of s.changed) lines.push(`  ~ ${changed(c)}`);
+  for (const c of s.changed) lines.push(`  ~ ${describeChange(c)}`);
+}
+
+const NAME_LISTS: Readonly<Record<string, string>> = { bodyFields: "body fields", queryKeys: "query keys", headerNames: "headers", bodies: "bodies", tools: "tools" };
+
+function routeNames(r: DestinationRoute): string {
+  const parts = [`body ${r.bodies.join("/")}${r.bodyFields.length > 0 ? `: ${r.bodyFields.join(", ")}` : ""}`];
+  if (r.queryKeys.length > 0) parts.push(`query: ${r.queryKeys.join(", ")}`);
+  if (r.headerNames.length > 0) parts.push(`headers: ${r.headerNames.join(", ")}`);
+  return parts.join("; ");
+}
+
+/** A route's name lists as what was added and removed: `body fields +Bcc; headers -x-trace`. */
+function nameChanges(c: EntryChange): string {
+  const list = (v: FieldChange["before"]): string[] => (Array.isArray(v) ? v.map(String) : [String(v)]);
+  const parts = c.changes.map((f) => {
+    const before = new Set(list(f.before));
+    const after = new Set(list(f.after));
+    const delta = [...[...after].filter((x) => !before.has(x)).map((x) => `+${x}`), ...[...before].filter((x) => !after.has(x)).map((x) => `-${x}`)];
+    return `${NAME_LISTS[f.field] ?? f.field} ${delta.join(" ")}`;
+  });
+  return `${c.key}: ${parts.join("; ")}`;
 }
 
 const value = (v: FieldChange["before"]): string => (Array.isArray(v) ? `[${v.join(", ")}]` : String(v));

@@ -21,6 +21,12 @@ export function formatEgressRules(baseline: Baseline): string {
     for (const h of rules.hosts) {
       if (h.dnsOnly) lines.push("    # looked up but never connected to; only declared names are answered");
       lines.push(`    - host: ${scalar(h.host)}`, `      ports: [${h.ports.join(", ")}]`);
+      if (h.inspect === true) lines.push("      inspect: true");
+      if (h.httpNote !== undefined) lines.push(`      # ${h.httpNote}`);
+      if (h.http !== undefined) {
+        lines.push("      http:");
+        for (const r of h.http) lines.push(`        - { method: ${r.method}, path: ${JSON.stringify(r.path)} }`);
+      }
     }
     for (const c of rules.cidrs) lines.push(`    - cidr: ${scalar(c.cidr)}`, `      ports: [${c.ports.join(", ")}]`);
   }

@@ -11,5 +11,5 @@ export { DEFAULT_FAIL_ON, DRIFT_SEVERITIES, failsGate, gateFailures, isDriftSeve
 export { createBaselineLocator, type BaselineLocator, type BaselineSpot } from "./baseline-locator.js";
 export { createPolicyRuleLocator, policyNote, type PolicyRuleLocator, type PolicyRuleSpot } from "./policy-rule-locator.js";
 export { SARIF_SCHEMA, SARIF_VERSION, type SarifLog } from "./sarif.js";
-export { egressRulesFor, type CidrAllowRule, type EgressRules, type HostAllowRule } from "./egress-rules.js";
+export { egressRulesFor, routeGlob, type CidrAllowRule, type EgressRules, type HostAllowRule, type HttpRouteRule } from "./egress-rules.js";
 export { formatEgressRules } from "./format-egress-rules.js";

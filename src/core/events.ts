@@ -1,4 +1,5 @@
 import type { Protocol, ReasonCode, VerdictKind } from "./decision.js";
+import type { BodyKind, NotInspectedReason } from "./request-shape.js";
 
 /**
  * The sidecar event schema, version 1: one JSON object per line on the sidecar's stdout.
@@ -28,6 +29,20 @@ export interface EgressEvent {
   readonly connect?: string;
   readonly method?: string;
   readonly url?: string;
+  /**
+   * The request's shape (`core/request-shape.ts`), on decide events of HTTP requests the
+   * sidecar sees: names only, never a query, header or body value.
+   */
+  readonly pathTemplate?: string;
+  readonly queryKeys?: readonly string[];
+  readonly headerNames?: readonly string[];
+  readonly bodyKind?: BodyKind;
+  /** Field paths of a json or form body (`To`, `Attachments[].Name`). */
+  readonly bodyFields?: readonly string[];
+  /** Why the body yielded no fields, when `bodyKind` is `not-inspected`. */
+  readonly bodyNotInspected?: NotInspectedReason;
+  /** Request drift against the frozen baseline: the names it never saw, as `body Bcc`, `query page`, `header x-token`. */
+  readonly driftFields?: readonly string[];
   readonly client?: string;
   readonly bytesUp?: number;
   readonly bytesDown?: number;

@@ -38,6 +38,7 @@ describe("toBaselineView and the decision", () => {
       dnsNames: new Set(["api.mail.test"]),
       maxConnectionsPerMinute: new Map([["api.mail.test:443", 3]]),
       rateTolerance: 2,
+      requests: { routes: new Map() },
     });
   });
 

@@ -1,5 +1,5 @@
 import { byDestinationRef, byText } from "./canonical.js";
-import { destinationKey, type Baseline, type BaselineDestination, type BaselineTool, type BaselineTunnelling } from "./baseline-schema.js";
+import { destinationKey, routeKey, type Baseline, type BaselineDestination, type BaselineRequest, type BaselineTool, type BaselineTunnelling } from "./baseline-schema.js";
 
 /**
  * What changed in behaviour between two baselines. Counts, byte totals and timestamps move
@@ -29,6 +29,9 @@ export interface BaselineSide {
   readonly frozenAt?: string;
 }
 
+/** A route with the destination (`name:port`) it was seen on. */
+export type DestinationRoute = BaselineRequest & { readonly destination: string };
+
 export interface BaselineDiff {
   readonly a: BaselineSide;
   readonly b: BaselineSide;
@@ -39,6 +42,8 @@ export interface BaselineDiff {
   readonly dns: SectionDiff<{ readonly name: string; readonly type: string }>;
   readonly tools: SectionDiff<BaselineTool>;
   readonly tunnelling: SectionDiff<BaselineTunnelling>;
+  /** Request shapes, keyed `name:port METHOD /path`; changes are the names each route uses. */
+  readonly requests: SectionDiff<DestinationRoute>;
 }
 
 const side = (b: Baseline): BaselineSide => ({ server: b.server, status: b.status, ...(b.frozenAt !== undefined ? { frozenAt: b.frozenAt } : {}) });
@@ -96,15 +101,24 @@ export function diffBaselines(a: Baseline, b: Baseline): BaselineDiff {
     ...valueChange("perMinute.max", x.perMinute.max, y.perMinute.max),
   ]);
   const tunnelling = section(a.tunnelling, b.tunnelling, (t) => t.rule, (x, y) => listChange("signals", [...x.signals].sort(byText), [...y.signals].sort(byText)));
+  const routes = (x: Baseline): DestinationRoute[] => x.destinations.flatMap((d) => (d.requests ?? []).map((r) => ({ ...r, destination: destinationKey(d) })));
+  const requests = section(routes(a), routes(b), (r) => `${r.destination} ${routeKey(r)}`, (x, y) => [
+    ...listChange("bodyFields", x.bodyFields, y.bodyFields),
+    ...listChange("queryKeys", x.queryKeys, y.queryKeys),
+    ...listChange("headerNames", x.headerNames, y.headerNames),
+    ...listChange("bodies", x.bodies, y.bodies),
+    ...listChange("tools", x.tools, y.tools),
+  ]);
   const empty = (s: SectionDiff<unknown>): boolean => s.added.length + s.removed.length + s.changed.length === 0;
   return {
     a: side(a),
     b: side(b),
-    same: settings.every((c) => c.field === "status") && empty(destinations) && empty(dns) && empty(tools) && empty(tunnelling),
+    same: settings.every((c) => c.field === "status") && empty(destinations) && empty(dns) && empty(tools) && empty(tunnelling) && empty(requests),
     settings,
     destinations,
     dns,
     tools,
     tunnelling,
+    requests,
   };
 }

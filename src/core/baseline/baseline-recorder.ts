@@ -1,7 +1,8 @@
 import type { ReasonCode } from "../decision.js";
 import { parseIp } from "../ip.js";
 import { normaliseHostName } from "../names.js";
-import { BASELINE_VERSION, CONNECTION_PROTOCOLS, destinationKey, TUNNELLING_SIGNALS, type Baseline, type ConnectionProtocol, type TunnellingSignal } from "./baseline-schema.js";
+import { shapeFromEvent, type BodyKind, type RequestShape } from "../request-shape.js";
+import { BASELINE_VERSION, CONNECTION_PROTOCOLS, destinationKey, routeKey, TUNNELLING_SIGNALS, type Baseline, type ConnectionProtocol, type TunnellingSignal } from "./baseline-schema.js";
 import { canonicalBaseline } from "./canonical.js";
 import { timestampMs, type AttributedEgressEvent, type Observation } from "./observation.js";
 import { minuteOf, RateCounter, windowMinutes, type MinuteWindow } from "./rate-stats.js";
@@ -16,6 +17,8 @@ export interface RecorderOptions {
 
 export const DEFAULT_RATE_TOLERANCE = 3;
 const MAX_TUNNELLING_EXAMPLES = 5;
+/** Distinct query keys, body fields and header names kept per route, each. */
+const MAX_ROUTE_NAMES = 1000;
 
 interface Seen {
   first: number;
@@ -34,6 +37,17 @@ interface DestinationState extends Attributed {
   bytesUp: number;
   bytesDown: number;
   rate: RateCounter;
+  routes: Map<string, RouteState>;
+}
+
+interface RouteState extends Attributed {
+  readonly method: string;
+  readonly path: string;
+  queryKeys: Set<string>;
+  bodyFields: Set<string>;
+  headerNames: Set<string>;
+  bodies: Set<BodyKind>;
+  count: number;
 }
 
 interface DnsState extends Attributed {
@@ -135,7 +149,29 @@ export class BaselineRecorder {
       },
       destinations: [...this.destinations.values()].map((d) => {
         const stats = d.rate.stats(w);
-        return { name: d.name, port: d.port, protocols: [...d.protocols], count: d.count, ...seen(d), bytesUp: d.bytesUp, bytesDown: d.bytesDown, perMinute: { max: stats.max, p95: stats.p95 }, tools: [...d.tools] };
+        const requests = [...d.routes.values()].map((r) => ({
+          method: r.method,
+          path: r.path,
+          queryKeys: [...r.queryKeys],
+          bodyFields: [...r.bodyFields],
+          headerNames: [...r.headerNames],
+          bodies: [...r.bodies],
+          count: r.count,
+          ...seen(r),
+          tools: [...r.tools],
+        }));
+        return {
+          name: d.name,
+          port: d.port,
+          protocols: [...d.protocols],
+          count: d.count,
+          ...seen(d),
+          bytesUp: d.bytesUp,
+          bytesDown: d.bytesDown,
+          perMinute: { max: stats.max, p95: stats.p95 },
+          tools: [...d.tools],
+          ...(requests.length > 0 ? { requests } : {}),
+        };
       }),
       dns: [...this.dns.values()].map((d) => ({ name: d.name, type: d.type, count: d.count, ...seen(d), tools: [...d.tools] })),
       tools: [...this.tools.entries()].map(([name, t]) => ({ name, calls: t.calls, ...seen(t), perMinute: t.rate.stats(w), destinations: [...t.destinations], sharedDestinations: [...t.shared].filter((k) => !t.destinations.has(k)) })),
@@ -158,7 +194,7 @@ export class BaselineRecorder {
     let d = this.destinations.get(key);
     if (d === undefined) {
       if (this.destinations.size >= this.maxEntries) return false;
-      d = { name, port: event.port, protocols: new Set(), count: 0, bytesUp: 0, bytesDown: 0, rate: new RateCounter(), first: ms, last: ms, tools: new Set() };
+      d = { name, port: event.port, protocols: new Set(), count: 0, bytesUp: 0, bytesDown: 0, rate: new RateCounter(), first: ms, last: ms, tools: new Set(), routes: new Map() };
       this.destinations.set(key, d);
     }
     stretch(d, ms);
@@ -173,6 +209,8 @@ export class BaselineRecorder {
     d.count += 1;
     d.rate.hit(ms);
     if (isProtocol(event.protocol)) d.protocols.add(event.protocol);
+    const shape = shapeFromEvent(event);
+    if (shape !== undefined) this.recordRequest(d, shape, tools, ms);
     for (const tool of tools) {
       d.tools.add(tool);
       const state = this.tool(tool, ms);
@@ -181,6 +219,24 @@ export class BaselineRecorder {
       else state?.shared.add(key);
     }
     return true;
+  }
+
+  /** Folds one request's shape into its route: names accumulate, values were never there. */
+  private recordRequest(d: DestinationState, shape: RequestShape, tools: readonly string[], ms: number): void {
+    const key = routeKey(shape);
+    let r = d.routes.get(key);
+    if (r === undefined) {
+      if (d.routes.size >= this.maxEntries) return;
+      r = { method: shape.method, path: shape.path, queryKeys: new Set(), bodyFields: new Set(), headerNames: new Set(), bodies: new Set(), count: 0, first: ms, last: ms, tools: new Set() };
+      d.routes.set(key, r);
+    }
+    stretch(r, ms);
+    r.count += 1;
+    r.bodies.add(shape.body);
+    addBounded(r.queryKeys, shape.queryKeys);
+    addBounded(r.bodyFields, shape.bodyFields);
+    addBounded(r.headerNames, shape.headerNames);
+    for (const tool of tools) r.tools.add(tool);
   }
 
   private recordDns(event: AttributedEgressEvent, tools: readonly string[], ms: number): boolean {
@@ -251,6 +307,10 @@ export class BaselineRecorder {
 function stretch(s: Seen, ms: number): void {
   s.first = Math.min(s.first, ms);
   s.last = Math.max(s.last, ms);
+}
+
+function addBounded(into: Set<string>, names: readonly string[]): void {
+  for (const n of names) if (into.size < MAX_ROUTE_NAMES) into.add(n);
 }
 
 function safeCount(n: number | undefined): number {

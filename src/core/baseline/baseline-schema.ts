@@ -1,13 +1,18 @@
 import { z } from "zod";
 import { parseIp } from "../ip.js";
 import { normaliseHostName } from "../names.js";
+import { BODY_KINDS } from "../request-shape.js";
 
 /**
- * Baseline file format, version 1: what one server was seen doing while it was learned.
+ * Baseline file format: what one server was seen doing while it was learned.
  * Strict like policies, because a baseline is reviewed and sometimes hand-edited in git.
  * Key order and array order on disk come from `canonicalBaseline`, not from here.
+ * Version 2 adds request shapes (`destinations[].requests`); a baseline without any is
+ * written as version 1, so older Hangar still reads it and old files stay byte-identical.
  */
-export const BASELINE_VERSION = 1 as const;
+export const BASELINE_VERSION = 2 as const;
+export const BASELINE_VERSIONS = [1, 2] as const;
+export type BaselineVersion = (typeof BASELINE_VERSIONS)[number];
 
 const show = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : String(JSON.stringify(v) ?? v));
 
@@ -64,6 +69,29 @@ const destinationRef = z.string().refine(
   { error: (iss) => `${show(iss.input)} is not a destination like "api.example.com:443"` },
 );
 
+const nameList = z.array(z.string().min(1, { error: "a name cannot be empty" }).max(4096));
+
+/** One HTTP route seen on a destination, with every name (never a value) its requests used. */
+export const RequestEntrySchema = z.strictObject({
+  method: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,20}$/, { error: (iss) => `${show(iss.input)} is not an HTTP method` }),
+  path: z
+    .string()
+    .max(2048)
+    .regex(/^(\/[\x21-\x7e]*|\*)$/, { error: (iss) => `${show(iss.input)} is not a path template like "/repos/{n}/issues"` }),
+  queryKeys: nameList,
+  bodyFields: nameList,
+  headerNames: nameList,
+  /** Kinds of body seen on the route; `body-not-inspected` drift needs to know if any was parsed. */
+  bodies: z.array(z.enum(BODY_KINDS, { error: (iss) => `${show(iss.input)} is not a body kind; expected one of ${BODY_KINDS.join(", ")}` })).min(1),
+  count,
+  firstSeen: timestamp,
+  lastSeen: timestamp,
+  tools: toolList,
+});
+
+/** A route's key within its destination: `POST /email`. */
+export const routeKey = (r: { readonly method: string; readonly path: string }): string => `${r.method} ${r.path}`;
+
 export const DestinationSchema = z.strictObject({
   name: destinationName,
   port,
@@ -75,6 +103,8 @@ export const DestinationSchema = z.strictObject({
   bytesDown: count,
   perMinute: z.strictObject({ max: count, p95: count }),
   tools: toolList,
+  /** HTTP requests seen (plain HTTP, or TLS the sidecar inspects); absent when none were. */
+  requests: z.array(RequestEntrySchema).optional(),
 });
 
 export const DnsEntrySchema = z.strictObject({
@@ -109,19 +139,19 @@ export const TunnellingEntrySchema = z.strictObject({
   tools: toolList,
 });
 
-function reportDuplicates<T>(ctx: z.RefinementCtx, key: string, items: readonly T[], id: (x: T) => string, what: string): void {
+function reportDuplicates<T>(ctx: z.RefinementCtx, key: string, items: readonly T[], id: (x: T) => string, what: string, under: readonly (string | number)[] = []): void {
   const seen = new Map<string, number>();
   items.forEach((item, i) => {
     const k = id(item);
     const first = seen.get(k);
-    if (first !== undefined) ctx.addIssue({ code: "custom", path: [key, i], message: `duplicate ${what} ${k} (also at ${key}[${first}])` });
+    if (first !== undefined) ctx.addIssue({ code: "custom", path: [...under, key, i], message: `duplicate ${what} ${k} (also at ${key}[${first}])` });
     else seen.set(k, i);
   });
 }
 
 export const BaselineSchema = z
   .strictObject({
-    version: z.literal(BASELINE_VERSION, { error: (iss) => `${show(iss.input)} is not a supported baseline version; expected 1` }),
+    version: z.union([z.literal(1), z.literal(2)], { error: (iss) => `${show(iss.input)} is not a supported baseline version; expected 1 or 2` }),
     server: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, { error: (iss) => `${show(iss.input)} is not a valid server name` }),
     status: z.enum(["learning", "frozen"], { error: (iss) => `${show(iss.input)} is not a status; expected "learning" or "frozen"` }),
     frozenAt: timestamp.optional(),
@@ -136,6 +166,11 @@ export const BaselineSchema = z
     if (b.status === "frozen" && b.frozenAt === undefined) ctx.addIssue({ code: "custom", path: ["status"], message: 'a frozen baseline needs "frozenAt"' });
     if (b.status === "learning" && b.frozenAt !== undefined) ctx.addIssue({ code: "custom", path: ["frozenAt"], message: 'a learning baseline has no "frozenAt"; set status to "frozen" or remove it' });
     reportDuplicates(ctx, "destinations", b.destinations, destinationKey, "destination");
+    b.destinations.forEach((d, i) => {
+      if (d.requests === undefined) return;
+      if (b.version < 2 && d.requests.length > 0) ctx.addIssue({ code: "custom", path: ["destinations", i, "requests"], message: 'request shapes need "version": 2' });
+      reportDuplicates(ctx, "requests", d.requests, routeKey, "route", ["destinations", i]);
+    });
     reportDuplicates(ctx, "dns", b.dns, (d) => `${d.name} ${d.type}`, "DNS entry");
     reportDuplicates(ctx, "tools", b.tools, (t) => t.name, "tool");
     reportDuplicates(ctx, "tunnelling", b.tunnelling, (t) => t.rule, "tunnelling entry");
@@ -143,6 +178,7 @@ export const BaselineSchema = z
 
 export type Baseline = z.output<typeof BaselineSchema>;
 export type BaselineDestination = z.output<typeof DestinationSchema>;
+export type BaselineRequest = z.output<typeof RequestEntrySchema>;
 export type BaselineDnsEntry = z.output<typeof DnsEntrySchema>;
 export type BaselineTool = z.output<typeof ToolEntrySchema>;
 export type BaselineTunnelling = z.output<typeof TunnellingEntrySchema>;

@@ -1,4 +1,4 @@
-import type { Baseline, BaselineDestination, BaselineDnsEntry, BaselineTool, BaselineTunnelling } from "./baseline-schema.js";
+import type { Baseline, BaselineDestination, BaselineDnsEntry, BaselineRequest, BaselineTool, BaselineTunnelling } from "./baseline-schema.js";
 
 /**
  * The one on-disk form of a baseline: keys in a fixed order, every array sorted, a
@@ -20,7 +20,26 @@ export function splitRef(ref: string): [string, number] {
 
 const sorted = (xs: readonly string[]): string[] => [...new Set(xs)].sort(byText);
 
+function request(r: BaselineRequest): BaselineRequest {
+  return {
+    method: r.method,
+    path: r.path,
+    queryKeys: sorted(r.queryKeys),
+    bodyFields: sorted(r.bodyFields),
+    headerNames: sorted(r.headerNames),
+    bodies: [...new Set(r.bodies)].sort(byText),
+    count: r.count,
+    firstSeen: r.firstSeen,
+    lastSeen: r.lastSeen,
+    tools: sorted(r.tools),
+  };
+}
+
+/** Routes by path, then method, so one resource's methods sit together. */
+const byRoute = (a: BaselineRequest, b: BaselineRequest): number => byText(a.path, b.path) || byText(a.method, b.method);
+
 function destination(d: BaselineDestination): BaselineDestination {
+  const requests = d.requests?.map(request).sort(byRoute) ?? [];
   return {
     name: d.name,
     port: d.port,
@@ -32,6 +51,8 @@ function destination(d: BaselineDestination): BaselineDestination {
     bytesDown: d.bytesDown,
     perMinute: { max: d.perMinute.max, p95: d.perMinute.p95 },
     tools: sorted(d.tools),
+    // Left out when empty, so a baseline without request shapes keeps its version 1 bytes.
+    ...(requests.length > 0 ? { requests } : {}),
   };
 }
 
@@ -65,8 +86,10 @@ function tunnelling(t: BaselineTunnelling): BaselineTunnelling {
 }
 
 export function canonicalBaseline(b: Baseline): Baseline {
+  const destinations = b.destinations.map(destination).sort((x, y) => byText(x.name, y.name) || x.port - y.port);
   return {
-    version: b.version,
+    // The lowest version that can hold the content: old readers keep working until shapes appear.
+    version: destinations.some((d) => d.requests !== undefined) ? 2 : 1,
     server: b.server,
     status: b.status,
     ...(b.frozenAt !== undefined ? { frozenAt: b.frozenAt } : {}),
@@ -78,7 +101,7 @@ export function canonicalBaseline(b: Baseline): Baseline {
       events: b.observed.events,
       toolCalls: b.observed.toolCalls,
     },
-    destinations: b.destinations.map(destination).sort((x, y) => byText(x.name, y.name) || x.port - y.port),
+    destinations,
     dns: b.dns.map(dnsEntry).sort((x, y) => byText(x.name, y.name) || byText(x.type, y.type)),
     tools: b.tools.map(tool).sort((x, y) => byText(x.name, y.name)),
     tunnelling: b.tunnelling.map(tunnelling).sort((x, y) => byText(x.rule, y.rule)),

@@ -26,7 +26,9 @@ export class DriftWatch {
   poll(): Drift[] {
     const fresh: Drift[] = [];
     for (const d of detectDrift(this.frozen, this.recorder.snapshot(), this.options)) {
-      const key = `${d.code}\u0000${d.kind}\u0000${d.subject}`;
+      // Request drifts share their destination as subject: the route and field tell them apart.
+      const r = d.request;
+      const key = `${d.code}\u0000${d.kind}\u0000${d.subject}${r === undefined ? "" : `\u0000${r.method} ${r.path}\u0000${r.field?.place ?? ""} ${r.field?.name ?? ""}`}`;
       if (this.reported.has(key)) continue;
       this.reported.add(key);
       fresh.push(d);

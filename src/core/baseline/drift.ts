@@ -1,5 +1,6 @@
 import { byDestinationRef, byText } from "./canonical.js";
 import { destinationKey, type Baseline, type FrozenBaseline, type TunnellingSignal } from "./baseline-schema.js";
+import { requestDriftSentence, routeDrift, toRequestShapeView, type RequestDriftCode, type RequestFieldPlace } from "./request-drift.js";
 
 /**
  * Drift rules: what an observed run did that its frozen baseline never showed. Pure.
@@ -14,7 +15,8 @@ export type DriftCode =
   | "new-tool"
   | "new-egress-from-tool"
   | "rate-exceeded"
-  | "dns-tunnelling";
+  | "dns-tunnelling"
+  | RequestDriftCode;
 
 export type DriftSeverity = "low" | "medium" | "high";
 export type DriftSubjectKind = "destination" | "dns" | "tool" | "tunnelling";
@@ -29,6 +31,8 @@ export interface Drift {
   readonly tools: readonly string[];
   /** One sentence naming the destination or tool. */
   readonly explanation: string;
+  /** Request drifts (kind `destination`): the route, and for `new-request-field` the new name. */
+  readonly request?: { readonly method: string; readonly path: string; readonly field?: { readonly place: RequestFieldPlace; readonly name: string } };
   /** Rate drifts: the observed per-minute rate and the most the baseline tolerates. */
   readonly observed?: number;
   readonly limit?: number;
@@ -38,6 +42,9 @@ export const DRIFT_SEVERITY: Readonly<Record<DriftCode, DriftSeverity>> = {
   "new-destination": "high",
   "new-egress-from-tool": "high",
   "dns-tunnelling": "high",
+  "new-request-field": "high",
+  "body-not-inspected": "high",
+  "new-http-route": "medium",
   "new-port": "medium",
   "new-dns-name": "medium",
   "new-dns-record-type": "medium",
@@ -75,8 +82,8 @@ const round = (n: number): number => Math.round(n * 100) / 100;
 export function detectDrift(frozen: FrozenBaseline, observed: Baseline, options: DriftOptions = {}): Drift[] {
   const tolerance = options.rateTolerance ?? frozen.rateTolerance;
   const drifts: Drift[] = [];
-  const add = (code: DriftCode, kind: DriftSubjectKind, subject: string, tools: readonly string[], explanation: string, rate?: { observed: number; limit: number }): void => {
-    drifts.push({ code, severity: DRIFT_SEVERITY[code], kind, subject, tools: [...tools].sort(byText), explanation, ...(rate ?? {}) });
+  const add = (code: DriftCode, kind: DriftSubjectKind, subject: string, tools: readonly string[], explanation: string, extra?: { observed: number; limit: number } | { request: NonNullable<Drift["request"]> }): void => {
+    drifts.push({ code, severity: DRIFT_SEVERITY[code], kind, subject, tools: [...tools].sort(byText), explanation, ...(extra ?? {}) });
   };
 
   // Destinations: new ones, new ports on known names, and connection rates.
@@ -99,6 +106,20 @@ export function detectDrift(frozen: FrozenBaseline, observed: Baseline, options:
     } else if (base.perMinute.max > 0 && d.perMinute.max > tolerance * base.perMinute.max) {
       const limit = round(tolerance * base.perMinute.max);
       add("rate-exceeded", "destination", key, d.tools, `${who} opened ${d.perMinute.max} connections a minute to ${key}, above ${tolerance}x the baseline's highest of ${base.perMinute.max}`, { observed: d.perMinute.max, limit });
+    }
+  }
+
+  // Requests on known destinations: new routes, new names on known routes, unreadable bodies.
+  const baseRoutes = toRequestShapeView(frozen).routes;
+  for (const d of observed.destinations) {
+    const key = destinationKey(d);
+    const base = baseRoutes.get(key);
+    if (base === undefined) continue;
+    for (const r of d.requests ?? []) {
+      for (const finding of routeDrift(base, r)) {
+        const request = { method: r.method, path: r.path, ...(finding.field !== undefined ? { field: finding.field } : {}) };
+        add(finding.code, "destination", key, r.tools, requestDriftSentence(whoText(r.tools), key, r, finding), { request });
+      }
     }
   }
 
@@ -165,6 +186,7 @@ export function detectDrift(frozen: FrozenBaseline, observed: Baseline, options:
     add("dns-tunnelling", "tunnelling", t.rule, t.tools, `${whoText(t.tools)} asked for names under ${t.rule} that look like DNS tunnelling (${what})${example}`);
   }
 
-  return drifts.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || byText(a.code, b.code) || byText(a.subject, b.subject));
+  const detail = (d: Drift): string => (d.request === undefined ? "" : `${d.request.path} ${d.request.method} ${d.request.field?.place ?? ""} ${d.request.field?.name ?? ""}`);
+  return drifts.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || byText(a.code, b.code) || byText(a.subject, b.subject) || byText(detail(a), detail(b)));
 }
 
