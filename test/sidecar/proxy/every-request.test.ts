@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { connect as tlsConnect } from "node:tls";
-import type { Socket } from "node:net";
 import { withExplicit, withTransparent, type Scenario } from "./fixtures.js";
-import { captureClientHello, closed, connectTcp, openConnect, readAll } from "./harness.js";
+import { captureClientHello, closed, connectTcp, openConnect, readAll, readResponse } from "./harness.js";
 
 /**
  * Every HTTP request is decided, not only a connection's first: a keep-alive or pipelined
@@ -26,27 +25,6 @@ async function explicit(kind: "http" | "tls" = "http") {
   const e = await withExplicit({ kind });
   disposers.push(e.dispose);
   return e;
-}
-
-/** Reads one HTTP response (head plus Content-Length body) from a keep-alive socket. */
-function readResponse(socket: Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const onData = (c: Buffer): void => {
-      buf = Buffer.concat([buf, c]);
-      const end = buf.indexOf("\r\n\r\n");
-      if (end === -1) return;
-      const head = buf.subarray(0, end).toString("latin1");
-      const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
-      if (buf.length < end + 4 + length) return;
-      socket.off("data", onData);
-      const rest = buf.subarray(end + 4 + length);
-      if (rest.length > 0) socket.unshift(rest);
-      resolve(buf.subarray(0, end + 4 + length).toString("utf8"));
-    };
-    socket.on("data", onData);
-    socket.once("error", reject);
-  });
 }
 
 const get = (path: string, host: string, target = path): string => `GET ${target} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;

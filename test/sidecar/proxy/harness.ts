@@ -112,6 +112,27 @@ export async function rawRequest(socket: Socket, host: string, path = "/"): Prom
   return (await done).toString("utf8");
 }
 
+/** Reads one HTTP response (head plus Content-Length body) from a keep-alive socket. */
+export function readResponse(socket: Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const onData = (c: Buffer): void => {
+      buf = Buffer.concat([buf, c]);
+      const end = buf.indexOf("\r\n\r\n");
+      if (end === -1) return;
+      const head = buf.subarray(0, end).toString("latin1");
+      const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+      if (buf.length < end + 4 + length) return;
+      socket.off("data", onData);
+      const rest = buf.subarray(end + 4 + length);
+      if (rest.length > 0) socket.unshift(rest);
+      resolve(buf.subarray(0, end + 4 + length).toString("utf8"));
+    };
+    socket.on("data", onData);
+    socket.once("error", reject);
+  });
+}
+
 /** Resolves once `pred()` holds, polling; rejects after `ms`. */
 export async function until(pred: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;

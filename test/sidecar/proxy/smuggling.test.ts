@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { Socket } from "node:net";
 import type { EgressEvent } from "../../../src/core/events.js";
 import { withExplicit, withTransparent, type Scenario } from "./fixtures.js";
-import { connectTcp, readAll } from "./harness.js";
+import { connectTcp, readAll, readResponse } from "./harness.js";
 
 /**
  * Request smuggling, on both HTTP paths (the explicit proxy in absolute form, a transparent
@@ -47,27 +46,6 @@ function served(s: Scenario): string[] {
 
 function decides(s: Scenario, verdict: EgressEvent["verdict"]): EgressEvent[] {
   return s.sink.egress().filter((e) => e.phase === "decide" && e.verdict === verdict);
-}
-
-/** Reads one HTTP response (head plus Content-Length body) from a keep-alive socket. */
-function readResponse(socket: Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const onData = (c: Buffer): void => {
-      buf = Buffer.concat([buf, c]);
-      const end = buf.indexOf("\r\n\r\n");
-      if (end === -1) return;
-      const head = buf.subarray(0, end).toString("latin1");
-      const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
-      if (buf.length < end + 4 + length) return;
-      socket.off("data", onData);
-      const rest = buf.subarray(end + 4 + length);
-      if (rest.length > 0) socket.unshift(rest);
-      resolve(buf.subarray(0, end + 4 + length).toString("utf8"));
-    };
-    socket.on("data", onData);
-    socket.once("error", reject);
-  });
 }
 
 /** A request head from raw lines (no line endings), each ended by `eol`, then the blank line and `body`. */
