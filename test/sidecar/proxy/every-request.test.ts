@@ -167,3 +167,16 @@ describe("names that used to throw inside the IP parser are refusals with events
     expect(await e.sink.waitFor((x) => x.phase === "decide")).toMatchObject({ verdict: "block", reasons: ["malformed-request"], connect: "[:@a/]:443" });
   });
 });
+
+describe("events carry query keys, never their values", () => {
+  it("keeps the path and the key names of a request's query", async () => {
+    const t = await transparent();
+    const s = await connectTcp(t.port);
+    s.write(get("/send?token=s3cr3t&to=a%40b.test&flag#frag", `api.allowed.test:${t.port}`));
+    expect(await readResponse(s)).toMatch(/^HTTP\/1\.1 200/);
+    s.destroy();
+    const decide = await t.sink.waitFor((e) => e.phase === "decide");
+    expect(decide.url).toBe("/send?token&to&flag");
+    expect(JSON.stringify(t.sink.egress())).not.toContain("s3cr3t");
+  });
+});

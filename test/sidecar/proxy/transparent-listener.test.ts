@@ -185,7 +185,7 @@ describe("TransparentListener: modes", () => {
       reasons: ["capture", "undeclared-host"],
       host: "api.allowed.test",
       method: "GET",
-      url: "/secret/path?token=x",
+      url: "/secret/path?token",
       protocol: "http",
     });
 

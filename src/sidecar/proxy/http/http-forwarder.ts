@@ -8,7 +8,7 @@ import type { EgressGate } from "../egress-gate.js";
 import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "../egress-event.js";
 import { endConnection, httpResponse } from "../http-reply.js";
 import { refusalHeaders, refusalText } from "../refusal.js";
-import { requestTarget, type RequestOrigin } from "./request-target.js";
+import { requestTarget, withoutQueryValues, type RequestOrigin } from "./request-target.js";
 import { forwardUpgrade } from "./upgrade.js";
 
 /**
@@ -194,7 +194,7 @@ export class HttpForwarder {
   ): Promise<Decided | undefined> {
     const facts = newAttempt(this.ctx, path, "http", clientOf(req.socket));
     facts.method = req.method ?? "GET";
-    facts.url = req.url ?? "";
+    facts.url = withoutQueryValues(req.url ?? "");
     if (origin.kind === "tunnel" && origin.connect !== undefined) facts.connect = origin.connect;
     if (origin.kind === "inspected") {
       facts.sni = origin.sni;

@@ -123,3 +123,24 @@ function nameOrIp(a: Authority): { name: string } | { ip: string } {
 function ok(target: RequestTarget): TargetResult {
   return { ok: true, target };
 }
+
+/**
+ * A request target as events and reports may carry it: the path, and the query's key names
+ * without their values (`/send?token=abc&to=x` → `/send?token&to`). Values are data a server
+ * may leak through a declared API; they never reach the event stream or the audit log.
+ */
+export function withoutQueryValues(target: string): string {
+  const hash = target.indexOf("#");
+  const bare = hash === -1 ? target : target.slice(0, hash);
+  const q = bare.indexOf("?");
+  if (q === -1) return bare;
+  const keys = bare
+    .slice(q + 1)
+    .split("&")
+    .filter((pair) => pair.length > 0)
+    .map((pair) => {
+      const eq = pair.indexOf("=");
+      return eq === -1 ? pair : pair.slice(0, eq);
+    });
+  return `${bare.slice(0, q)}?${keys.join("&")}`;
+}
