@@ -19,6 +19,12 @@ export interface EgressEvent {
   readonly reasons: readonly ReasonCode[];
   readonly rule?: string;
   readonly name?: string;
+  /**
+   * The name exactly as the client sent it, when that differs from `name` (which is normalised:
+   * lower case, no trailing dot, punycode). Case carries data too: a base64 label stays readable.
+   * Proxy events keep the sent spelling in `sni`, `host` and `connect`.
+   */
+  readonly nameAsSent?: string;
   readonly port?: number;
   readonly ip?: string;
   readonly protocol: Protocol;

@@ -84,7 +84,7 @@ export class DnsQueryHandler {
       this.ctx.logger.error({ err, name }, "dns query failed unexpectedly");
       outcome = { verdict: MALFORMED, rcode: RCODE.SERVFAIL, error: "internal error" };
     }
-    this.emit(origin, outcome, name, recordTypeName(query.qtype));
+    this.emit(origin, outcome, name, recordTypeName(query.qtype), query.name);
     const udpLimit = query.edns === undefined ? 512 : Math.min(Math.max(query.edns.udpSize, 512), this.options.maxUdpPayloadBytes);
     return buildResponse(query, {
       rcode: outcome.rcode,
@@ -206,7 +206,7 @@ export class DnsQueryHandler {
     return Math.max(0, Math.min(this.options.answerTtlCapSeconds, left));
   }
 
-  private emit(origin: QueryOrigin, outcome: Outcome, name: string | undefined, recordType: string | undefined): void {
+  private emit(origin: QueryOrigin, outcome: Outcome, name: string | undefined, recordType: string | undefined, asSent?: string): void {
     const v = outcome.verdict;
     const event: EgressEvent = {
       v: EVENT_SCHEMA_VERSION,
@@ -219,6 +219,7 @@ export class DnsQueryHandler {
       reasons: v.reasons,
       ...(v.rule === undefined ? {} : { rule: v.rule }),
       ...(name === undefined ? {} : { name }),
+      ...(asSent === undefined || asSent === name ? {} : { nameAsSent: asSent.slice(0, 512) }),
       ...(recordType === undefined ? {} : { recordType }),
       protocol: "dns",
       path: "dns",

@@ -72,6 +72,15 @@ describe("DnsServer: which names are answered", () => {
     expect(upstream.queries.map((q) => q.name)).toEqual(["api.example.com"]);
   });
 
+  it("keeps the name as sent beside the normalised one in the event: case carries data too", async () => {
+    const { port, ctx } = await harness();
+    await udpQuery(port, "aGVsbG8gV29ybGQ.evil.example.net");
+    const event = await ctx.sink.waitFor((e) => e.name === "aGVsbG8gV29ybGQ.evil.example.net".toLowerCase());
+    expect(event.nameAsSent).toBe("aGVsbG8gV29ybGQ.evil.example.net");
+    await udpQuery(port, "plain.example.net");
+    expect((await ctx.sink.waitFor((e) => e.name === "plain.example.net")).nameAsSent).toBeUndefined();
+  });
+
   it("answers an undeclared name NXDOMAIN, emits an event, and never asks upstream", async () => {
     const { port, upstream, ctx } = await harness();
     upstream.setA("evil.example.net", [PUBLIC_IP]);
