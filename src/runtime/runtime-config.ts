@@ -61,6 +61,19 @@ const runtime = z.strictObject({
    * TLS for an inspected destination: private APIs, tests. The system roots are always trusted.
    */
   upstreamCaFile: z.string().min(1).optional(),
+  /**
+   * The resolvers the sidecar asks for declared names ("address" or "address:port", IPv4).
+   * Default: the engine's embedded resolver (127.0.0.11 in Docker), which forwards names it
+   * does not know to the host's own resolver.
+   */
+  upstreamResolvers: z
+    .array(
+      z.string().refine((s) => /^(\d{1,3}\.){3}\d{1,3}(:\d{1,5})?$/.test(s) && parseIpRange(s.split(":")[0]!)?.version === 4, {
+        error: (iss) => `${show(iss.input)} is not an IPv4 "address" or "address:port"`,
+      }),
+    )
+    .min(1, { error: "upstreamResolvers needs at least one resolver (leave it out for the engine's own)" })
+    .optional(),
 });
 
 export const RuntimeConfigSchema = z.strictObject({

@@ -97,6 +97,7 @@ export function sidecarConfig(options: { subnet: SandboxSubnet; runtime: Runtime
     // Only the sandbox side: from the egress network nobody may use this sandbox's allowances.
     listen: { host: options.subnet.sidecar, dnsPort: DNS_PORT, proxyPort: PROXY_PORT },
     answerSubnet: options.subnet.subnet,
+    ...(options.runtime.upstreamResolvers !== undefined ? { upstreamDns: [...options.runtime.upstreamResolvers] } : {}),
     trustedUpstreamRanges: [...options.runtime.trustedUpstreamRanges],
   };
 }

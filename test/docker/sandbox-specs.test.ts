@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { isHangarError } from "../../src/core/errors.js";
 import { PolicySchema } from "../../src/core/policy/policy-schema.js";
 import { hasRuntimeCode } from "../../src/docker/runtime-error.js";
-import { defaultRuntimeConfig } from "../../src/runtime/runtime-config.js";
+import { defaultRuntimeConfig, RuntimeConfigSchema } from "../../src/runtime/runtime-config.js";
 import { toLimits } from "../../src/runtime/resource-limits.js";
 import { internalNetworkSpec, secretEnv, serverContainerSpec, sidecarConfig, sidecarContainerSpec } from "../../src/runtime/sandbox-specs.js";
 import { candidateSubnets } from "../../src/runtime/subnet-allocator.js";
@@ -71,6 +71,13 @@ describe("container specs", () => {
     expect(parsed).toMatchObject({ policyFile: "/etc/hangar/policy.yaml", answerSubnet: "10.213.0.0/28", mode: "observing", trustedUpstreamRanges: ["172.30.0.0/16"] });
     // The sandbox side only: never the egress network's address.
     expect(parsed.listen).toMatchObject({ host: subnet.sidecar, dnsPort: 53, proxyPort: 3128 });
+  });
+
+  it("hands the sidecar runtime.upstreamResolvers, and the engine's resolver when there are none", () => {
+    const runtime = { ...defaultRuntimeConfig().runtime, upstreamResolvers: ["172.30.0.53", "172.30.0.54:5353"] };
+    expect(SidecarConfigSchema.parse(sidecarConfig({ subnet, runtime })).upstreamDns).toEqual(["172.30.0.53", "172.30.0.54:5353"]);
+    expect(SidecarConfigSchema.parse(sidecarConfig({ subnet, runtime: defaultRuntimeConfig().runtime })).upstreamDns).toBeUndefined();
+    expect(() => RuntimeConfigSchema.parse({ runtime: { upstreamResolvers: ["dns.example"] } })).toThrow(/is not an IPv4/);
   });
 
   it("gives an inspecting sidecar its CA on stdin, and the server the CA certificate read-only", () => {
