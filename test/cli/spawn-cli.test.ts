@@ -30,3 +30,16 @@ describe("the hangar process", () => {
     expect(usage.stderr).not.toMatch(/\bat .*\.ts:\d+/);
   });
 });
+
+describe("hangar run", () => {
+  it("names a missing secret before any engine or image work (none reachable here), exit 2", async () => {
+    const env = { ...process.env, HANGAR_DEBUG: "", DOCKER_HOST: "unix:///nonexistent/docker.sock" };
+    delete env["POSTMARK_TOKEN"];
+    const r = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "run", "policies/postmark.yaml"], { env }).then(
+      (o) => ({ code: 0, ...o }),
+      (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" }),
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('hangar: policies/postmark.yaml: server.secrets: "POSTMARK_TOKEN" is not set in the environment; nothing was started\n');
+  });
+});

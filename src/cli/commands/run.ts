@@ -47,6 +47,12 @@ export const runCommand = defineCommand({
     const say = (text: string): void => {
       if (!quiet) io.err(`${text}\n`);
     };
+    // A missing secret is known now: say so before any engine or image work.
+    const missing = loaded.policy.server.secrets.filter((name) => io.env[name] === undefined);
+    if (missing.length > 0) {
+      io.err(`hangar: ${policyFile}: server.secrets: ${missing.map((n) => JSON.stringify(n)).join(", ")} ${missing.length === 1 ? "is" : "are"} not set in the environment; nothing was started\n`);
+      return EXIT_USAGE;
+    }
     let ctx: RuntimeContext;
     try {
       ctx = await openRuntimeContext({ ...(values.config !== undefined ? { configFile: values.config } : {}), io });
@@ -80,6 +86,7 @@ export const runCommand = defineCommand({
       runtime: ctx.config,
       image: images.server,
       onEvent,
+      secretSource: io.env,
       ...(mode !== undefined ? { mode } : {}),
       // Created on demand for this run if missing; the last `hangar run` out removes it.
       removeEgressWhenUnused: true,
