@@ -33,7 +33,7 @@ describe("the hangar process", () => {
 
 describe("hangar run", () => {
   it("names a missing secret before any engine or image work (none reachable here), exit 2", async () => {
-    const env = { ...process.env, HANGAR_DEBUG: "", DOCKER_HOST: "unix:///nonexistent/docker.sock" };
+    const env: NodeJS.ProcessEnv = { ...process.env, HANGAR_DEBUG: "", DOCKER_HOST: "unix:///nonexistent/docker.sock" };
     delete env["POSTMARK_TOKEN"];
     const r = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "run", "policies/postmark.yaml"], { env }).then(
       (o) => ({ code: 0, ...o }),
@@ -41,5 +41,17 @@ describe("hangar run", () => {
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toBe('hangar: policies/postmark.yaml: server.secrets: "POSTMARK_TOKEN" is not set in the environment; nothing was started\n');
+  });
+});
+
+describe("hangar run with a relative policy path that is not there", () => {
+  it("says which folder it looked in, exit 1", async () => {
+    const r = await run(process.execPath, ["--import", `${process.cwd()}/node_modules/tsx/dist/loader.mjs`, `${process.cwd()}/src/cli/main.ts`, "run", "policies/nope.yaml"], { cwd: "/", env: { ...process.env, HANGAR_DEBUG: "" } }).then(
+      (o) => ({ code: 0, ...o }),
+      (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" }),
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("policies/nope.yaml: no such file");
+    expect(r.stderr).toContain("hangar: policies/nope.yaml was looked for relative to /; give an absolute path when the caller's folder differs");
   });
 });

@@ -1,4 +1,5 @@
 import { createWriteStream, type WriteStream } from "node:fs";
+import { isAbsolute } from "node:path";
 import { createInterface } from "node:readline";
 import type { Policy } from "../../core/policy/policy-schema.js";
 import { pipeGuardedStdio } from "../../gateway/guarded-stdio.js";
@@ -41,6 +42,10 @@ export const runCommand = defineCommand({
     const loaded = await loadPolicyFile(policyFile);
     if (!loaded.ok) {
       io.err(formatIssues(loaded.issues));
+      // A client (Claude Desktop, Cursor) may start us in "/": say where a relative path was looked for.
+      if (!isAbsolute(policyFile) && loaded.issues.some((i) => i.code === "file_not_found")) {
+        io.err(`hangar: ${policyFile} was looked for relative to ${process.cwd()}; give an absolute path when the caller's folder differs\n`);
+      }
       return EXIT_FINDING;
     }
     const quiet = values.quiet === true;
