@@ -3,6 +3,8 @@ import { classifyIp, parseIp, rangeContains, type IpClass, type IpRange, type Pa
 import { findCidrRule, findHostRule, matchRoute, type CompiledPolicy } from "./policy/compiled-policy.js";
 import type { Mode } from "./policy/policy-schema.js";
 import { DEFAULT_TUNNELLING_LIMITS, tunnellingSignals, type TunnellingLimits } from "./tunnelling.js";
+import { checkRequestShape, requestDriftReason, type RequestShapeView } from "./baseline/request-drift.js";
+import type { RequestShape } from "./request-shape.js";
 
 /**
  * The one decision function. Both sidecar paths (DNS and connections, transparent and
@@ -31,6 +33,9 @@ export type ReasonCode =
   | "drift-new-port"
   | "drift-new-dns-name"
   | "drift-rate"
+  | "drift-new-http-route"
+  | "drift-new-request-field"
+  | "drift-body-not-inspected"
   // tunnelling heuristics
   | "tunnel-long-label"
   | "tunnel-entropy"
@@ -54,6 +59,10 @@ export type ReasonCode =
   | "malformed-request"
   | "header-too-large"
   | "peek-timeout"
+  // the sidecar's own bounds: a connection refused or cut to keep the process up
+  | "connection-cap"
+  | "memory-budget"
+  | "idle-timeout"
   | "upstream-unresolvable";
 
 export interface Verdict {
@@ -87,6 +96,8 @@ export interface Attempt {
   readonly target?: string;
   /** A connection whose requests the sidecar will not see (TLS it does not terminate, or opaque bytes). */
   readonly opaque?: boolean;
+  /** One request's shape (method, path template, field names; never values), for request drift. */
+  readonly shape?: RequestShape;
   /** Distinct subdomains under the matched wildcard in the last minute (from the resolver). */
   readonly uniqueSubdomainsPerMinute?: number;
   /** The summed `nameBits` of those distinct subdomains, this name's included. */
@@ -104,6 +115,8 @@ export interface BaselineView {
   readonly dnsNames: ReadonlySet<string>;
   readonly maxConnectionsPerMinute?: ReadonlyMap<string, number>; // by `${name}:${port}`
   readonly rateTolerance: number;
+  /** Request shapes per destination; drift is judged only where the baseline saw requests. */
+  readonly requests?: RequestShapeView;
 }
 
 export interface DecisionContext {
@@ -206,6 +219,9 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
       const max = base.maxConnectionsPerMinute?.get(key);
       if (max !== undefined && attempt.connectionsPerMinute !== undefined && attempt.connectionsPerMinute > max * base.rateTolerance) {
         violations.push("drift-rate");
+      }
+      if (attempt.shape !== undefined && base.requests !== undefined) {
+        for (const finding of checkRequestShape(base.requests, key, attempt.shape)) violations.push(requestDriftReason(finding.code));
       }
     }
   }

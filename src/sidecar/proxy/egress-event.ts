@@ -1,4 +1,5 @@
 import type { Protocol, Verdict } from "../../core/decision.js";
+import type { RequestShapeEventFields } from "../../core/request-shape.js";
 import { EVENT_SCHEMA_VERSION, type EgressEvent } from "../../core/events.js";
 import type { SpliceStats } from "./splice.js";
 import type { SidecarContext } from "../sidecar-context.js";
@@ -21,6 +22,10 @@ export interface AttemptFacts {
   url?: string;
   port?: number;
   ip?: string;
+  /** One HTTP request's shape: names only, never values. */
+  shape?: RequestShapeEventFields;
+  /** The fields a drifting request added (`body Bcc`). */
+  driftFields?: readonly string[];
 }
 
 // Observed strings come from the client: bound what reaches the event stream.
@@ -65,6 +70,8 @@ export function egressEvent(
   if (facts.connect !== undefined) e.connect = clip(facts.connect);
   if (facts.method !== undefined) e.method = clip(facts.method, 32);
   if (facts.url !== undefined) e.url = clip(facts.url, MAX_URL);
+  if (facts.shape !== undefined && close === undefined) Object.assign(e, facts.shape);
+  if (facts.driftFields !== undefined && facts.driftFields.length > 0) e.driftFields = facts.driftFields;
   if (facts.client !== undefined) e.client = facts.client;
   if (close !== undefined) {
     e.bytesUp = close.bytesUp ?? 0;

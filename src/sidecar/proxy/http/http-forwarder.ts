@@ -2,7 +2,9 @@ import { Agent, request, type ClientRequest, type IncomingMessage, type ServerRe
 import { Agent as TlsAgent, request as tlsRequest } from "node:https";
 import { createSecureContext } from "node:tls";
 import type { Socket } from "node:net";
+import { checkRequestShape, driftFieldNames } from "../../../core/baseline/request-drift.js";
 import { permits, type Verdict } from "../../../core/decision.js";
+import { DEFAULT_MAX_BODY_BYTES, requestShape, shapeEventFields, type RequestShape } from "../../../core/request-shape.js";
 import type { SidecarContext } from "../../sidecar-context.js";
 import type { EgressGate } from "../egress-gate.js";
 import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "../egress-event.js";
@@ -112,6 +114,59 @@ interface Decided {
   readonly path: string;
   /** Re-originated TLS (an inspected destination): the name the upstream certificate must carry. */
   readonly tls?: { readonly servername: string };
+  /** The body read before deciding (its shape was decided on); `truncated`: more follows. */
+  readonly body?: BodyPrefix;
+}
+
+interface BodyPrefix {
+  readonly bytes: Buffer;
+  readonly truncated: boolean;
+}
+
+/** Whether llhttp framed a body for this request (Transfer-Encoding, or a non-zero Content-Length). */
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+}
+
+/**
+ * Reads the body up to `max` bytes (all of it when it is smaller) so its shape can be decided
+ * before a byte is forwarded. Past the bound the request is paused, and the rest streams on
+ * after the prefix once the request is permitted.
+ */
+function readBodyPrefix(req: IncomingMessage, max: number): Promise<BodyPrefix | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (value: BodyPrefix | undefined): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onGone);
+      req.off("close", onGone);
+      resolve(value);
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size <= max) return;
+      req.pause();
+      settle({ bytes: Buffer.concat(chunks, size), truncated: true });
+    };
+    const onEnd = (): void => settle({ bytes: Buffer.concat(chunks, size), truncated: false });
+    // Cut short (a malformed chunk, a reset): nothing to decide, and llhttp's error handler
+    // has already answered and recorded it.
+    const onGone = (): void => settle(undefined);
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", onGone);
+    req.once("close", onGone);
+  });
+}
+
+/** Header names as sent (the shape lower-cases and filters them). */
+function headerNames(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) out.push(raw[i]!);
+  return out;
 }
 
 // Certificate failures of a re-originated TLS connection: a refusal of its own, never skipped.
@@ -233,9 +288,19 @@ export class HttpForwarder {
       target: target.path,
       connectionsPerMinute: this.gate.count(facts.name, target.port),
     };
-    const first = this.gate.check(dest, owner?.ambiguous === true);
+    const headOnly = this.gate.check(dest, owner?.ambiguous === true);
+    if (!permits(headOnly)) return refuseWith(headOnly, 403);
+    // Permitted on what the head says: read the body (up to a bound) and decide again on the
+    // request's shape, so a drifting field is refused before any byte of it is forwarded.
+    const body = hasBody(req) ? await readBodyPrefix(req, DEFAULT_MAX_BODY_BYTES) : undefined;
+    if (hasBody(req) && body === undefined) return undefined;
+    const shape = this.shapeOf(req, target.path, body);
+    facts.shape = shapeEventFields(shape);
+    const shaped = { ...dest, shape };
+    const first = this.gate.check(shaped, owner?.ambiguous === true);
+    this.noteDrift(facts, first, shape);
     if (!permits(first)) return refuseWith(first, 403);
-    const route = await this.gate.route(dest, first);
+    const route = await this.gate.route(shaped, first);
     if (!route.permitted) return refuseWith(route.verdict, 403);
     facts.ip = route.ip;
     this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
@@ -247,7 +312,29 @@ export class HttpForwarder {
       hostHeader: target.hostHeader ?? facts.name ?? route.ip,
       path: target.path,
       ...(origin.kind === "inspected" ? { tls: { servername: origin.name } } : {}),
+      ...(body !== undefined ? { body } : {}),
     };
+  }
+
+  private shapeOf(req: IncomingMessage, target: string, body: BodyPrefix | undefined): RequestShape {
+    const encoding = req.headers["content-encoding"];
+    const type = req.headers["content-type"];
+    return requestShape({
+      method: req.method ?? "GET",
+      target,
+      headerNames: headerNames(req.rawHeaders),
+      ...(type !== undefined ? { contentType: type } : {}),
+      ...(encoding !== undefined ? { contentEncoding: encoding } : {}),
+      ...(body !== undefined ? { body: body.bytes, bodyTruncated: body.truncated } : {}),
+    });
+  }
+
+  /** Names the fields a drifting request added, for its event (names only, never values). */
+  private noteDrift(facts: AttemptFacts, verdict: Verdict, shape: RequestShape): void {
+    if (!verdict.reasons.some((r) => r === "drift-new-request-field" || r === "drift-new-http-route" || r === "drift-body-not-inspected")) return;
+    const requests = this.ctx.decisionContext().baseline?.requests;
+    if (requests === undefined || facts.name === undefined || facts.port === undefined) return;
+    facts.driftFields = driftFieldNames(checkRequestShape(requests, `${facts.name}:${facts.port}`, shape));
   }
 
   /** Drops pooled upstream connections. */
@@ -311,10 +398,19 @@ export class HttpForwarder {
         res.destroy();
       });
     });
-    if (!hasBody) {
+    if (decided.body !== undefined) {
+      // Decided on this prefix; it goes first, and the rest (past the bound) streams after it.
+      bytesUp += decided.body.bytes.length;
+      if (decided.body.bytes.length > 0) sent.write(decided.body.bytes);
+      if (!decided.body.truncated) {
+        sent.end();
+        return;
+      }
+    } else if (!hasBody) {
       sent.end();
       return;
     }
+    req.resume();
     req.on("data", (chunk: Buffer) => {
       bytesUp += chunk.length;
       if (!sent.write(chunk)) {
