@@ -26,7 +26,7 @@ import { runCommand, scenarioDeps, startUpstream } from "./support/replay-servic
 const run = promisify(execFile);
 const FIXTURE = join(ROOT, "test/fixtures/mail-server");
 const SCENARIO = join(FIXTURE, "send-mail.yaml");
-const policyOf = (v: 1 | 2 | 3): string => join(FIXTURE, `mail-v${v}.yaml`);
+const policyOf = (v: 1 | 2 | 3 | 4): string => join(FIXTURE, `mail-v${v}.yaml`);
 
 let env: DockerTestEnv;
 let record: Command;
@@ -77,6 +77,10 @@ describe.runIf(realSidecarSourceExists())("baseline record and replay on the mai
     const posts = events.filter((e) => e.type === "egress" && e.phase === "decide");
     expect(posts).toHaveLength(3);
     for (const e of posts) expect(e).toMatchObject({ name: "api.mail.test", method: "POST", url: "/email", verdict: "block", attribution: { tools: ["send_email"] } });
+    // Capture records each request's shape (names, never values): the baseline learns the route and its fields.
+    for (const e of posts) expect(e).toMatchObject({ pathTemplate: "/email", bodyKind: "json", bodyFields: ["body", "of", "part", "subject", "to"] });
+    expect(JSON.stringify(events)).not.toContain("alice@example.org");
+    expect(baseline.destinations[0]?.requests).toEqual([expect.objectContaining({ method: "POST", path: "/email", bodyFields: ["body", "of", "part", "subject", "to"] })]);
     // Capture: nothing reached the upstream.
     expect(await api.count()).toBe(0);
 
@@ -113,6 +117,16 @@ describe.runIf(realSidecarSourceExists())("baseline record and replay on the mai
     const report = JSON.parse(json.stdout) as DriftReport;
     expect(report.ok).toBe(false);
     expect(report.drifts).toContainEqual(expect.objectContaining({ code: "new-destination", subject: "collector.evil.test:80", tools: ["send_email"] }));
+  });
+
+  it("replaying v4 (postmark-mcp 1.0.16: only a bcc field more) exits 1, naming bcc, send_email and the destination", async () => {
+    const result = await runCommand(replay, [policyOf(4), "--scenario", SCENARIO, "--baseline", frozenFile, "--json"]);
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout) as DriftReport;
+    expect(report.drifts).toEqual([expect.objectContaining({ code: "new-request-field", subject: "api.mail.test:80", tools: ["send_email"] })]);
+    const text = await runCommand(replay, [policyOf(4), "--scenario", SCENARIO, "--baseline", frozenFile, "--quiet"]);
+    expect(text.stdout).toMatch(/new-request-field +send_email sent body field bcc to POST api\.mail\.test\/email, never seen in the baseline/);
+    expect(await api.count()).toBe(0);
   });
 
   it("replaying v3 exits 1, naming the rate drift on api.mail.test", async () => {
@@ -189,7 +203,7 @@ describe.runIf(realSidecarSourceExists())("a server that dies", () => {
     const io = captureIo();
     const code = await runCli(["replay", policy, "--scenario", SCENARIO, "--baseline", frozenFile], io, { commands: [replay] });
     expect(code).toBe(2);
-    expect(io.stderr()).toMatch(/^\[mail\] mail-server: unknown version "9"; expected 1, 2 or 3$/m);
+    expect(io.stderr()).toMatch(/^\[mail\] mail-server: unknown version "9"; expected 1, 2, 3 or 4$/m);
     expect(io.stderr()).toMatch(/^hangar: mail exited with code 2 during the MCP initialize; its stderr above may say why \[HANGAR_GATEWAY_UPSTREAM\]/m);
     expect(await env.engine.listContainers({ labels: selectorTerms({ server: "mail", run: env.run }) })).toEqual([]);
   });
@@ -206,7 +220,7 @@ async function spawnHangar(args: string[]): Promise<{ code: number; stdout: stri
 }
 
 /** A policy for the fixture's version `v` in `dir`, with the given egress section (YAML lines). */
-async function writePolicy(name: string, v: 1 | 2 | 3, egress: string): Promise<string> {
+async function writePolicy(name: string, v: 1 | 2 | 3 | 4, egress: string): Promise<string> {
   const file = join(dir, `${name}.yaml`);
   await writeFile(file, `version: 1\nname: mail\nserver:\n  build: { context: ${JSON.stringify(join(FIXTURE, "image"))} }\n  env: { MAIL_SERVER_VERSION: "${v}" }\n${egress}`);
   return file;
@@ -244,6 +258,23 @@ describe.runIf(realSidecarSourceExists())("live runs of the mail fixture with th
     expect(connection).toMatchObject({ verdict: "would-block", port: 80, reasons: expect.arrayContaining(["drift-new-destination"]), attribution: { tools: ["send_email"] } });
     const lookup = events.find((e) => e.type === "dns" && e.name === "collector.evil.test");
     expect(lookup).toMatchObject({ verdict: "would-block", reasons: ["drift-new-dns-name"] });
+  });
+
+  it("ENFORCING, v4: no request carrying bcc reaches the API, while v1's mails still arrive", async () => {
+    const policy = await writePolicy("v4-enforcing", 4, wildcard("enforcing"));
+    const eventsFile = join(dir, "v4-enforcing.jsonl");
+    const apiBefore = await api.count();
+    const result = await runCommand(replay, [policy, "--scenario", SCENARIO, "--baseline", frozenFile, "--egress", "live", "--events", eventsFile]);
+    expect(result.code).toBe(1);
+    expect(await api.count()).toBe(apiBefore);
+    const refused = (await readEvents(eventsFile)).filter((e) => e.type === "egress" && e.phase === "decide" && e.name === "api.mail.test");
+    expect(refused).toHaveLength(3);
+    for (const e of refused) expect(e).toMatchObject({ verdict: "block", reasons: ["drift-new-request-field"], driftFields: ["body bcc"], attribution: { tools: ["send_email"] } });
+
+    const v1 = await writePolicy("v1-enforcing", 1, wildcard("enforcing"));
+    const ok = await runCommand(replay, [v1, "--scenario", SCENARIO, "--baseline", frozenFile, "--egress", "live"]);
+    expect(ok.code).toBe(0);
+    expect((await api.count()) - apiBefore).toBe(3);
   });
 
   it("baseline to-policy, pasted into a policy, lets v1 run in ENFORCING with no blocks", async () => {

@@ -289,7 +289,8 @@ export class HttpForwarder {
       connectionsPerMinute: this.gate.count(facts.name, target.port),
     };
     const headOnly = this.gate.check(dest, owner?.ambiguous === true);
-    if (!permits(headOnly)) return refuseWith(headOnly, 403);
+    // Capture (replay, quarantine) refuses everything, but records each request's shape first.
+    if (!permits(headOnly) && headOnly.reasons[0] !== "capture") return refuseWith(headOnly, 403);
     // Permitted on what the head says: read the body (up to a bound) and decide again on the
     // request's shape, so a drifting field is refused before any byte of it is forwarded.
     const body = hasBody(req) ? await readBodyPrefix(req, DEFAULT_MAX_BODY_BYTES) : undefined;
