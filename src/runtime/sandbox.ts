@@ -115,7 +115,9 @@ export class Sandbox {
 
       // A rule that inspects gets a sandbox CA of its own: the server trusts its certificate,
       // and its key goes only to the sidecar, down stdin.
-      const ca = inspects(policy) ? await createSandboxCa({ name: policy.name, now: this.now() }) : undefined;
+      // Capture (replay, quarantine) terminates TLS too, to record each request's shape.
+      const capturing = options.capture !== undefined || policy.egress.capture !== false;
+      const ca = inspects(policy) || capturing ? await createSandboxCa({ name: policy.name, now: this.now() }) : undefined;
       const caDir = ca === undefined ? undefined : await this.writeCaFiles(policyDir, ca);
       const upstreamCa = ca !== undefined && settings.upstreamCaFile !== undefined ? await copyUpstreamCa(settings.upstreamCaFile, policyDir) : false;
       const overrides = {

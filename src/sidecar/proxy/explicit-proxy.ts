@@ -6,6 +6,7 @@ import { HangarError } from "../../core/errors.js";
 import { bindServer, boundAddress, stopAccepting } from "./bind-server.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import { parseAuthority } from "./authority.js";
+import { ConnectionBudget } from "./connection-budget.js";
 import { ConnectionRate } from "./connection-rate.js";
 import { ConnectionSet } from "./connection-set.js";
 import { dial, type Upstream } from "./dial.js";
@@ -15,11 +16,12 @@ import { FirstFlightSniffer } from "./first-flight.js";
 import { AdoptedHttp } from "./http/adopted-http.js";
 import { answerClientError } from "./http/client-error.js";
 import { HttpForwarder } from "./http/http-forwarder.js";
+import type { RequestOrigin } from "./http/request-target.js";
 import { DEFAULT_MAX_HEAD_BYTES } from "./http/http-head.js";
 import { endConnection, httpResponse } from "./http-reply.js";
 import { peek } from "./peek.js";
 import { refusalHeaders, refusalText } from "./refusal.js";
-import { splice } from "./splice.js";
+import { closeVerdict, DEFAULT_SPLICE_IDLE_TIMEOUT_MS, splice } from "./splice.js";
 import { inspectConnection } from "./tls/inspect-connection.js";
 import type { TlsInspection } from "./tls/tls-terminator.js";
 
@@ -47,6 +49,10 @@ export interface ExplicitProxyOptions {
   readonly agent?: Agent;
   /** The sandbox CA and upstream trust, for rules that say `inspect: true`. */
   readonly inspection?: TlsInspection;
+  /** Shared by every listener so the cap counts the whole sidecar. Default: the proxy's own, at the default cap. */
+  readonly budget?: ConnectionBudget;
+  /** A spliced tunnel without a byte either way this long is cut. Default 5 minutes. */
+  readonly idleTimeoutMs?: number;
 }
 
 const ESTABLISHED = "HTTP/1.1 200 Connection Established\r\n\r\n";
@@ -66,6 +72,8 @@ export class ExplicitProxy implements AsyncDisposable {
   private readonly maxHeaderBytes: number;
   private readonly peekTimeoutMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly budget: ConnectionBudget;
+  private readonly idleTimeoutMs: number;
   private state: State = "idle";
   private closed: Promise<void> | undefined;
 
@@ -74,6 +82,8 @@ export class ExplicitProxy implements AsyncDisposable {
     this.maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEAD_BYTES;
     this.peekTimeoutMs = options.peekTimeoutMs ?? 2000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.budget = options.budget ?? new ConnectionBudget({ now: () => this.ctx.now() });
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_SPLICE_IDLE_TIMEOUT_MS;
     this.gate = new EgressGate(this.ctx, options.rate ?? new ConnectionRate(() => this.ctx.now()));
     this.forwarder = new HttpForwarder(this.ctx, this.gate, options.inspection?.upstreamCa, options.agent);
     // No whole-request deadline (uploads may be long); a slow head is cut at headersTimeout.
@@ -86,6 +96,8 @@ export class ExplicitProxy implements AsyncDisposable {
         if (this.state === "closing") setImmediate(() => this.server.closeIdleConnections());
       });
     });
+    // Before node:http sees the connection: a refused one is never parsed.
+    this.server.prependListener("connection", (socket: Socket) => this.onClientConnection(socket));
     this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onConnect(req, socket as Socket, head));
     this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.track(this.forwarder.handleUpgrade(req, socket as Socket, head, EXPLICIT, "explicit"), () => socket.destroy());
@@ -150,6 +162,18 @@ export class ExplicitProxy implements AsyncDisposable {
     this.handlers.add(handler);
   }
 
+  private onClientConnection(socket: Socket): void {
+    const admission = this.budget.admit(socket);
+    if (admission.kind === "admitted") return;
+    const displaced = admission.kind === "displaced";
+    const report = this.budget.report(displaced ? "connection-cap" : admission.reason, displaced);
+    const client = report === undefined ? undefined : clientOf(displaced ? admission.displaced : socket);
+    (displaced ? admission.displaced : socket).destroy();
+    if (report === undefined) return;
+    const facts = newAttempt(this.ctx, "explicit", "tcp", client);
+    this.ctx.events.emit({ ...egressEvent(this.ctx, facts, { verdict: "block", reasons: [report.reason] }), error: report.detail });
+  }
+
   private onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
     if (this.state !== "listening") return void socket.destroy();
     this.tunnels.add(socket);
@@ -197,6 +221,11 @@ export class ExplicitProxy implements AsyncDisposable {
     }
     if (capture) {
       if (flight.kind === "tls" && flight.sni !== undefined) facts.sni = flight.sni;
+      // With a sandbox CA, TLS is terminated so each request's shape is recorded too (then refused).
+      if (flight.kind === "tls" && facts.name !== undefined && this.options.inspection !== undefined) {
+        const origin = { kind: "inspected", port, name: facts.name, sni: flight.sni ?? facts.name, connect: facts.connect } as const;
+        return this.inspect(socket, out.bytes, facts, origin);
+      }
       return this.refuse(socket, facts, first, undefined);
     }
 
@@ -212,16 +241,7 @@ export class ExplicitProxy implements AsyncDisposable {
     }
     if (flight.kind === "tls" && first.inspect === true && facts.name !== undefined) {
       const origin = { kind: "inspected", port, name: facts.name, sni: flight.sni ?? facts.name, connect: facts.connect } as const;
-      return inspectConnection({
-        ctx: this.ctx,
-        inspection: this.options.inspection,
-        socket,
-        head: out.bytes,
-        facts,
-        name: facts.name,
-        handshakeTimeoutMs: this.connectTimeoutMs,
-        adopt: (tls) => this.tunnelled.adopt(tls, Buffer.alloc(0), origin, "explicit"),
-      });
+      return this.inspect(socket, out.bytes, facts, origin);
     }
 
     // From here on the bytes are opaque to us: a rule that lists requests refuses them.
@@ -243,8 +263,22 @@ export class ExplicitProxy implements AsyncDisposable {
     }
     this.tunnels.add(upstream.socket);
     if (socket.destroyed) upstream.socket.destroy();
-    const stats = await splice(socket, upstream, { head: out.bytes, now: () => this.ctx.now() });
-    this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict, stats));
+    const stats = await splice(socket, upstream, { head: out.bytes, now: () => this.ctx.now(), idleTimeoutMs: this.idleTimeoutMs });
+    this.ctx.events.emit(egressEvent(this.ctx, facts, closeVerdict(route.verdict, stats), stats));
+  }
+
+  /** Terminates TLS inside the tunnel; each request is then decided by the forwarder. */
+  private inspect(socket: Socket, head: Buffer, facts: AttemptFacts, origin: RequestOrigin & { readonly kind: "inspected" }): Promise<void> {
+    return inspectConnection({
+      ctx: this.ctx,
+      inspection: this.options.inspection,
+      socket,
+      head,
+      facts,
+      name: origin.name,
+      handshakeTimeoutMs: this.connectTimeoutMs,
+      adopt: (tls) => this.tunnelled.adopt(tls, Buffer.alloc(0), origin, "explicit"),
+    });
   }
 
   /** Records the verdict and ends the tunnel: with an HTTP status before 200 was sent, silently after. */

@@ -3,6 +3,7 @@ import { permits, type Verdict } from "../../core/decision.js";
 import { HangarError } from "../../core/errors.js";
 import { bindServer, boundAddress, stopAccepting } from "./bind-server.js";
 import type { SidecarContext } from "../sidecar-context.js";
+import { ConnectionBudget, type Admission } from "./connection-budget.js";
 import { ConnectionRate } from "./connection-rate.js";
 import { ConnectionSet } from "./connection-set.js";
 import { dial, type Upstream } from "./dial.js";
@@ -15,7 +16,7 @@ import { DEFAULT_MAX_HEAD_BYTES } from "./http/http-head.js";
 import { endConnection, httpResponse } from "./http-reply.js";
 import { peek } from "./peek.js";
 import { refusalHeaders, refusalText } from "./refusal.js";
-import { splice } from "./splice.js";
+import { closeVerdict, DEFAULT_SPLICE_IDLE_TIMEOUT_MS, splice } from "./splice.js";
 import { inspectConnection } from "./tls/inspect-connection.js";
 import type { TlsInspection } from "./tls/tls-terminator.js";
 
@@ -43,6 +44,10 @@ export interface TransparentListenerOptions {
   readonly rate?: ConnectionRate;
   /** The sandbox CA and upstream trust, for rules that say `inspect: true`. */
   readonly inspection?: TlsInspection;
+  /** Shared by every listener so the cap counts the whole sidecar. Default: this listener's own, at the default cap. */
+  readonly budget?: ConnectionBudget;
+  /** A spliced connection without a byte either way this long is cut. Default 5 minutes. */
+  readonly idleTimeoutMs?: number;
 }
 
 type State = "idle" | "listening" | "closing";
@@ -58,6 +63,8 @@ export class TransparentListener implements AsyncDisposable {
   private readonly peekTimeoutMs: number;
   private readonly maxHeadBytes: number;
   private readonly connectTimeoutMs: number;
+  private readonly budget: ConnectionBudget;
+  private readonly idleTimeoutMs: number;
   private state: State = "idle";
   private closed: Promise<void> | undefined;
 
@@ -66,6 +73,8 @@ export class TransparentListener implements AsyncDisposable {
     this.peekTimeoutMs = options.peekTimeoutMs ?? 2000;
     this.maxHeadBytes = options.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.budget = options.budget ?? new ConnectionBudget({ now: () => this.ctx.now() });
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_SPLICE_IDLE_TIMEOUT_MS;
     this.gate = new EgressGate(this.ctx, options.rate ?? new ConnectionRate(() => this.ctx.now()));
     this.forwarder = new HttpForwarder(this.ctx, this.gate, options.inspection?.upstreamCa);
     this.http = new AdoptedHttp({ ctx: this.ctx, forwarder: this.forwarder, maxHeaderBytes: this.maxHeadBytes, track: (work, onFailure) => this.track(work, onFailure) });
@@ -125,10 +134,24 @@ export class TransparentListener implements AsyncDisposable {
       socket.destroy();
       return;
     }
+    // Refused before a byte is read: a flood costs a counter check and, rate-limited, an event.
+    const admission = this.budget.admit(socket);
+    if (admission.kind !== "admitted") this.reportBudget(admission, socket);
+    if (admission.kind === "displaced") admission.displaced.destroy();
+    if (admission.kind === "refused") return void socket.destroy();
     this.sockets.add(socket);
     // A permanent listener: a reset during any await below must never become an uncaught error.
     socket.on("error", (err) => this.ctx.logger.debug({ err }, "transparent client socket error"));
     this.track(this.handle(socket), () => socket.destroy());
+  }
+
+  private reportBudget(admission: Exclude<Admission, { kind: "admitted" }>, socket: Socket): void {
+    const displaced = admission.kind === "displaced";
+    const report = this.budget.report(displaced ? "connection-cap" : admission.reason, displaced);
+    if (report === undefined) return;
+    const facts = newAttempt(this.ctx, "transparent", "tcp", displaced ? clientOf(admission.displaced) : clientOf(socket));
+    facts.port = this.options.declaredPort;
+    this.ctx.events.emit({ ...egressEvent(this.ctx, facts, { verdict: "block", reasons: [report.reason] }), error: report.detail });
   }
 
   private track(work: Promise<void>, onFailure: () => void): void {
@@ -179,8 +202,11 @@ export class TransparentListener implements AsyncDisposable {
     // Opaque to us unless the rule inspects: a rule that lists requests then refuses it.
     const dest = { protocol: facts.protocol, port, name: facts.name, opaque: true, connectionsPerMinute: this.gate.count(facts.name, port) };
     const first = this.gate.check(dest, owner?.ambiguous === true);
-    if (!permits(first)) return this.refuse(socket, facts, first, undefined);
-    if (first.inspect === true && flight.kind === "tls" && facts.name !== undefined) {
+    // Capture (replay, quarantine) with a sandbox CA: terminate TLS too, so each request's shape
+    // is recorded (and refused, like every request in capture) rather than only the SNI.
+    const captureMessages = first.reasons[0] === "capture" && this.options.inspection !== undefined;
+    if (!permits(first) && !captureMessages) return this.refuse(socket, facts, first, undefined);
+    if ((first.inspect === true || captureMessages) && flight.kind === "tls" && facts.name !== undefined) {
       const origin = { kind: "inspected", port, name: facts.name, sni: flight.sni ?? facts.name } as const;
       return inspectConnection({
         ctx: this.ctx,
@@ -193,6 +219,7 @@ export class TransparentListener implements AsyncDisposable {
         adopt: (tls) => this.http.adopt(tls, Buffer.alloc(0), origin, "transparent"),
       });
     }
+    if (!permits(first)) return this.refuse(socket, facts, first, undefined);
 
     const route = await this.gate.route(dest, first);
     if (!route.permitted) return this.refuse(socket, facts, route.verdict, undefined);
@@ -215,8 +242,8 @@ export class TransparentListener implements AsyncDisposable {
     }
     this.sockets.add(upstream.socket);
     if (socket.destroyed) upstream.socket.destroy();
-    const stats = await splice(socket, upstream, { head, now: () => this.ctx.now() });
-    this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, stats));
+    const stats = await splice(socket, upstream, { head, now: () => this.ctx.now(), idleTimeoutMs: this.idleTimeoutMs });
+    this.ctx.events.emit(egressEvent(this.ctx, facts, closeVerdict(verdict, stats), stats));
   }
 
   /** Records the verdict and ends the connection: a short response for HTTP, a plain close otherwise. */

@@ -147,3 +147,27 @@ describe("inspect inside CONNECT", () => {
     expect(e.evil.connections).toBe(0);
   });
 });
+
+describe("capture with a sandbox CA: TLS is terminated so requests are recorded, and nothing leaves", () => {
+  it("records method, path template and body field names of a request inside TLS, answers 403, dials nothing", async () => {
+    const t = await withTransparent({ kind: "tls", egress: (port) => ({ capture: { ports: [port] } }), inspection: await inspection() });
+    disposers.push(t.dispose);
+    const s = await client({ port: t.port });
+    const body = '{"To":"a@b.test","Bcc":"c@d.test"}';
+    const text = await exchange(s, req("POST", "/email/42?x=1", "api.allowed.test", `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n`) + body);
+    expect(text).toMatch(/^HTTP\/1\.1 403/);
+    expect(text).toContain("Hangar quarantine (capture mode)");
+    expect(await t.sink.waitFor((e) => e.phase === "decide")).toMatchObject({
+      verdict: "block",
+      reasons: expect.arrayContaining(["capture"]),
+      sni: "api.allowed.test",
+      method: "POST",
+      url: "/email/42?x",
+      pathTemplate: "/email/{n}",
+      queryKeys: ["x"],
+      bodyFields: ["Bcc", "To"],
+    });
+    expect(JSON.stringify(t.sink.egress())).not.toContain("@");
+    expect(t.allowed.connections + t.evil.connections).toBe(0);
+  });
+});
