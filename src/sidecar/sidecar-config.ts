@@ -60,6 +60,18 @@ export const SidecarConfigSchema = z
     .optional(),
   /** How long the transparent path waits for a first byte before falling back to port routing. */
   peekTimeoutMs: z.number().int().positive().default(1500),
+  /** Live client connections across all listeners; past it a new one is refused at once (`connection-cap`). */
+  maxConnections: z.number().int().min(1).max(1_000_000).default(1024),
+  /** A spliced connection (opaque TCP, TLS, a CONNECT tunnel) with no byte either way this long is cut (`idle-timeout`). Default 5 minutes. */
+  idleTimeoutMs: z.number().int().positive().default(300_000),
+  /**
+   * The memory the sidecar may use, in MiB. At 80% of it new connections are refused
+   * (`memory-budget`) until it drops, well before the cgroup kills the process.
+   * Default: the cgroup's memory limit, when one is set; otherwise no memory check.
+   */
+  memoryBudgetMiB: z.number().int().min(16).optional(),
+  /** On SIGTERM, how long live connections may take to finish before they are cut (each still gets its close event). */
+  drainTimeoutMs: z.number().int().min(0).default(5000),
   /**
    * Distinct names under each declared wildcard the sidecar looks up upstream per window,
    * whatever path asked (DNS, SNI, Host, CONNECT). Past it a new name is refused

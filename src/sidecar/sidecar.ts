@@ -16,6 +16,7 @@ import { DnsServer, type DnsServerAddress } from "./dns/dns-server.js";
 import { NameLedger } from "./dns/name-ledger.js";
 import { UpstreamDnsClient } from "./dns/upstream-client.js";
 import { DEFAULT_BUDGET_WINDOW_MS, NameAccounting } from "./name-accounting.js";
+import { cgroupMemoryLimit, ConnectionBudget, MEMORY_HIGH_WATER_FRACTION } from "./proxy/connection-budget.js";
 import { ConnectionRate } from "./proxy/connection-rate.js";
 import { ExplicitProxy } from "./proxy/explicit-proxy.js";
 import { loadInspection } from "./proxy/tls/load-inspection.js";
@@ -40,6 +41,8 @@ export interface SidecarOptions {
   /** TLS inspection built by the caller (tests); default from config.tls, reading the CA from `stdin` when it says so. */
   readonly inspection?: TlsInspection;
   readonly stdin?: NodeJS.ReadableStream;
+  /** Reads resident memory for the memory budget (tests); default process.memoryUsage.rss. */
+  readonly rss?: () => number;
 }
 
 export interface SidecarAddresses {
@@ -61,6 +64,7 @@ export class Sidecar implements AsyncDisposable {
   private decision: DecisionContext;
   private readonly listeners = new Map<number, TransparentListener>();
   private readonly rate: ConnectionRate;
+  private readonly budget: ConnectionBudget;
   private readonly ctx: SidecarContext;
   private dns: DnsServer | undefined;
   private proxy: ExplicitProxy | undefined;
@@ -75,12 +79,20 @@ export class Sidecar implements AsyncDisposable {
     { policy, baseline }: DecisionInputs,
     private readonly answerAddress: string,
     private readonly upstreamClient: UpstreamDnsClient,
+    memoryBudgetBytes: number | undefined,
   ) {
     const now = options.now ?? Date.now;
     this.decision = decisionFor(policy, options.config, baseline);
     const ledger = new NameLedger({ upstream: upstreamClient, now });
     const budget = lookupBudget(options.config);
     this.rate = new ConnectionRate(now);
+    // One budget for every listener: the cap and the memory check count the whole process.
+    this.budget = new ConnectionBudget({
+      now,
+      maxConnections: options.config.maxConnections,
+      ...(memoryBudgetBytes !== undefined ? { memoryHighWaterBytes: Math.floor(memoryBudgetBytes * MEMORY_HIGH_WATER_FRACTION) } : {}),
+      ...(options.rss !== undefined ? { rss: options.rss } : {}),
+    });
     this.ctx = {
       server: policy.name,
       decisionContext: () => this.decision,
@@ -101,7 +113,8 @@ export class Sidecar implements AsyncDisposable {
     const answerAddress = config.answerAddress ?? addressInSubnet(config.answerSubnet!);
     const upstreams = options.upstreams ?? (await defaultUpstreams(config));
     const upstreamClient = new UpstreamDnsClient({ servers: upstreams, logger: options.logger });
-    const sidecar = new Sidecar(options, inputs, answerAddress, upstreamClient);
+    const memoryBudget = config.memoryBudgetMiB !== undefined ? config.memoryBudgetMiB * 1024 * 1024 : await cgroupMemoryLimit();
+    const sidecar = new Sidecar(options, inputs, answerAddress, upstreamClient, memoryBudget);
     try {
       await sidecar.bind();
     } catch (err) {
@@ -137,10 +150,24 @@ export class Sidecar implements AsyncDisposable {
     return this.reloading;
   }
 
+  /**
+   * Stops accepting and lets live connections finish for `drainTimeoutMs`, then cuts the rest.
+   * Either way each spliced connection's close event (with its bytes) is emitted before this
+   * resolves, inside the engine's stop grace period.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.lifecycle("closing");
-      await Promise.all([this.dns?.close(), this.proxy?.close(), ...[...this.listeners.values()].map((l) => l.close())]);
+      const drained = Promise.all([this.dns?.close(), this.proxy?.close(), ...[...this.listeners.values()].map((l) => l.close())]);
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<"late">((resolve) => {
+        timer = setTimeout(() => resolve("late"), this.options.config.drainTimeoutMs);
+      });
+      const outcome = await Promise.race([drained, deadline]);
+      clearTimeout(timer);
+      if (outcome === "late") await this.destroyListeners();
+      await drained;
+      this.budget.close();
       this.lifecycle("closed");
     })();
     return this.closing;
@@ -148,6 +175,11 @@ export class Sidecar implements AsyncDisposable {
 
   async destroy(): Promise<void> {
     this.closing ??= Promise.resolve();
+    await this.destroyListeners();
+    this.budget.close();
+  }
+
+  private async destroyListeners(): Promise<void> {
     await Promise.all([this.dns?.destroy(), this.proxy?.destroy(), ...[...this.listeners.values()].map((l) => l.destroy())]);
   }
 
@@ -168,13 +200,22 @@ export class Sidecar implements AsyncDisposable {
     const { config } = this.options;
     this.inspection = this.options.inspection ?? (config.tls === undefined ? undefined : await loadInspection(config.tls, (this.options.stdin ?? process.stdin) as never));
     const inspection = this.inspection === undefined ? {} : { inspection: this.inspection };
-    this.proxy = new ExplicitProxy({ ctx: this.ctx, host: listen.host, port: listen.proxyPort, rate: this.rate, peekTimeoutMs: config.peekTimeoutMs, ...inspection });
+    this.proxy = new ExplicitProxy({
+      ctx: this.ctx,
+      host: listen.host,
+      port: listen.proxyPort,
+      rate: this.rate,
+      budget: this.budget,
+      idleTimeoutMs: config.idleTimeoutMs,
+      peekTimeoutMs: config.peekTimeoutMs,
+      ...inspection,
+    });
     this.proxyPort = (await this.proxy.listen()).port;
     await this.openListeners(this.decision.policy.transparentPorts);
   }
 
   private async openListeners(ports: readonly number[]): Promise<number[]> {
-    const { listen, peekTimeoutMs } = this.options.config;
+    const { listen, peekTimeoutMs, idleTimeoutMs } = this.options.config;
     const opened: number[] = [];
     for (const declaredPort of ports) {
       if (this.listeners.has(declaredPort)) continue;
@@ -184,7 +225,9 @@ export class Sidecar implements AsyncDisposable {
         listenPort: listen.transparentPorts[String(declaredPort)] ?? declaredPort,
         declaredPort,
         peekTimeoutMs,
+        idleTimeoutMs,
         rate: this.rate,
+        budget: this.budget,
         ...(this.inspection !== undefined ? { inspection: this.inspection } : {}),
       });
       await listener.listen();

@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import type { Verdict } from "../../core/decision.js";
 import type { Upstream } from "./dial.js";
 
 /**
@@ -18,13 +19,20 @@ export interface SpliceStats {
   readonly durationMs: number;
   /** The first error either side reported, if any. */
   readonly error?: Error;
+  /** Cut by the sidecar after `idleTimeoutMs` without a byte either way. */
+  readonly idleTimedOut?: true;
 }
 
 export interface SpliceOptions {
   /** Bytes already read from the client (the peeked first flight), sent upstream first. */
   readonly head?: Buffer;
   readonly now?: () => number;
+  /** Cut both sides after this long without a byte either way. Default: never. */
+  readonly idleTimeoutMs?: number;
 }
+
+/** The default idle cut for spliced connections: five minutes without a byte either way. */
+export const DEFAULT_SPLICE_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 export function splice(client: Socket, upstream: Upstream, options: SpliceOptions = {}): Promise<SpliceStats> {
   const now = options.now ?? Date.now;
@@ -33,12 +41,14 @@ export function splice(client: Socket, upstream: Upstream, options: SpliceOption
   let bytesUp = options.head?.length ?? 0;
   let bytesDown = 0;
   let error: Error | undefined;
+  let idleTimedOut = false;
 
   return new Promise((resolve) => {
     let open = 2;
     const closed = (): void => {
       if (--open > 0) return;
-      resolve({ bytesUp, bytesDown, durationMs: now() - started, ...(error !== undefined ? { error } : {}) });
+      client.setTimeout(0);
+      resolve({ bytesUp, bytesDown, durationMs: now() - started, ...(error !== undefined ? { error } : {}), ...(idleTimedOut ? { idleTimedOut } : {}) });
     };
     const wire = (self: Socket, other: Socket): void => {
       let done = false;
@@ -59,6 +69,16 @@ export function splice(client: Socket, upstream: Upstream, options: SpliceOption
     };
     wire(client, up);
     wire(up, client);
+
+    // Every byte either way is read from or written to the client socket, and node re-arms a
+    // socket's timer on both: one timer per connection, nothing per chunk.
+    if (options.idleTimeoutMs !== undefined && options.idleTimeoutMs > 0) {
+      client.setTimeout(options.idleTimeoutMs, () => {
+        idleTimedOut = true;
+        client.destroy();
+        up.destroy();
+      });
+    }
 
     if (options.head !== undefined && options.head.length > 0 && !up.destroyed) up.write(options.head);
 
@@ -90,6 +110,11 @@ export function splice(client: Socket, upstream: Upstream, options: SpliceOption
     client.resume();
     up.resume();
   });
+}
+
+/** The verdict a close event carries: the decide verdict, plus `idle-timeout` when the sidecar cut it. */
+export function closeVerdict(verdict: Verdict, stats: SpliceStats): Verdict {
+  return stats.idleTimedOut === true ? { ...verdict, reasons: [...verdict.reasons, "idle-timeout"] } : verdict;
 }
 
 /** Runs `fn` once `socket` has ended, even if it already did (peek may have seen the FIN). */

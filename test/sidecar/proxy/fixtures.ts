@@ -1,6 +1,7 @@
 import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import type { Mode, PolicyInput } from "../../../src/core/policy/policy-schema.js";
+import type { ConnectionBudget } from "../../../src/sidecar/proxy/connection-budget.js";
 import { ExplicitProxy } from "../../../src/sidecar/proxy/explicit-proxy.js";
 import { TransparentListener } from "../../../src/sidecar/proxy/transparent-listener.js";
 import type { TlsInspection } from "../../../src/sidecar/proxy/tls/tls-terminator.js";
@@ -29,6 +30,9 @@ export interface ScenarioOptions {
   readonly greeting?: string;
   /** The sandbox CA and upstream trust, for rules with `inspect: true`. */
   readonly inspection?: TlsInspection;
+  /** The sidecar-wide connection budget (cap, memory check). */
+  readonly budget?: ConnectionBudget;
+  readonly idleTimeoutMs?: number;
 }
 
 let pkiPromise: Promise<TestPki> | undefined;
@@ -72,6 +76,8 @@ export async function withTransparent(options: ScenarioOptions) {
     peekTimeoutMs: options.peekTimeoutMs ?? 300,
     ...(options.maxHeadBytes !== undefined ? { maxHeadBytes: options.maxHeadBytes } : {}),
     ...(options.inspection !== undefined ? { inspection: options.inspection } : {}),
+    ...(options.budget !== undefined ? { budget: options.budget } : {}),
+    ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
   });
   await listener.listen();
   const dispose = async (): Promise<void> => {
@@ -90,6 +96,8 @@ export async function withExplicit(options: ScenarioOptions) {
     port: 0,
     peekTimeoutMs: options.peekTimeoutMs ?? 300,
     ...(options.inspection !== undefined ? { inspection: options.inspection } : {}),
+    ...(options.budget !== undefined ? { budget: options.budget } : {}),
+    ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
   });
   const { port: proxyPort } = await proxy.listen();
   const dispose = async (): Promise<void> => {
