@@ -36,8 +36,30 @@ export function usageError(message: string): HangarError {
 
 const HELP_OPTION: OptionSpec = { type: "boolean", short: "h", description: "Show this help." };
 
+/** The environment variable naming hangar.yaml when no --config is given. */
+export const CONFIG_ENV = "HANGAR_CONFIG";
+
+/**
+ * Every leaf verb accepts --config, so one shell alias or HANGAR_CONFIG serves them all. A verb
+ * that reads hangar.yaml declares its own `config` option (with its own help); for the rest it
+ * is this global one. Either way the verb sees `values.config` already defaulted from HANGAR_CONFIG.
+ */
+const GLOBAL_CONFIG_OPTION: OptionSpec = { type: "string", valueName: "<file>", description: `The Hangar configuration (default $${CONFIG_ENV}, else hangar.yaml).` };
+
+function withGlobals(options: Record<string, OptionSpec>): Record<string, OptionSpec> {
+  return { ...options, ...(Object.hasOwn(options, "config") ? {} : { config: GLOBAL_CONFIG_OPTION }), help: HELP_OPTION };
+}
+
+/** The io a verb runs with: HANGAR_CONFIG set to the --config it was given, so nested code sees one answer. */
+function ioWithConfig(io: CliIo, config: string | undefined): CliIo {
+  if (config === undefined || io.env[CONFIG_ENV] === config) return io;
+  const env = { ...io.env, [CONFIG_ENV]: config };
+  // Not a spread: io.stdio may be a getter whose stream should be created only on use.
+  return Object.create(io, { env: { value: env, enumerable: true } }) as CliIo;
+}
+
 function optionsHelp(options: Record<string, OptionSpec>): string {
-  const rows = Object.entries({ ...options, help: HELP_OPTION }).map(([name, o]) => {
+  const rows = Object.entries(withGlobals(options)).map(([name, o]) => {
     const flag = `${o.short !== undefined ? `-${o.short}, ` : ""}--${name}${o.type === "string" ? ` ${o.valueName ?? "<value>"}` : ""}`;
     return [flag, o.description] as const;
   });
@@ -76,7 +98,7 @@ function parseArgsMessage(err: unknown, known: readonly string[]): string {
 export function defineCommand<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>): Command {
   const help = [`Usage: ${spec.usage}`, spec.description, `Options:\n${optionsHelp(spec.options)}`, ...(spec.details !== undefined ? [spec.details] : [])].join("\n\n") + "\n";
   const parseOptions = Object.fromEntries(
-    Object.entries({ ...spec.options, help: HELP_OPTION }).map(([name, o]) => [name, { type: o.type, ...(o.short !== undefined ? { short: o.short } : {}) }]),
+    Object.entries(withGlobals(spec.options)).map(([name, o]) => [name, { type: o.type, ...(o.short !== undefined ? { short: o.short } : {}) }]),
   );
   return {
     name: spec.name,
@@ -96,8 +118,10 @@ export function defineCommand<O extends Record<string, OptionSpec>>(spec: Comman
       const { min = 0, max = Number.POSITIVE_INFINITY } = spec.positionals ?? {};
       if (count < min) return reportUsage(io, spec.usage, min === 1 ? "missing argument" : `expected at least ${min} arguments, got ${count}`);
       if (count > max) return reportUsage(io, spec.usage, `unexpected argument ${JSON.stringify(parsed.positionals[max])}`);
+      const config = (parsed.values["config"] as string | undefined) ?? io.env[CONFIG_ENV];
+      const values = { ...parsed.values, ...(config !== undefined && config !== "" ? { config } : {}) };
       try {
-        return await spec.run({ values: parsed.values as OptionValues<O>, positionals: parsed.positionals }, io);
+        return await spec.run({ values: values as OptionValues<O>, positionals: parsed.positionals }, ioWithConfig(io, values["config"] as string | undefined));
       } catch (err) {
         if (isHangarError(err, "HANGAR_USAGE")) return reportUsage(io, spec.usage, err.message);
         throw err;

@@ -1,7 +1,7 @@
 import { isHangarError } from "../core/errors.js";
 import { EXIT_OK, EXIT_USAGE, type CliIo, type Command } from "./command.js";
 import { commands as defaultCommands } from "./commands/index.js";
-import { defineGroup } from "./define-command.js";
+import { CONFIG_ENV, defineGroup } from "./define-command.js";
 
 export interface RunCliOptions {
   readonly version?: string;
@@ -15,7 +15,10 @@ export function rootCommand(commands: readonly Command[] = defaultCommands): Com
     usage: "hangar <command> [options]",
     description: "Hangar runs each MCP server in its own sandbox, where a sidecar enforces the server's policy.",
     commands,
-    extraOptions: [["-V, --version", "Print the version."]],
+    extraOptions: [
+      ["--config <file>", "The Hangar configuration for any verb (default $HANGAR_CONFIG, else hangar.yaml)."],
+      ["-V, --version", "Print the version."],
+    ],
   });
 }
 
@@ -28,8 +31,13 @@ export async function runCli(argv: readonly string[], io: CliIo, options: RunCli
     io.out(`${options.version ?? "unknown"}\n`);
     return EXIT_OK;
   }
+  const global = takeGlobalConfig(argv);
+  if (global === "missing") {
+    io.err("hangar: option --config needs a value\nUsage: hangar [--config <file>] <command> [options]\n");
+    return EXIT_USAGE;
+  }
   try {
-    return await rootCommand(options.commands).run(argv, io);
+    return await rootCommand(options.commands).run(global?.rest ?? argv, global !== undefined ? withEnv(io, CONFIG_ENV, global.config) : io);
   } catch (err) {
     const debug = io.env["HANGAR_DEBUG"] === "1";
     const message = oncePrefixed(err instanceof Error ? err.message : String(err));
@@ -38,6 +46,20 @@ export async function runCli(argv: readonly string[], io: CliIo, options: RunCli
     if (debug) io.err(`${describeError(err)}\n`);
     return EXIT_USAGE;
   }
+}
+
+/** `hangar --config f <verb> ...`: the global option before the verb, which the verb then sees as HANGAR_CONFIG. */
+function takeGlobalConfig(argv: readonly string[]): { config: string; rest: readonly string[] } | "missing" | undefined {
+  const [first, second, ...rest] = argv;
+  if (first?.startsWith("--config=") === true) return { config: first.slice("--config=".length), rest: argv.slice(1) };
+  if (first !== "--config") return undefined;
+  if (second === undefined || second.startsWith("-")) return "missing";
+  return { config: second, rest };
+}
+
+function withEnv(io: CliIo, name: string, value: string): CliIo {
+  // Not a spread: io.stdio may be a getter whose stream should be created only on use.
+  return Object.create(io, { env: { value: { ...io.env, [name]: value }, enumerable: true } }) as CliIo;
 }
 
 /**

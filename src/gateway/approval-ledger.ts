@@ -20,8 +20,10 @@ export function readApprovals(auditPath: string): Map<string, Approval> {
   return foldApprovals(records);
 }
 
-export function approvalRequestEntry(id: string, server: string, identity: string, pins: ApprovalPins): AuditEntry {
-  return { kind: "approval", data: { approvalId: id, server, action: "request", identity, pins: pins as unknown as JsonObject } };
+/** `policyText`: the validated policy as YAML, kept beside the pins so `approve list --diff` can show its lines. */
+export function approvalRequestEntry(id: string, server: string, identity: string, pins: ApprovalPins, policyText?: string): AuditEntry {
+  const recorded = { ...pins, ...(policyText !== undefined ? { policyText } : {}) };
+  return { kind: "approval", data: { approvalId: id, server, action: "request", identity, pins: recorded as unknown as JsonObject } };
 }
 
 /** `tools`: a grant's tools granted despite scan findings, name → the digest granted. */

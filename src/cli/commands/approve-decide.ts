@@ -1,5 +1,5 @@
 import { HangarError } from "../../core/errors.js";
-import { approvalInForce, stepAllowed, type Approval, type ApprovalStatus } from "../../core/gateway/approvals.js";
+import { approvalInForce, grantRefusal, stepAllowed, type Approval, type ApprovalStatus } from "../../core/gateway/approvals.js";
 import { pinManifest } from "../../core/gateway/manifest-digest.js";
 import { approvalDecisionEntry, readApprovals } from "../../gateway/approval-ledger.js";
 import type { HangarConfigPaths } from "../../gateway/config/load-hangar-config.js";
@@ -42,6 +42,8 @@ export function decideApproval(
       { data: { id, status: approval.status } },
     );
   }
+  const refusal = action === "grant" ? grantRefusal(approval, identity, paths) : undefined;
+  if (refusal !== undefined) throw new HangarError("HANGAR_GATEWAY_APPROVAL_INVALID", refusal, { data: { id, identity } });
   const tools = options.tools === undefined ? undefined : toolDigests(approval, options.tools, options.cached);
   const store = openAuditForCli(paths.auditPath);
   try {

@@ -12,7 +12,7 @@ import { CONFIG_OPTION, DEFAULT_CONFIG } from "./gateway-options.js";
 export const approveGrantCommand = defineCommand({
   name: "grant",
   summary: "Grant a pending approval: the server may start",
-  usage: "hangar approve grant <id> --by <identity> [--tools <a,b>] [--config <file>]",
+  usage: "hangar approve grant <id> --by <identity> [--tools <a,b>] [--config <file>] [--json]",
   description:
     "Records the grant in the audit log. A running gateway picks it up within a second; the server starts on its next call.\n" +
     "Tools the manifest scan flagged (see hangar approve list) stay withheld under ENFORCING until a grant names\n" +
@@ -22,6 +22,7 @@ export const approveGrantCommand = defineCommand({
     config: CONFIG_OPTION,
     by: { type: "string", valueName: "<identity>", description: "Who grants it (required)." },
     tools: { type: "string", valueName: "<a,b>", description: "Flagged tools to grant too, by the server's own names, comma-separated." },
+    json: { type: "boolean", description: "Print { id, server, status, by, toolsOnly, tools, withheld } as JSON." },
   },
   positionals: { min: 1, max: 1 },
   details: "Exit status: 0 when granted, 2 when the approval is unknown, not pending (nor in force, with --tools), a tool is unknown, or on a usage error.",
@@ -38,15 +39,20 @@ export const approveGrantCommand = defineCommand({
     const decision = decideApproval(paths, id, "grant", values.by, { ...(tools !== undefined ? { tools } : {}), ...(cached !== undefined ? { cached } : {}) });
     const { approval } = decision;
     const granted = Object.keys(decision.tools);
+    const after = readApprovals(paths.auditPath).get(approval.id);
+    const review = after !== undefined ? (await reviewApprovals([after], cache)).get(after.id) : undefined;
+    const withheld = review?.ungranted ?? [];
+    if (values.json === true) {
+      io.out(`${JSON.stringify({ id: approval.id, server: approval.server, status: "granted", by: values.by, toolsOnly: decision.toolsOnly, tools: decision.tools, withheld }, null, 2)}\n`);
+      return EXIT_OK;
+    }
     io.out(
       decision.toolsOnly
         ? `${approval.id}: tools granted by ${values.by} on server ${approval.server}: ${granted.join(", ")}\n`
         : `${approval.id}: granted by ${values.by}; server ${approval.server} may start\n${granted.length > 0 ? `  tools granted despite scan findings: ${granted.join(", ")}\n` : ""}`,
     );
-    const after = readApprovals(paths.auditPath).get(approval.id);
-    const review = after !== undefined ? (await reviewApprovals([after], cache)).get(after.id) : undefined;
-    if (review !== undefined && review.ungranted.length > 0) {
-      io.out(`  withheld until granted per tool (ENFORCING): ${review.ungranted.join(", ")}; see hangar approve list --server ${approval.server}\n`);
+    if (withheld.length > 0) {
+      io.out(`  withheld until granted per tool (ENFORCING): ${withheld.join(", ")}; see hangar approve list --server ${approval.server}\n`);
     }
     return EXIT_OK;
   },

@@ -1,5 +1,6 @@
 import { silentLogger } from "../../log.js";
 import { approvalInForce } from "../../core/gateway/approvals.js";
+import { diffApproval, formatApprovalDiff } from "../../gateway/approval-diff.js";
 import { readApprovals } from "../../gateway/approval-ledger.js";
 import { reviewApprovals } from "../../gateway/approval-review.js";
 import { loadHangarConfigPaths } from "../../gateway/config/load-hangar-config.js";
@@ -12,7 +13,7 @@ import { CONFIG_OPTION, DEFAULT_CONFIG } from "./gateway-options.js";
 export const approveListCommand = defineCommand({
   name: "list",
   summary: "List approvals: pending, granted (in force or superseded), denied, with the manifest scan's findings",
-  usage: "hangar approve list [--config <file>] [--server <name>] [--json]",
+  usage: "hangar approve list [--config <file>] [--server <name>] [--diff] [--json]",
   description:
     "Reads every approval step from the audit log (the approvals' store of record) and shows each approval's state and pins,\n" +
     "and what the manifest scan flagged in its manifest (hidden Unicode, instructions to the model, URLs, shell fragments,\n" +
@@ -20,7 +21,8 @@ export const approveListCommand = defineCommand({
   options: {
     config: CONFIG_OPTION,
     server: { type: "string", valueName: "<name>", description: "Only approvals of this server." },
-    json: { type: "boolean", description: "Print { approvals } as JSON, each with its pins, inForce and scan." },
+    diff: { type: "boolean", description: "Show, for each pending approval (or each, with --server), what changed since its server's last grant: source, command, policy lines, tools." },
+    json: { type: "boolean", description: "Print { approvals } as JSON, each with its pins, inForce and scan (and diff, with --diff)." },
   },
   positionals: { max: 0 },
   details: "Exit status: 0, or 2 when the audit log cannot be read or on a usage error.",
@@ -34,8 +36,16 @@ export const approveListCommand = defineCommand({
       }),
     );
     const reviews = await reviewApprovals(all, new ManifestCache(paths.manifests, silentLogger()));
-    if (values.json === true) io.out(`${JSON.stringify({ approvals: all.map((a) => ({ ...a, inForce: inForce.has(a.id), scan: reviews.get(a.id) })) }, null, 2)}\n`);
-    else io.out(formatApprovals(all, inForce, reviews));
+    const everyApproval = [...readApprovals(paths.auditPath).values()];
+    const diffed = values.diff !== true ? [] : all.filter((a) => values.server !== undefined || a.status === "pending");
+    const diffs = new Map(diffed.map((a) => [a.id, diffApproval(everyApproval, a)]));
+    if (values.json === true) {
+      const approvals = all.map(({ policyText: _text, ...a }) => ({ ...a, inForce: inForce.has(a.id), scan: reviews.get(a.id), ...(diffs.has(a.id) ? { diff: diffs.get(a.id) } : {}) }));
+      io.out(`${JSON.stringify({ approvals }, null, 2)}\n`);
+    } else {
+      io.out(formatApprovals(all, inForce, reviews));
+      for (const diff of diffs.values()) io.out(`\n${formatApprovalDiff(diff)}`);
+    }
     return EXIT_OK;
   },
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { stringify } from "yaml";
 import { resolve } from "node:path";
 import { silentLogger } from "../../log.js";
 import { pinManifest } from "../../core/gateway/manifest-digest.js";
@@ -15,7 +16,7 @@ import { CONFIG_OPTION, DEFAULT_CONFIG, openAuditForCli } from "./gateway-option
 export const approveRequestCommand = defineCommand({
   name: "request",
   summary: "Ask for a server to be approved, pinning what it runs",
-  usage: "hangar approve request <policy> [--config <file>] [--by <identity>]",
+  usage: "hangar approve request <policy> [--config <file>] [--by <identity>] [--json]",
   description:
     "Records a pending approval for the policy's server in the audit log. It pins the source\n" +
     "(npm version and integrity, or image digest), the command, a digest of the whole policy,\n" +
@@ -24,6 +25,7 @@ export const approveRequestCommand = defineCommand({
   options: {
     config: CONFIG_OPTION,
     by: { type: "string", valueName: "<identity>", description: "Who asks (default: hangar.yaml's identity)." },
+    json: { type: "boolean", description: "Print { id, server, status, requestedBy, pins, scan } as JSON." },
   },
   positionals: { min: 1, max: 1 },
   details: "Exit status: 0 when recorded, 1 when the policy is invalid, 2 on a usage error.",
@@ -42,12 +44,16 @@ export const approveRequestCommand = defineCommand({
     const id = `apr-${randomBytes(4).toString("hex")}`;
     const store = openAuditForCli(paths.auditPath);
     try {
-      store.append(approvalRequestEntry(id, server, values.by ?? paths.identity, pins));
+      store.append(approvalRequestEntry(id, server, values.by ?? paths.identity, pins, stringify(loaded.policy)));
     } finally {
       store.close();
     }
     const approval = readApprovals(paths.auditPath).get(id);
     const review = approval !== undefined ? (await reviewApprovals([approval], cache)).get(id) : undefined;
+    if (values.json === true) {
+      io.out(`${JSON.stringify({ id, server, status: "pending", requestedBy: values.by ?? paths.identity, pins, scan: review }, null, 2)}\n`);
+      return EXIT_OK;
+    }
     const scan =
       review === undefined || review.manifest === "unknown" || review.manifest === "stale"
         ? "at the first start"

@@ -1,13 +1,13 @@
 import { closeSync, openSync, writeSync } from "node:fs";
-import { DEFAULT_AUDIT_DB, EXPORT_FORMATS, exportAuditLog, isExportFormat } from "../../audit/index.js";
+import { EXPORT_FORMATS, exportAuditLog, isExportFormat } from "../../audit/index.js";
 import { EXIT_OK } from "../command.js";
 import { defineCommand, usageError } from "../define-command.js";
-import { DB_OPTION, FILTER_OPTIONS, recordFilter } from "./audit-options.js";
+import { auditDbFrom, CONFIG_OPTION, DB_OPTION, FILTER_OPTIONS, recordFilter } from "./audit-options.js";
 
 export const auditExportCommand = defineCommand({
   name: "export",
   summary: "Export the audit log as JSON lines or OCSF events",
-  usage: "hangar audit export --format jsonl|ocsf [--db <path>] [--out <file>] [filters]",
+  usage: "hangar audit export --format jsonl|ocsf [--db <path> | --config <file>] [--out <file>] [filters]",
   description:
     "Writes one JSON object per line, in log order:\n" +
     "  jsonl  each record as stored (logId, seq, ts, kind, data, prevHash, hash); the chain can be\n" +
@@ -20,6 +20,7 @@ export const auditExportCommand = defineCommand({
   options: {
     format: { type: "string", valueName: "jsonl|ocsf", description: "The output format (required)." },
     db: DB_OPTION,
+    config: CONFIG_OPTION,
     out: { type: "string", valueName: "<file>", description: "Write to <file> instead of standard output." },
     ...FILTER_OPTIONS,
   },
@@ -30,7 +31,7 @@ export const auditExportCommand = defineCommand({
     if (format === undefined) throw usageError(`--format is required: ${EXPORT_FORMATS.join(" or ")}`);
     if (!isExportFormat(format)) throw usageError(`--format ${JSON.stringify(format)}: expected ${EXPORT_FORMATS.join(" or ")}`);
     const filter = recordFilter(values, Date.now());
-    const db = values.db ?? DEFAULT_AUDIT_DB;
+    const db = await auditDbFrom(values);
     if (values.out === undefined) {
       exportAuditLog(db, { format, filter }, io.out);
       return EXIT_OK;

@@ -1,11 +1,32 @@
 import { AUDIT_KINDS, isAuditKind, type AuditKind } from "../../core/audit/audit-record.js";
 import { parseTimeBound } from "../../core/audit/time-bound.js";
 import { DEFAULT_AUDIT_DB, type RecordFilter } from "../../audit/index.js";
+import { existsSync } from "node:fs";
+import { loadHangarConfigPaths } from "../../gateway/config/load-hangar-config.js";
 import type { OptionSpec } from "../define-command.js";
 import { usageError } from "../define-command.js";
+import { CONFIG_OPTION, DEFAULT_CONFIG } from "./gateway-options.js";
 
-/** Options shared by the audit verbs, so --db and the filters read the same everywhere. */
-export const DB_OPTION = { type: "string", valueName: "<path>", description: `The audit log (default ${DEFAULT_AUDIT_DB}).` } as const satisfies OptionSpec;
+/** Options shared by the audit verbs, so --db, --config and the filters read the same everywhere. */
+export const DB_OPTION = {
+  type: "string",
+  valueName: "<path>",
+  description: `The audit log (default: audit.path of the Hangar configuration, else ${DEFAULT_AUDIT_DB}).`,
+} as const satisfies OptionSpec;
+
+export { CONFIG_OPTION };
+
+/**
+ * The audit log a verb reads: --db, else hangar.yaml's audit.path (resolved against hangar.yaml),
+ * else the default. The keys and anchor sit beside it (auditPaths), where the gateway writes them.
+ * A config named by --config or HANGAR_CONFIG must exist; ./hangar.yaml is used only when present.
+ */
+export async function auditDbFrom(values: { readonly db?: string | undefined; readonly config?: string | undefined }): Promise<string> {
+  if (values.db !== undefined) return values.db;
+  if (values.config !== undefined) return (await loadHangarConfigPaths(values.config)).auditPath;
+  if (existsSync(DEFAULT_CONFIG)) return (await loadHangarConfigPaths(DEFAULT_CONFIG)).auditPath;
+  return DEFAULT_AUDIT_DB;
+}
 
 export const FILTER_OPTIONS = {
   server: { type: "string", valueName: "<name>", description: "Only records of this server." },

@@ -1,13 +1,13 @@
-import { DEFAULT_AUDIT_DB, queryAuditLog } from "../../audit/index.js";
+import { queryAuditLog } from "../../audit/index.js";
 import { EXIT_OK } from "../command.js";
 import { defineCommand, usageError } from "../define-command.js";
-import { DB_OPTION, FILTER_OPTIONS, recordFilter } from "./audit-options.js";
+import { auditDbFrom, CONFIG_OPTION, DB_OPTION, FILTER_OPTIONS, recordFilter } from "./audit-options.js";
 import { formatRecordLine } from "./audit-output.js";
 
 export const auditQueryCommand = defineCommand({
   name: "query",
   summary: "Find audit records by server, tool, identity, kind and time",
-  usage: "hangar audit query [--db <path>] [--server <name>] [--tool <name>] [--identity <id>] [--kind <kinds>] [--since <time>] [--until <time>] [--limit <n>] [--json]",
+  usage: "hangar audit query [--db <path> | --config <file>] [--server <name>] [--tool <name>] [--identity <id>] [--kind <kinds>] [--since <time>] [--until <time>] [--limit <n>] [--json]",
   description:
     "Prints matching records in log order, one per line. Filters combine with AND. --tool and\n" +
     "--identity also match egress records attributed to that tool or identity, so\n" +
@@ -16,6 +16,7 @@ export const auditQueryCommand = defineCommand({
     "Query reads the log as it is; run 'hangar audit verify' to know it was not altered.",
   options: {
     db: DB_OPTION,
+    config: CONFIG_OPTION,
     ...FILTER_OPTIONS,
     limit: { type: "string", valueName: "<n>", description: "At most n records." },
     json: { type: "boolean", description: "Print { logId, count, records } as JSON, records with their hashes." },
@@ -29,7 +30,7 @@ export const auditQueryCommand = defineCommand({
       limit = Number(values.limit);
       if (!Number.isSafeInteger(limit) || limit < 0) throw usageError(`--limit ${JSON.stringify(values.limit)} is not a whole number`);
     }
-    const { logId, records } = queryAuditLog(values.db ?? DEFAULT_AUDIT_DB, { ...filter, ...(limit !== undefined ? { limit } : {}) });
+    const { logId, records } = queryAuditLog(await auditDbFrom(values), { ...filter, ...(limit !== undefined ? { limit } : {}) });
     if (values.json === true) {
       io.out(`${JSON.stringify({ logId, count: records.length, records }, null, 2)}\n`);
     } else {

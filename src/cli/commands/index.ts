@@ -47,6 +47,15 @@ export const verbs: readonly LazyVerb[] = [
     load: async () => (await import("./audit.js")).auditCommand,
   },
   {
+    name: "config",
+    summary: "Check the Hangar configuration (hangar.yaml) and print its JSON Schema",
+    subcommands: [
+      ["check", "Check hangar.yaml and every policy it names, reporting every problem at once"],
+      ["schema", "Print the JSON Schema of hangar.yaml or of scenario files (for editors and CI)"],
+    ],
+    load: async () => (await import("./config.js")).configCommand,
+  },
+  {
     name: "serve",
     summary: "Serve one governed MCP endpoint over every configured server",
     load: async () => (await import("./serve.js")).serveCommand,
@@ -99,7 +108,7 @@ export const verbs: readonly LazyVerb[] = [
   },
   {
     name: "prune",
-    summary: "Remove every Hangar container, network and volume (and images with --images)",
+    summary: "Remove Hangar sandboxes whose owner has ended (--all: every Hangar object; --images: images too)",
     load: async () => (await import("./prune.js")).pruneCommand,
   },
   {

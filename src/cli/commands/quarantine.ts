@@ -30,7 +30,7 @@ export function createQuarantineCommand(deps: ScenarioVerbDeps = {}): Command {
   return defineCommand({
     name: "quarantine",
     summary: "Run an untrusted server with nothing allowed out, and report what each tool tried to reach",
-    usage: "hangar quarantine <policy | npm:pkg@version | image:ref> [--scenario <file>] [--report <out.md|out.json|out.html>] [--sarif <file>] [--config hangar.yaml] [-- <server args>]",
+    usage: "hangar quarantine <policy | npm:pkg@version | image:ref> [--scenario <file>] [--report <out.md|out.json|out.html>] [--sarif <file>] [--json] [--config hangar.yaml] [-- <server args>]",
     description:
       "Deny-all plus capture: every DNS name resolves to the sidecar and every attempt is recorded with its\n" +
       "TLS SNI or HTTP Host, method and path, but nothing leaves the sandbox. It answers \"what would this\n" +
@@ -43,6 +43,7 @@ export function createQuarantineCommand(deps: ScenarioVerbDeps = {}): Command {
     options: {
       scenario: { type: "string", short: "s", valueName: "<file>", description: "The tool calls to make (YAML); default: every tool once, with generated arguments." },
       report: { type: "string", short: "r", valueName: "<file>", description: "Write the report here; .md, .html or .json picks the format. Default: Markdown on stdout." },
+      json: { type: "boolean", description: "Print the report on stdout as JSON instead of Markdown." },
       sarif: { type: "string", valueName: "<file>", description: "Also write SARIF 2.1.0, for code-scanning tabs: one result per destination tried (at the policy's allow entry)." },
       ...COMMON_OPTIONS,
     },
@@ -53,7 +54,8 @@ export function createQuarantineCommand(deps: ScenarioVerbDeps = {}): Command {
     async run({ values, positionals }, io) {
       const [targetText, ...serverArgs] = positionals as [string, ...string[]];
       const callTimeoutMs = parseTimeout(values.timeout);
-      const format = values.report === undefined ? "md" : reportFormatFor(values.report);
+      if (values.json === true && values.report !== undefined) throw usageError("--json prints the report on stdout; for a JSON file use --report <out.json>");
+      const format = values.report === undefined ? (values.json === true ? "json" : "md") : reportFormatFor(values.report);
       if (format === undefined) throw usageError(`--report ${JSON.stringify(values.report)}: the file must end in .md, .html or .json`);
       const parsed = parseQuarantineTarget(targetText);
       if (!parsed.ok) throw usageError(parsed.message);

@@ -34,7 +34,7 @@ export function createStopCommand(deps: DockerVerbDeps = {}): Command {
   return defineCommand({
     name: "stop",
     summary: "Stop and remove the sandbox(es) of a server",
-    usage: "hangar stop <server|run> [--run <id>] [--all]",
+    usage: "hangar stop <server|run> [--run <id>] [--all] [--json]",
     description:
       "Stops the server container, then the sidecar (SIGTERM: it drains), and removes both and the sandbox\n" +
       "network, of the sandbox named by a run id, or of <server> (the policy's name). Several clients of one\n" +
@@ -45,6 +45,7 @@ export function createStopCommand(deps: DockerVerbDeps = {}): Command {
     options: {
       run: { type: "string", valueName: "<id>", description: "Only this run (see hangar ps)." },
       all: { type: "boolean", description: "Stop every sandbox of <server> when it has several." },
+      json: { type: "boolean", description: "Print { stopped, failed } as JSON." },
     },
     positionals: { min: 1, max: 1 },
     details:
@@ -63,18 +64,21 @@ export function createStopCommand(deps: DockerVerbDeps = {}): Command {
           io.err(`hangar: ${target} has ${entries.length} sandboxes; stop one by its run (hangar stop <run>), or all of them with --all:\n${formatRuns(entries)}\n`);
           return EXIT_USAGE;
         }
-        let failed = 0;
+        const stopped: { server: string; run: string; owner?: string; ownerAlive: boolean }[] = [];
+        const failed: { server: string; run: string; errors: string[] }[] = [];
         for (const entry of entries) {
           const failures = await stopSandbox(ctx.engine, entry);
           if (failures.length > 0) {
-            failed += 1;
+            failed.push({ server: entry.server, run: entry.run, errors: failures });
             for (const f of failures) io.err(`hangar: ${entry.server} (run ${entry.run}): ${f}\n`);
             continue;
           }
+          stopped.push({ server: entry.server, run: entry.run, ...(entry.owner !== undefined ? { owner: entry.owner } : {}), ownerAlive: entry.ownerState === "alive" });
           const owner = entry.ownerState === "alive" ? `; its owner ${entry.owner} is still running and will see it stop` : "";
-          io.out(`stopped ${entry.server} (run ${entry.run})${owner}\n`);
+          if (values.json !== true) io.out(`stopped ${entry.server} (run ${entry.run})${owner}\n`);
         }
-        return failed > 0 ? EXIT_FINDING : EXIT_OK;
+        if (values.json === true) io.out(`${JSON.stringify({ stopped, failed }, null, 2)}\n`);
+        return failed.length > 0 ? EXIT_FINDING : EXIT_OK;
       });
     },
   });

@@ -20,7 +20,7 @@ function withoutRole(paths: HangarConfigPaths, identity: string): string | undef
 const createCommand = defineCommand({
   name: "create",
   summary: "Create a bearer token for an identity (shown once)",
-  usage: "hangar token create --identity <id> [--description <text>] [--force] [--config <file>]",
+  usage: "hangar token create --identity <id> [--description <text>] [--force] [--config <file>] [--json]",
   description:
     "Adds a token for the HTTP endpoint. Only its SHA-256 is stored (gateway.tokens, default .hangar/tokens.json, mode 0600); the token is printed once.\n" +
     "When hangar.yaml has an rbac section, the identity must have a role there (rbac.bindings), or --force.",
@@ -29,6 +29,7 @@ const createCommand = defineCommand({
     identity: { type: "string", valueName: "<id>", description: "The identity the token acts as (required)." },
     description: { type: "string", valueName: "<text>", description: "A note, e.g. who holds it." },
     force: { type: "boolean", description: "Create the token even when the identity has no role (a warning is printed)." },
+    json: { type: "boolean", description: "Print { id, identity, token } as JSON (the token is still shown only this once)." },
   },
   positionals: { max: 0 },
   details: "Exit status: 0 when the token was created, 1 when the identity has no role (without --force), 2 on a usage error.",
@@ -47,7 +48,7 @@ const createCommand = defineCommand({
     const entry = { id, identity: values.identity, sha256: hashToken(token), createdAt: new Date().toISOString(), ...(values.description !== undefined ? { description: values.description } : {}) };
     await writeTokenFile(paths.tokens, { version: 1, tokens: [...file.tokens, entry] });
     io.err(`${id}: token for ${values.identity}; it is shown once, store it now:\n`);
-    io.out(`${token}\n`);
+    io.out(values.json === true ? `${JSON.stringify({ id, identity: values.identity, token }, null, 2)}\n` : `${token}\n`);
     return EXIT_OK;
   },
 });
@@ -71,9 +72,9 @@ const listCommand = defineCommand({
 const revokeCommand = defineCommand({
   name: "revoke",
   summary: "Remove a token; a running gateway refuses it within a second",
-  usage: "hangar token revoke <id> [--config <file>]",
+  usage: "hangar token revoke <id> [--config <file>] [--json]",
   description: "Removes the token's entry from the token file.",
-  options: { config: CONFIG_OPTION },
+  options: { config: CONFIG_OPTION, json: { type: "boolean", description: "Print { id, revoked } as JSON." }, },
   positionals: { min: 1, max: 1 },
   async run({ values, positionals }, io) {
     const paths = await loadHangarConfigPaths(values.config ?? DEFAULT_CONFIG);
@@ -81,7 +82,7 @@ const revokeCommand = defineCommand({
     const id = positionals[0] as string;
     if (!file.tokens.some((t) => t.id === id)) throw new HangarError("HANGAR_USAGE", `no token ${JSON.stringify(id)} in ${paths.tokens}`);
     await writeTokenFile(paths.tokens, { version: 1, tokens: file.tokens.filter((t) => t.id !== id) });
-    io.out(`${id}: revoked\n`);
+    io.out(values.json === true ? `${JSON.stringify({ id, revoked: true }, null, 2)}\n` : `${id}: revoked\n`);
     return EXIT_OK;
   },
 });

@@ -29,6 +29,8 @@ export interface Approval {
    * → the digest of the tool as it was granted, so a changed tool is not covered.
    */
   readonly grantedTools?: Readonly<Record<string, string>>;
+  /** The validated policy as YAML, recorded at request so a reviewer can diff it (older requests lack it). */
+  readonly policyText?: string;
 }
 
 export const MANIFEST_PINNED_ACTION = "manifest-pinned";
@@ -44,7 +46,18 @@ export function foldApprovals(records: readonly AuditRecord[]): Map<string, Appr
       const existing = byId.get(d.approvalId);
       if (d.action === "request") {
         if (existing !== undefined || d.pins === undefined) continue;
-        byId.set(d.approvalId, { id: d.approvalId, server: d.server, status: "pending", pins: d.pins as unknown as ApprovalPins, requestedBy: d.identity, requestedAt: record.ts, seq: record.seq, grantedTools: {} });
+        const { policyText, ...pins } = d.pins as { policyText?: unknown };
+        byId.set(d.approvalId, {
+          id: d.approvalId,
+          server: d.server,
+          status: "pending",
+          pins: pins as unknown as ApprovalPins,
+          requestedBy: d.identity,
+          requestedAt: record.ts,
+          seq: record.seq,
+          grantedTools: {},
+          ...(typeof policyText === "string" ? { policyText } : {}),
+        });
         continue;
       }
       if (existing === undefined || existing.server !== d.server) continue;
@@ -84,6 +97,19 @@ function toolDigests(value: unknown): Record<string, string> {
 export function toolGranted(approval: Approval, tool: string, digest: string | undefined): boolean {
   const granted = approval.grantedTools ?? {};
   return digest !== undefined && Object.hasOwn(granted, tool) && granted[tool] === digest;
+}
+
+/**
+ * Why `granter` may not grant `approval`, or undefined when they may. With
+ * `requireDistinctGranter`, whoever requested an approval cannot grant it (nor tools on it):
+ * a second person must look. Identities are what the CLI is told (--by), so this guards
+ * against a slip, not against someone who can write the audit log anyway.
+ */
+export function grantRefusal(approval: Approval, granter: string, rules: { readonly requireDistinctGranter: boolean }): string | undefined {
+  if (rules.requireDistinctGranter && granter === approval.requestedBy) {
+    return `approval ${approval.id} was requested by ${granter}, who may not grant it too (approvals.requireDistinctGranter is true); another identity must grant it`;
+  }
+  return undefined;
 }
 
 /** pending → granted | denied; granted → revoked. Anything else is ignored by the fold and refused by the CLI. */

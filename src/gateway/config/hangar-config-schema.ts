@@ -22,7 +22,7 @@ const role = z.strictObject({
   deny: z.array(glob).default([]),
 });
 
-const rbac = z.strictObject({
+export const RbacSchema = z.strictObject({
   /** role name → allow/deny globs over <server>__<tool>. */
   roles: z.record(roleName, role).default({}),
   /** identity (or "*" for everyone) → role names. */
@@ -85,8 +85,14 @@ export const HangarConfigSchema = z.strictObject({
   identity: identity.default("local-user"),
   audit: z.strictObject({ path: path.default(DEFAULT_AUDIT_DB) }).default({ path: DEFAULT_AUDIT_DB }),
   /** Absent: no RBAC, every identity may call everything (the gateway warns). */
-  rbac: rbac.optional(),
+  rbac: RbacSchema.optional(),
   gateway: gateway.default(gatewayDefaults),
+  approvals: z
+    .strictObject({
+      /** Refuse a grant by the identity that requested the approval (four eyes). */
+      requireDistinctGranter: z.boolean({ error: (iss) => `${show(iss.input)} is not true or false` }).default(false),
+    })
+    .default({ requireDistinctGranter: false }),
 });
 
 export type HangarConfigData = z.output<typeof HangarConfigSchema>;

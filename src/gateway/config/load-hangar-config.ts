@@ -6,7 +6,7 @@ import type { Policy } from "../../core/policy/policy-schema.js";
 import { formatIssues, knownKeysAt, loadPolicyFile, parseYamlMapping, readTextFile, schemaIssues, sortIssues, type IssuePath, type PolicyIssue, type YamlLocator } from "../../policy/index.js";
 import type { RuntimeConfig } from "../../runtime/runtime-config.js";
 import type { SupervisorSettings } from "../supervisor-settings.js";
-import { HangarConfigSchema, hangarConfigJsonSchema, type HangarConfigData } from "./hangar-config-schema.js";
+import { HangarConfigSchema, hangarConfigJsonSchema, IDENTITY_PATTERN, RbacSchema, type HangarConfigData } from "./hangar-config-schema.js";
 
 /**
  * Loads hangar.yaml and every policy it lists. All problems come back at once, each as
@@ -43,78 +43,108 @@ type JsonSchemaArg = Parameters<typeof knownKeysAt>[1];
 
 /** Validates hangar.yaml text only (no policy files read). Pure: `file` labels issues. */
 export function parseHangarConfigText(text: string, file: string): { ok: true; data: HangarConfigData; locator: YamlLocator; warnings: readonly PolicyIssue[] } | { ok: false; issues: readonly PolicyIssue[] } {
+  const checked = checkHangarConfigText(text, file);
+  if (!checked.ok) return checked;
+  const { data, locator, issues } = checked;
+  if (data === undefined || issues.some((i) => i.severity === "error")) return { ok: false, issues };
+  return { ok: true, data, locator, warnings: issues };
+}
+
+/**
+ * Every problem of hangar.yaml's text in one pass: schema issues and the cross-checks (roles,
+ * the stdio identity) together, the cross-checks run on whatever part is well-formed. `data`
+ * is present only when the schema accepts the whole file; `servers` is what the file lists as
+ * policy files either way, so their problems can be reported in the same pass.
+ */
+function checkHangarConfigText(text: string, file: string): { ok: false; issues: readonly PolicyIssue[] } | { ok: true; data?: HangarConfigData; locator: YamlLocator; issues: PolicyIssue[]; servers: readonly { index: number; entry: string }[] } {
   const yaml = parseYamlMapping(text, file, { noun: "Hangar configuration", emptyHint: "it needs at least servers: [policy files]" });
   if (!yaml.ok) return yaml;
-  const parsed = HangarConfigSchema.safeParse(yaml.data);
-  if (!parsed.success) {
-    const schema = hangarConfigJsonSchema() as JsonSchemaArg;
-    return { ok: false, issues: sortIssues([...yaml.warnings, ...schemaIssues(parsed.error.issues, yaml.locator, file, (p) => knownKeysAt(p, schema))]) };
-  }
-  const issues: PolicyIssue[] = [];
+  const issues: PolicyIssue[] = [...yaml.warnings];
   const at = (path: IssuePath, message: string, code: string, severity: "error" | "warning" = "error"): void => {
     const { line, col } = yaml.locator.at(path);
     issues.push({ file, line, col, path, message, severity, code });
   };
-  const rbac = parsed.data.rbac;
+  const parsed = HangarConfigSchema.safeParse(yaml.data);
+  if (!parsed.success) {
+    const schema = hangarConfigJsonSchema() as JsonSchemaArg;
+    issues.push(...schemaIssues(parsed.error.issues, yaml.locator, file, (p) => knownKeysAt(p, schema)));
+  }
+  const raw = yaml.data as Record<string, unknown>;
+  const rbac = parsed.success ? parsed.data.rbac : RbacSchema.safeParse(raw["rbac"]).data;
+  // An invalid identity is already an error: no second issue about its roles.
+  const rawIdentity = raw["identity"] ?? "local-user";
+  const identity = parsed.success ? parsed.data.identity : typeof rawIdentity === "string" && IDENTITY_PATTERN.test(rawIdentity) ? rawIdentity : undefined;
   if (rbac !== undefined) {
     for (const [who, roles] of Object.entries(rbac.bindings)) {
       roles.forEach((role, i) => {
         if (!Object.hasOwn(rbac.roles, role)) at(["rbac", "bindings", who, i], `role ${JSON.stringify(role)} is not defined under rbac.roles`, "unknown_role");
       });
     }
-    const stdio = parsed.data.identity;
-    if ((rbac.bindings[stdio] ?? []).length === 0 && (rbac.bindings["*"] ?? []).length === 0) {
-      at(["identity"], `identity ${JSON.stringify(stdio)} has no role under rbac.bindings, so the stdio endpoint may call nothing`, "identity_without_role", "warning");
+    if (identity !== undefined && (rbac.bindings[identity] ?? []).length === 0 && (rbac.bindings["*"] ?? []).length === 0) {
+      at(["identity"], `identity ${JSON.stringify(identity)} has no role under rbac.bindings, so the stdio endpoint may call nothing`, "identity_without_role", "warning");
     }
   }
-  if (issues.some((i) => i.severity === "error")) return { ok: false, issues: sortIssues([...yaml.warnings, ...issues]) };
-  return { ok: true, data: parsed.data, locator: yaml.locator, warnings: sortIssues([...yaml.warnings, ...issues]) };
+  const listed = Array.isArray(raw["servers"]) ? (raw["servers"] as unknown[]) : [];
+  const servers = listed.flatMap((entry, index) => (typeof entry === "string" && entry !== "" ? [{ index, entry }] : []));
+  return { ok: true, ...(parsed.success ? { data: parsed.data } : {}), locator: yaml.locator, issues: sortIssues(issues), servers };
 }
 
+/** Issues of hangar.yaml first, then each policy's in the order hangar.yaml lists them. */
+function inFileOrder(configFile: string, issues: readonly PolicyIssue[]): PolicyIssue[] {
+  const files = [configFile, ...new Set(issues.map((i) => i.file).filter((f) => f !== configFile))];
+  return files.flatMap((f) => sortIssues(issues.filter((i) => i.file === f)));
+}
+
+/**
+ * Loads hangar.yaml and every policy it lists, and reports every problem of all of them in one
+ * pass (hangar config check, and serve before it starts): a schema error in hangar.yaml does not
+ * hide a broken policy, nor the reverse.
+ */
 export async function loadHangarConfig(path: string): Promise<HangarConfigLoad> {
   const read = await readTextFile(path, { maxBytes: MAX_CONFIG_BYTES, noun: "Hangar configuration", unexpectedCode: "HANGAR_CONFIG_INVALID" });
   if (!read.ok) return read;
-  const parsed = parseHangarConfigText(read.text, path);
-  if (!parsed.ok) return parsed;
-  const { data, locator } = parsed;
+  const checked = checkHangarConfigText(read.text, path);
+  if (!checked.ok) return checked;
+  const { data, locator } = checked;
   const dir = dirname(resolve(path));
   const issues: PolicyIssue[] = [];
-  const warnings: PolicyIssue[] = [...parsed.warnings];
+  const warnings: PolicyIssue[] = [];
+  for (const issue of checked.issues) (issue.severity === "error" ? issues : warnings).push(issue);
   const at = (p: IssuePath, message: string, code: string): void => {
     const { line, col } = locator.at(p);
     issues.push({ file: path, line, col, path: p, message, severity: "error", code });
   };
 
   const servers: ConfiguredServer[] = [];
-  const seen = new Map<string, number>();
+  const seen = new Map<string, { index: number; entry: string }>();
   const results = await Promise.all(
-    data.servers.map(async (entry) => {
+    checked.servers.map(async ({ index, entry }) => {
       const display = isAbsolute(entry) ? entry : join(dirname(path), entry);
-      return { entry, abs: resolve(dir, entry), result: await loadPolicyFile(resolve(dir, entry), { displayName: display }) };
+      return { index, entry, abs: resolve(dir, entry), result: await loadPolicyFile(resolve(dir, entry), { displayName: display }) };
     }),
   );
-  results.forEach(({ entry, abs, result }, i) => {
+  for (const { index, entry, abs, result } of results) {
     if (!result.ok) {
       for (const issue of result.issues) {
         // A file that cannot be read at all is a problem of this list entry.
-        if (issue.line === 0) at(["servers", i], `${entry}: ${issue.message}`, issue.code);
-        else issues.push(issue);
+        if (issue.line === 0) at(["servers", index], `${entry}: ${issue.message}`, issue.code);
+        else (issue.severity === "error" ? issues : warnings).push(issue);
       }
-      return;
+      continue;
     }
     warnings.push(...result.warnings);
     const name = result.policy.name;
     const problem = serverNameProblem(name);
-    if (problem !== undefined) at(["servers", i], `${entry}: ${problem}`, "invalid_server_name");
+    if (problem !== undefined) at(["servers", index], `${entry}: ${problem}`, "invalid_server_name");
     const first = seen.get(name);
     if (first !== undefined) {
-      at(["servers", i], `${entry}: server name ${JSON.stringify(name)} is already used by servers[${first}] (${data.servers[first]}); names must be unique, since they namespace tools as ${name}__<tool>`, "duplicate_server");
-      return;
+      at(["servers", index], `${entry}: server name ${JSON.stringify(name)} is already used by servers[${first.index}] (${first.entry}); names must be unique, since they namespace tools as ${name}__<tool>`, "duplicate_server");
+      continue;
     }
-    seen.set(name, i);
+    seen.set(name, { index, entry });
     servers.push({ name, policy: result.policy, policyFile: abs });
-  });
-  if (issues.length > 0) return { ok: false, issues: sortIssues(issues) };
+  }
+  if (issues.length > 0 || data === undefined) return { ok: false, issues: inFileOrder(path, [...issues, ...warnings]) };
 
   const g = data.gateway;
   const rel = (p: string): string => resolve(dir, p);
@@ -136,9 +166,13 @@ export async function loadHangarConfig(path: string): Promise<HangarConfigLoad> 
     },
     paths: { manifests: rel(g.manifests), status: rel(g.status), tokens: rel(g.tokens), stateDir: rel(g.stateDir) },
     metrics: { public: g.metrics.public },
-    runtime: { ...(data.version !== undefined ? { version: data.version } : {}), runtime: data.runtime },
+    runtime: {
+      ...(data.version !== undefined ? { version: data.version } : {}),
+      // Like every path in hangar.yaml, relative to the file (as loadRuntimeConfig does).
+      runtime: { ...data.runtime, ...(data.runtime.upstreamCaFile !== undefined ? { upstreamCaFile: rel(data.runtime.upstreamCaFile) } : {}) },
+    },
   };
-  return { ok: true, config, warnings: sortIssues(warnings) };
+  return { ok: true, config, warnings: inFileOrder(path, warnings) };
 }
 
 /** loadHangarConfig for callers that want an exception: HANGAR_CONFIG_INVALID listing every issue. */
@@ -157,6 +191,8 @@ export interface HangarConfigPaths {
   readonly manifests: string;
   readonly status: string;
   readonly tokens: string;
+  /** `approvals.requireDistinctGranter`: a requester may not grant their own request. */
+  readonly requireDistinctGranter: boolean;
 }
 
 /**
@@ -177,5 +213,6 @@ export async function loadHangarConfigPaths(path: string): Promise<HangarConfigP
     manifests: resolve(dir, g.manifests),
     status: resolve(dir, g.status),
     tokens: resolve(dir, g.tokens),
+    requireDistinctGranter: parsed.data.approvals.requireDistinctGranter,
   };
 }
