@@ -11,6 +11,8 @@ import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "../egress-
 import { endConnection, httpResponse } from "../http-reply.js";
 import { refusalHeaders, refusalText } from "../refusal.js";
 import { requestTarget, withoutQueryValues, type RequestOrigin } from "./request-target.js";
+import { endToEndHeaders, unframeable, upstreamRequest } from "./hop-by-hop.js";
+import { hasBody, headerNames, readBodyPrefix, type BodyPrefix } from "./request-body.js";
 import { forwardUpgrade } from "./upgrade.js";
 
 /**
@@ -18,7 +20,8 @@ import { forwardUpgrade } from "./upgrade.js";
  * the explicit proxy (absolute form), a transparent port (Host), or plaintext inside a
  * CONNECT tunnel. A permitted request is resolved by the sidecar and forwarded over a
  * keep-alive agent to `http://<resolved ip>:<port>`, in origin form, with the Host that was
- * decided. Hop-by-hop headers and proxy credentials stay here.
+ * decided. Hop-by-hop headers and proxy credentials stay here (hop-by-hop.ts); a body is read
+ * up to a bound before the decision (request-body.ts).
  *
  * Requests on one connection are decided in order, and once one is refused nothing after it
  * on that connection is forwarded: a keep-alive or pipelined request cannot ride on the
@@ -27,76 +30,10 @@ import { forwardUpgrade } from "./upgrade.js";
  * Built on node:http alone (both parsers are llhttp, so framing is never ours to get
  * wrong); headers travel as raw pairs, in the client's order and spelling.
  */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te", "trailer", "upgrade", "transfer-encoding"]);
-// Framing the two Node ends recompute; never dropped because a Connection header names them.
-const FRAMING = new Set(["host", "content-length", "transfer-encoding"]);
-const NO_TOKENS: ReadonlySet<string> = new Set();
 const MALFORMED: Verdict = { verdict: "block", reasons: ["malformed-request"] };
 
 export { parseAbsoluteHttpTarget, type AbsoluteHttpTarget } from "./request-target.js";
-
-/** Header names a Connection header lists in `raw` (lower-case), beyond the hop-by-hop set. */
-function connectionTokens(raw: readonly string[]): ReadonlySet<string> {
-  let tokens: Set<string> | undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const key = raw[i]!;
-    if (key.length !== 10 || key.toLowerCase() !== "connection") continue;
-    for (const t of raw[i + 1]!.split(",")) {
-      const name = t.trim().toLowerCase();
-      if (name.length > 0 && !FRAMING.has(name) && !HOP_BY_HOP.has(name)) (tokens ??= new Set()).add(name);
-    }
-  }
-  return tokens ?? NO_TOKENS;
-}
-
-/**
- * The end-to-end headers of `raw` (a response's) as pairs: hop-by-hop ones, and any a
- * Connection header names, are dropped; Node frames the body again for the client.
- */
-export function endToEndHeaders(raw: readonly string[]): string[] {
-  const listed = connectionTokens(raw);
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const key = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(key) || listed.has(key)) continue;
-    out.push(raw[i]!, raw[i + 1]!);
-  }
-  return out;
-}
-
-/**
- * The request headers sent upstream, in one pass over the raw pairs: end to end only,
- * Transfer-Encoding kept (it frames the body), and the Host the client named in the URL.
- * `hasBody` follows the framing llhttp used: a body only with Transfer-Encoding or a
- * non-zero Content-Length.
- */
-function upstreamRequest(raw: readonly string[], hostHeader: string): { headers: string[]; hasBody: boolean } {
-  const listed = connectionTokens(raw);
-  const headers: string[] = ["Host", hostHeader];
-  let hasBody = false;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const key = raw[i]!.toLowerCase();
-    if (key === "transfer-encoding") hasBody = true;
-    else if (key === "content-length") hasBody ||= Number(raw[i + 1]) !== 0;
-    else if (key === "host" || HOP_BY_HOP.has(key) || listed.has(key)) continue;
-    headers.push(raw[i]!, raw[i + 1]!);
-  }
-  return { headers, hasBody };
-}
-
-/**
- * Whether the request's Transfer-Encoding ends in something other than chunked: its body
- * cannot be framed (RFC 9112 6.3), and a parser further on might read it some other way.
- */
-function unframeable(raw: readonly string[]): boolean {
-  let last: string | undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const key = raw[i]!;
-    if (key.length === 17 && key.toLowerCase() === "transfer-encoding") last = raw[i + 1]!;
-  }
-  if (last === undefined) return false;
-  return last.slice(last.lastIndexOf(",") + 1).trim().toLowerCase() !== "chunked";
-}
+export { endToEndHeaders } from "./hop-by-hop.js";
 
 /** One connection's place in line: the decision of its last request, and whether one was refused. */
 interface Turns {
@@ -116,57 +53,6 @@ interface Decided {
   readonly tls?: { readonly servername: string };
   /** The body read before deciding (its shape was decided on); `truncated`: more follows. */
   readonly body?: BodyPrefix;
-}
-
-interface BodyPrefix {
-  readonly bytes: Buffer;
-  readonly truncated: boolean;
-}
-
-/** Whether llhttp framed a body for this request (Transfer-Encoding, or a non-zero Content-Length). */
-function hasBody(req: IncomingMessage): boolean {
-  return req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
-}
-
-/**
- * Reads the body up to `max` bytes (all of it when it is smaller) so its shape can be decided
- * before a byte is forwarded. Past the bound the request is paused, and the rest streams on
- * after the prefix once the request is permitted.
- */
-function readBodyPrefix(req: IncomingMessage, max: number): Promise<BodyPrefix | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const settle = (value: BodyPrefix | undefined): void => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onGone);
-      req.off("close", onGone);
-      resolve(value);
-    };
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size <= max) return;
-      req.pause();
-      settle({ bytes: Buffer.concat(chunks, size), truncated: true });
-    };
-    const onEnd = (): void => settle({ bytes: Buffer.concat(chunks, size), truncated: false });
-    // Cut short (a malformed chunk, a reset): nothing to decide, and llhttp's error handler
-    // has already answered and recorded it.
-    const onGone = (): void => settle(undefined);
-    req.on("data", onData);
-    req.once("end", onEnd);
-    req.once("error", onGone);
-    req.once("close", onGone);
-  });
-}
-
-/** Header names as sent (the shape lower-cases and filters them). */
-function headerNames(raw: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) out.push(raw[i]!);
-  return out;
 }
 
 // Certificate failures of a re-originated TLS connection: a refusal of its own, never skipped.
