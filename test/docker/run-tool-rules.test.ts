@@ -77,6 +77,14 @@ describe("hangar run with tools: { deny: [get-sum], rateLimit: { perMinute: 2 } 
     expect(said).toContain('tools.deny "get-sum"');
   });
 
+  it("refuses a call whose arguments carry a credential (ENFORCING), naming the detector, never the value", async () => {
+    const key = ["-----BEGIN", "PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n-----END", "PRIVATE KEY-----"].join(" ");
+    const err = await session.client.callTool({ name: "echo", arguments: { message: key } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(McpError);
+    expect(err).toMatchObject({ code: -32016, data: { code: "HANGAR_GATEWAY_ARGUMENT_REFUSED" } });
+    expect(JSON.stringify(err)).not.toContain("MIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA");
+  });
+
   it("lets allowed calls through until tools.rateLimit, then answers with the rate-limit error", async () => {
     const texts: string[] = [];
     for (const message of ["one", "two"]) {

@@ -1,7 +1,8 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import { isAbsolute } from "node:path";
 import { createInterface } from "node:readline";
-import type { Policy } from "../../core/policy/policy-schema.js";
+import { describeArgumentFindings } from "../../core/gateway/argument-scan.js";
+import type { Mode, Policy } from "../../core/policy/policy-schema.js";
 import { pipeGuardedStdio } from "../../gateway/guarded-stdio.js";
 import { ToolRulesGuard } from "../../gateway/tool-rules-guard.js";
 import { formatIssues, loadPolicyFile } from "../../policy/index.js";
@@ -97,7 +98,8 @@ export const runCommand = defineCommand({
       removeEgressWhenUnused: true,
     });
     say(`hangar: ${sandbox.server} is running (run ${sandbox.run}, sidecar ${sandbox.sidecarAddress}); MCP on stdin/stdout`);
-    const bridged = bridge(sandbox, loaded.policy.tools, io, say);
+    // The arguments are scanned for credentials as under `hangar serve`, in the run's effective mode.
+    const bridged = bridge(sandbox, loaded.policy.tools, mode ?? loaded.policy.egress.mode, io, say);
     try {
       return await bridged.ended;
     } finally {
@@ -113,17 +115,18 @@ export const runCommand = defineCommand({
  * Pipes MCP both ways, through the policy's tool rules. `ended` resolves with the exit status
  * when stdin closes, a signal arrives, or the server exits; close() undoes the piping.
  */
-function bridge(sandbox: StartedSandbox, tools: Policy["tools"], io: CliIo, say: (text: string) => void): { ended: Promise<number>; close: () => void } {
+function bridge(sandbox: StartedSandbox, tools: Policy["tools"], mode: Mode, io: CliIo, say: (text: string) => void): { ended: Promise<number>; close: () => void } {
   const { stdin, stdout } = io.stdio!;
   createInterface({ input: sandbox.stderr }).on("line", (line) => io.err(`[${sandbox.server}] ${line}\n`));
 
   const stdinClosed = new Promise<"stdin-closed">((resolve) => stdin.once("end", () => resolve("stdin-closed")));
-  const guard = new ToolRulesGuard({ server: sandbox.server, tools, now: () => Date.now() });
+  const guard = new ToolRulesGuard({ server: sandbox.server, tools, now: () => Date.now(), arguments: { mode } });
   const unpipe = pipeGuardedStdio(
     guard,
     { fromClient: stdin, toClient: stdout, toServer: sandbox.stdin, fromServer: sandbox.stdout },
     {
       onRefused: (tool, error) => say(`hangar: tools/call ${JSON.stringify(tool)} refused: ${error.message}`),
+      onFlagged: (tool, findings) => say(`hangar: tools/call ${JSON.stringify(tool)} would be refused (observing): ${describeArgumentFindings(findings)}`),
       onOversize: (from, bytes) => io.err(`hangar: dropped a ${bytes}-byte MCP line from the ${from}: too long\n`),
     },
   );
