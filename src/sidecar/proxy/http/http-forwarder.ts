@@ -174,13 +174,17 @@ export class HttpForwarder {
       target: target.path,
       connectionsPerMinute: this.gate.count(facts.name, target.port),
     };
-    const headOnly = this.gate.check(dest, owner?.ambiguous === true);
-    // Capture (replay, quarantine) refuses everything, but records each request's shape first.
-    if (!permits(headOnly) && headOnly.reasons[0] !== "capture") return refuseWith(headOnly, 403);
-    // Permitted on what the head says: read the body (up to a bound) and decide again on the
-    // request's shape, so a drifting field is refused before any byte of it is forwarded.
-    const body = hasBody(req) ? await readBodyPrefix(req, DEFAULT_MAX_BODY_BYTES) : undefined;
-    if (hasBody(req) && body === undefined) return undefined;
+    const withBody = hasBody(req);
+    if (withBody) {
+      // Decide on the head before waiting for a body: a refused destination costs no read. Capture
+      // (replay, quarantine) refuses everything, but records each request's shape first.
+      const headOnly = this.gate.check(dest, owner?.ambiguous === true);
+      if (!permits(headOnly) && headOnly.reasons[0] !== "capture") return refuseWith(headOnly, 403);
+    }
+    // Read the body (up to a bound) and decide on the request's shape, so a drifting field is
+    // refused before any byte of it is forwarded. A bodiless request is decided once, here.
+    const body = withBody ? await readBodyPrefix(req, DEFAULT_MAX_BODY_BYTES) : undefined;
+    if (withBody && body === undefined) return undefined;
     const shape = this.shapeOf(req, target.path, body);
     facts.shape = shapeEventFields(shape);
     const shaped = { ...dest, shape };
