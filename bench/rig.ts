@@ -45,6 +45,8 @@ export interface SidecarLaunch {
   readonly discardEvents?: boolean;
   /** More sidecar config (e.g. `tls` for inspection), merged over the rig's. */
   readonly config?: Record<string, unknown>;
+  /** One line written to the sidecar's stdin at start (config `secrets: "stdin"`). */
+  readonly stdinLine?: string;
 }
 
 export function progress(msg: string): void {
@@ -129,7 +131,8 @@ export class Rig implements AsyncDisposable {
       }),
     );
     const events = await this.eventPipe(`events-${n}`, launch.discardEvents === true);
-    const child = this.node([launch.main, "--config", configFile], { tsx: launch.tsx === true, nodeFlags: launch.nodeFlags ?? [], stdout: events.fd });
+    const child = this.node([launch.main, "--config", configFile], { tsx: launch.tsx === true, nodeFlags: launch.nodeFlags ?? [], stdout: events.fd, stdin: launch.stdinLine !== undefined });
+    if (launch.stdinLine !== undefined) child.stdin!.write(`${launch.stdinLine}\n`);
     await events.close();
     const started = await firstLogLine(events.log, child, (l) => {
       const e = JSON.parse(l) as { type: string; action?: string; detail?: { proxy: { port: number }; dns: { port: number }; transparent: Record<string, number> } };
@@ -161,10 +164,10 @@ export class Rig implements AsyncDisposable {
     for (const c of this.children) if (c.exitCode === null) c.kill("SIGTERM");
   }
 
-  private node(args: string[], options: { tsx: boolean; nodeFlags?: readonly string[]; stdout?: number }): ChildProcess {
+  private node(args: string[], options: { tsx: boolean; nodeFlags?: readonly string[]; stdout?: number; stdin?: boolean }): ChildProcess {
     const child = spawn(process.execPath, [...(options.nodeFlags ?? []), ...(options.tsx ? ["--import", "tsx"] : []), ...args], {
       cwd: ROOT,
-      stdio: ["ignore", options.stdout ?? "pipe", "inherit"],
+      stdio: [options.stdin === true ? "pipe" : "ignore", options.stdout ?? "pipe", "inherit"],
       env: { ...process.env, HANGAR_LOG_LEVEL: "warn" },
     });
     this.children.push(child);

@@ -42,6 +42,15 @@ export class LocalProcessLauncher implements ServerLauncher {
         data: { server: policy.name },
       });
     }
+    // No sidecar here to substitute a sentinel: the real value would have to go in the env, which `inject` forbids.
+    const injected = policy.server.secretRules?.filter((r) => r.inject !== undefined).map((r) => r.name) ?? [];
+    if (injected.length > 0) {
+      throw new HangarError(
+        "HANGAR_GATEWAY_LAUNCH_FAILED",
+        `server ${JSON.stringify(policy.name)}: secret(s) ${injected.join(", ")} use inject, which needs the sandbox's sidecar; the local launcher would have to put the value in the server's env (use the Docker launcher)`,
+        { data: { server: policy.name, secrets: injected } },
+      );
+    }
     const env: Record<string, string> = { ...policy.server.env };
     const secretValues: string[] = [];
     for (const name of policy.server.secrets) {

@@ -89,6 +89,23 @@ const SHAPES: readonly ShapeDetector[] = [
   { id: "private-key", pattern: /-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-\d/ },
 ];
 
+/** Each shape's own literal (a cheap search before its pattern). */
+const SHAPE_LITERALS: Partial<Record<ArgumentDetector, RegExp>> = {
+  "aws-access-key": /AKIA|ASIA|ABIA|ACCA/,
+  "aws-secret-key": /secret/i,
+  "github-token": /gh[pousr]_|github_pat_/,
+  "gitlab-token": /glpat-/,
+  "slack-token": /xox[abposr]-|hooks\.slack/,
+  "stripe-key": /[sr]k_(?:live|test)_/,
+  "anthropic-key": /sk-ant-/,
+  "openai-key": /sk-/,
+  "google-api-key": /AIza/,
+  "npm-token": /npm_/,
+  "bearer-credential": /bearer/i,
+  jwt: /eyJ[A-Za-z0-9_-]{5,}\.eyJ/,
+  "private-key": /PRIVATE KEY|PuTTY/,
+};
+
 /** Every shape starts with (or contains) one of these: one pass decides whether the shapes need a look. */
 const SHAPE_HINT = /AKIA|ASIA|ABIA|ACCA|[Ss]ecret|SECRET|gh[pousr]_|github_pat_|glpat-|xox|hooks\.slack|[sr]k_|sk-|AIza|npm_|[Bb]earer|BEARER|eyJ|PRIVATE KEY|PuTTY/;
 
@@ -152,6 +169,23 @@ export function scanArguments(args: unknown, options: ArgumentScanOptions = {}):
 
   const findings = located.map((l) => ({ detector: l.detector, path: displayPath(l.onKey ? [...l.at, "?"] : l.at, watched), encoding: l.encoding }));
   return { findings, redacted: located.length === 0 ? args : redact(args, located), flaggedValues: [...flaggedValues] };
+}
+
+/**
+ * The credential shapes in `text` as it stands, without decoding it: one pass of the hint,
+ * then only the shapes it points at. For bytes on the wire (the sidecar's requests), where
+ * decoding every base64 run of a megabyte body would cost milliseconds a request.
+ */
+export function credentialShapes(text: string): ArgumentDetector[] {
+  if (!SHAPE_HINT.test(text)) return [];
+  const out: ArgumentDetector[] = [];
+  for (const shape of SHAPES) {
+    // A base64 image holds some hint by chance: run only the shapes whose own literal is there.
+    if (!SHAPE_LITERALS[shape.id]?.test(text)) continue;
+    const m = shape.pattern.exec(text);
+    if (m !== null && (shape.confirm?.(m[0]) ?? true)) out.push(shape.id);
+  }
+  return out;
 }
 
 /** `aws-access-key at $.notes (base64), jwt at $.headers.auth`: for messages and logs. */
