@@ -1,3 +1,4 @@
+import { rename, writeFile } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import type { Logger } from "pino";
 import type { AttachedStdio, ContainerEngine } from "../docker/container-engine.js";
@@ -23,6 +24,14 @@ export interface SidecarSupervisorOptions {
    * lands in a file, an env value or a label. The container must keep stdin open.
    */
   readonly stdinLine?: string;
+  /**
+   * Host path of the file the sidecar reads its counters from at start (inside its policy
+   * folder). The supervisor keeps the last `counters` event and writes it there before each
+   * restart, so a crash never resets the rate and tunnelling limits.
+   */
+  readonly countersFile?: string;
+  /** Runs after each restart, before it counts as done: a restarted container has a new netns to set up again (runtime.catchAll). */
+  readonly afterRestart?: () => Promise<void>;
 }
 
 const TAIL_LINES = 20;
@@ -55,6 +64,7 @@ export class SidecarSupervisor {
   private readonly stderrTail: string[] = [];
   private restartCount = 0;
   private watching: Promise<void> = Promise.resolve();
+  private counters: Readonly<Record<string, unknown>> | undefined;
 
   constructor(private readonly options: SidecarSupervisorOptions) {}
 
@@ -128,6 +138,11 @@ export class SidecarSupervisor {
       this.options.logger.warn({ sidecar: this.options.server }, "sidecar wrote a line that is not an event; dropped");
       return;
     }
+    if (event.type === "lifecycle" && event.action === "counters") {
+      // Kept for the next start, not published: counts, not something that happened.
+      this.counters = event.detail;
+      return;
+    }
     if (event.type === "lifecycle" && event.action === "started") this.onStarted?.();
     this.options.publish(event);
   }
@@ -158,8 +173,10 @@ export class SidecarSupervisor {
         return;
       }
       try {
+        await this.handOverCounters();
         await this.launch();
         await this.verifyAddress();
+        await this.options.afterRestart?.();
         publish(runtimeEvent(server, "sidecar-restarted", now(), { restarts: this.restartCount, address: this.options.address }));
         this.watch();
         return;
@@ -168,6 +185,15 @@ export class SidecarSupervisor {
         publish(runtimeEvent(server, "sidecar-restart-failed", now(), { restarts: this.restartCount, error: (err as Error).message }));
       }
     }
+  }
+
+  /** Writes the last counts the sidecar reported where the restarted one reads them (whole or not at all). */
+  private async handOverCounters(): Promise<void> {
+    const file = this.options.countersFile;
+    if (file === undefined || this.counters === undefined) return;
+    const partial = `${file}.${process.pid}.tmp`;
+    await writeFile(partial, JSON.stringify(this.counters), { mode: 0o644 });
+    await rename(partial, file);
   }
 
   /** The server's DNS and proxy settings name this address; a sidecar elsewhere must not serve. */

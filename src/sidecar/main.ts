@@ -57,28 +57,33 @@ async function main(): Promise<void> {
 
   // One write per event-loop turn; 'exit' runs on every process.exit() and writes out the rest.
   const events = new EventWriter({ out: process.stdout });
-  process.on("exit", () => events.close());
-  let sidecar: Sidecar;
+  let sidecar: Sidecar | undefined;
+  process.on("exit", () => {
+    // A crash too: the counts go out with the last events, so the next process keeps the limits.
+    sidecar?.flushCounters();
+    events.close();
+  });
   try {
     sidecar = await Sidecar.start({ config: parsed.config, events, logger });
   } catch (err) {
     fail(isHangarError(err) ? `${err.message} [${err.code}]` : String((err as Error).stack ?? err));
   }
+  const started = sidecar;
 
   process.on("SIGHUP", () => {
-    void sidecar.reload().then((r) => logger.info({ result: r }, r.ok ? "policy reloaded" : "policy reload failed; old policy stays in force"));
+    void started.reload().then((r) => logger.info({ result: r }, r.ok ? "policy reloaded" : "policy reload failed; old policy stays in force"));
   });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
-      void sidecar.destroy().then(() => process.exit(0));
+      void started.destroy().then(() => process.exit(0));
       return;
     }
     stopping = true;
     logger.info({ signal }, "draining");
-    const force = setTimeout(() => void sidecar.destroy().then(() => process.exit(0)), 10_000);
+    const force = setTimeout(() => void started.destroy().then(() => process.exit(0)), 10_000);
     force.unref();
-    void sidecar.close().then(() => process.exit(0));
+    void started.close().then(() => process.exit(0));
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

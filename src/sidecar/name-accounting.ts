@@ -2,7 +2,7 @@ import type { Attempt } from "../core/decision.js";
 import { labelsUnder } from "../core/names.js";
 import { findHostRule, type CompiledPolicy } from "../core/policy/compiled-policy.js";
 import { nameBits } from "../core/tunnelling.js";
-import { SubdomainRate } from "./dns/subdomain-rate.js";
+import { SubdomainRate, type RateSnapshot } from "./dns/subdomain-rate.js";
 
 /**
  * The sandbox's one account of the names under its policy's wildcards, whatever path they
@@ -26,6 +26,12 @@ export interface NameAccountingOptions {
 
 /** What `decide()` needs from the account, as `Attempt` spells it (empty for a name under no wildcard). */
 export type NameFacts = Pick<Attempt, "uniqueSubdomainsPerMinute" | "subdomainBitsPerMinute" | "upstreamLookups">;
+
+/** The account without the names themselves (see RateSnapshot), to carry it across a restart. */
+export interface NameAccountingSnapshot {
+  readonly asked: RateSnapshot;
+  readonly lookedUp: RateSnapshot;
+}
 
 export const DEFAULT_BUDGET_WINDOW_MS = 3_600_000;
 
@@ -61,5 +67,20 @@ export class NameAccounting {
   charge(policy: CompiledPolicy, name: string): void {
     const rule = findHostRule(policy, name);
     if (rule?.pattern.kind === "wildcard") this.lookedUp.observe(rule.text, name);
+  }
+
+  /** Moves whenever a name was asked or charged. */
+  get version(): number {
+    return this.asked.version + this.lookedUp.version;
+  }
+
+  snapshot(): NameAccountingSnapshot {
+    return { asked: this.asked.snapshot(), lookedUp: this.lookedUp.snapshot() };
+  }
+
+  /** Adds what a previous process of this sandbox had counted (see SubdomainRate.restore). */
+  restore(snapshot: NameAccountingSnapshot): void {
+    this.asked.restore(snapshot.asked);
+    this.lookedUp.restore(snapshot.lookedUp);
   }
 }

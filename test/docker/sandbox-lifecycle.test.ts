@@ -25,13 +25,17 @@ interface Running {
   readonly events: SandboxEvent[];
 }
 
-async function start(name: string, options: { maxRestarts?: number; policy?: Partial<PolicyInput>; sandbox?: Sandbox; run?: string } = {}): Promise<Running> {
+async function start(
+  name: string,
+  options: { maxRestarts?: number; policy?: Partial<PolicyInput>; sandbox?: Sandbox; run?: string; upstreamResolvers?: string[] } = {},
+): Promise<Running> {
   const { policy, file } = await env.policy(`${name}-${env.run}`, options.policy ?? allowOnly("allowed.test"));
   const events: SandboxEvent[] = [];
+  const runtime = await env.runtimeConfig(options.maxRestarts !== undefined ? { maxRestarts: options.maxRestarts } : {});
   const box = await (options.sandbox ?? sandboxes).start({
     policy,
     policyFile: file,
-    runtime: await env.runtimeConfig(options.maxRestarts !== undefined ? { maxRestarts: options.maxRestarts } : {}),
+    runtime: options.upstreamResolvers === undefined ? runtime : { ...runtime, runtime: { ...runtime.runtime, upstreamResolvers: options.upstreamResolvers } },
     image: ATTACKER,
     run: options.run ?? env.run,
     stateDir: await env.stateRoot(),
@@ -111,6 +115,39 @@ describe("sidecar death", () => {
   });
 });
 
+describe.runIf(REAL)("sidecar restarts keep the limits", () => {
+  it("a killed sidecar's successor keeps counting distinct names: the 61st in the minute is refused after the restart", async () => {
+    // Names under the wildcard are looked up at a resolver of ours (it answers everything and
+    // counts), never through the engine's resolver.
+    // It answers with an address of ours on the egress network (a trusted range), never used here.
+    const resolver = await env.runFixture("dns-server.mjs", {
+      name: "counters-resolver",
+      env: { ANSWER: undeclared.ip },
+      sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
+    });
+    await using run = await startDisposable("counters", {
+      policy: { egress: { mode: "enforcing", allow: [{ host: "*.allowed.test", ports: [8080] }] } },
+      upstreamResolvers: [resolver.ip],
+    });
+    const names = Array.from({ length: 61 }, (_, i) => `n${i}.allowed.test`);
+    for (const name of names.slice(0, 60)) expect(await run.attacker.send({ op: "lookup", name })).toMatchObject({ ok: true });
+    // The sidecar reports its counts at most once a second; a SIGKILL loses at most that.
+    await new Promise((r) => setTimeout(r, 1_500));
+    await env.engine.killContainer(run.box.sidecarId, "SIGKILL");
+    await waitForEvent(run.events, (e) => e.type === "runtime" && e.action === "sidecar-restarted");
+    const started = run.events.filter((e) => e.type === "lifecycle" && e.action === "started").at(-1);
+    expect(started).toMatchObject({ detail: { restoredCounters: true } });
+    const asked = await upstreamCount(resolver.ip);
+    expect(await run.attacker.send({ op: "lookup", name: names[60]! })).toMatchObject({ ok: false });
+    const refused = await waitForEvent(run.events, (e) => e.type === "dns" && e.name === names[60] && e.recordType === "A");
+    expect(refused).toMatchObject({ verdict: "block", reasons: expect.arrayContaining(["tunnel-unique-rate"]) });
+    // Refused unresolved: our resolver heard nothing more.
+    expect(await upstreamCount(resolver.ip)).toBe(asked);
+    // The counts are the control plane's business, not events.
+    expect(run.events.some((e) => e.type === "lifecycle" && e.action === "counters")).toBe(false);
+  });
+});
+
 describe("orphans and prune", () => {
   it("removes what a crashed run of the same server left behind, at the next start", async () => {
     // A "crashed" control plane: its owner pid is gone, its sandbox never stopped.
@@ -148,7 +185,10 @@ describe("orphans and prune", () => {
   });
 });
 
-async function startDisposable(name: string, options: { maxRestarts?: number; run?: string } = {}): Promise<Running & AsyncDisposable> {
+async function startDisposable(
+  name: string,
+  options: { maxRestarts?: number; run?: string; policy?: Partial<PolicyInput>; upstreamResolvers?: string[] } = {},
+): Promise<Running & AsyncDisposable> {
   const running = await start(name, options);
   return { ...running, [Symbol.asyncDispose]: () => running.box.stop() };
 }

@@ -21,6 +21,14 @@ interface Seen {
   weight: number;
 }
 
+/**
+ * The window's contents without the names: per second, how many names were seen and the
+ * bits they carried. Restored, each becomes an anonymous entry that counts and weighs
+ * like the name it stands for until it expires; a name asked again after a restore counts
+ * once more, which errs towards the limits, never away from them.
+ */
+export type RateSnapshot = Readonly<Record<string, readonly (readonly [atSecond: number, count: number, weight: number])[]>>;
+
 interface SuffixNames {
   readonly names: Map<string, Seen>;
   weight: number;
@@ -32,6 +40,7 @@ export class SubdomainRate {
   private readonly windowMs: number;
   private readonly maxNames: number;
   private readonly maxSuffixes: number;
+  private recorded = 0;
 
   constructor(private readonly options: SubdomainRateOptions) {
     this.windowMs = options.windowMs ?? 60_000;
@@ -42,6 +51,7 @@ export class SubdomainRate {
   /** Records `name` (with its `weight`) under `suffix` and returns the distinct names in the window, this one included. */
   observe(suffix: string, name: string, weight = 0): number {
     const now = this.options.now();
+    this.recorded += 1;
     let entry = this.bySuffix.get(suffix);
     if (entry === undefined) {
       entry = { names: new Map(), weight: 0 };
@@ -70,6 +80,11 @@ export class SubdomainRate {
     return names.size;
   }
 
+  /** How many names have been recorded so far: it moves whenever the window gained something. */
+  get version(): number {
+    return this.recorded;
+  }
+
   /** Distinct names under `suffix` in the window, without recording anything. */
   count(suffix: string): number {
     const entry = this.bySuffix.get(suffix);
@@ -92,6 +107,66 @@ export class SubdomainRate {
     if (entry === undefined) return false;
     this.expire(entry, this.options.now());
     return entry.names.has(name);
+  }
+
+  /** What the window holds now, grouped per second and without names (see RateSnapshot). */
+  snapshot(): RateSnapshot {
+    const now = this.options.now();
+    const out: Record<string, [number, number, number][]> = {};
+    for (const [suffix, entry] of this.bySuffix) {
+      this.expire(entry, now);
+      const groups: [number, number, number][] = [];
+      for (const seen of entry.names.values()) {
+        // Rounded up: a restored entry never leaves the window before the name it stands for.
+        const second = Math.ceil(seen.at / 1000);
+        const last = groups.at(-1);
+        if (last !== undefined && last[0] === second) {
+          last[1] += 1;
+          last[2] += seen.weight;
+        } else groups.push([second, 1, seen.weight]);
+      }
+      if (groups.length > 0) out[suffix] = groups.map(([t, n, w]) => [t, n, Math.ceil(w * 100) / 100]);
+    }
+    return out;
+  }
+
+  /**
+   * Adds a snapshot's entries (a restart's counts) to this window, as anonymous entries
+   * older than anything recorded here since. Entries already expired are skipped; the
+   * per-suffix bound holds as for any name.
+   */
+  restore(snapshot: RateSnapshot): void {
+    let serial = 0;
+    for (const [suffix, groups] of Object.entries(snapshot)) {
+      const restored = new Map<string, Seen>();
+      let weight = 0;
+      for (const [second, count, total] of groups) {
+        const at = second * 1000;
+        for (let i = 0; i < count && restored.size < this.maxNames; i++) {
+          // A key no host name can equal: it holds the place of a name never written down.
+          restored.set(`\u0000${serial++}`, { at, weight: total / count });
+          weight += total / count;
+        }
+      }
+      const entry = this.bySuffix.get(suffix);
+      if (entry !== undefined) {
+        for (const [name, seen] of entry.names) {
+          restored.set(name, seen);
+          weight += seen.weight;
+        }
+      }
+      const merged: SuffixNames = { names: restored, weight };
+      this.bySuffix.delete(suffix);
+      this.bySuffix.set(suffix, merged);
+      this.expire(merged, this.options.now());
+      while (merged.names.size > this.maxNames) {
+        const oldest = merged.names.entries().next();
+        if (oldest.done === true) break;
+        merged.names.delete(oldest.value[0]);
+        merged.weight -= oldest.value[1].weight;
+      }
+      this.evictSuffixes();
+    }
   }
 
   private expire(entry: SuffixNames, now: number): void {
