@@ -49,7 +49,7 @@ function offsetOf(root: unknown, path: readonly (string | number)[], atKey = fal
  * sections strictly when it serves; verbs that only start sandboxes (run, image build,
  * replay) read the runtime sections and leave those to it, still refusing any other key.
  */
-export const GATEWAY_KEYS: readonly string[] = ["servers", "identity", "audit", "rbac", "gateway", "approvals"];
+export const GATEWAY_KEYS: readonly string[] = ["servers", "identity", "audit", "rbac", "gateway", "approvals", "flows"];
 
 function withoutGatewayKeys(data: unknown): unknown {
   if (data === null || typeof data !== "object" || Array.isArray(data)) return data;

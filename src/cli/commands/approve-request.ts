@@ -11,24 +11,29 @@ import { ManifestCache } from "../../gateway/manifest-cache.js";
 import { formatIssues, loadPolicyFile } from "../../policy/index.js";
 import { EXIT_FINDING, EXIT_OK } from "../command.js";
 import { defineCommand } from "../define-command.js";
+import { quarantineManifest } from "./approve-quarantine.js";
 import { CONFIG_OPTION, DEFAULT_CONFIG, openAuditForCli } from "./gateway-options.js";
 
 export const approveRequestCommand = defineCommand({
   name: "request",
   summary: "Ask for a server to be approved, pinning what it runs",
-  usage: "hangar approve request <policy> [--config <file>] [--by <identity>] [--json]",
+  usage: "hangar approve request <policy> [--quarantine] [--config <file>] [--by <identity>] [--json]",
   description:
     "Records a pending approval for the policy's server in the audit log. It pins the source\n" +
     "(npm version and integrity, or image digest), the command, a digest of the whole policy,\n" +
     "and the tool manifest when it is known (cached from an earlier run); otherwise the\n" +
-    "manifest is pinned at the first start after the grant. Any later change needs a new approval.",
+    "manifest is pinned at the first start after the grant. Any later change needs a new approval.\n" +
+    "With --quarantine the server is started once in quarantine (deny all, capture: nothing leaves),\n" +
+    "its tools are listed and scanned, and the request pins that manifest: a server that shows another\n" +
+    "one at its first real start is withheld (ENFORCING) as a rug pull would be.",
   options: {
     config: CONFIG_OPTION,
     by: { type: "string", valueName: "<identity>", description: "Who asks (default: hangar.yaml's identity)." },
+    quarantine: { type: "boolean", description: "Start the server in quarantine first, to list, scan and pin its tool manifest." },
     json: { type: "boolean", description: "Print { id, server, status, requestedBy, pins, scan } as JSON." },
   },
   positionals: { min: 1, max: 1 },
-  details: "Exit status: 0 when recorded, 1 when the policy is invalid, 2 on a usage error.",
+  details: "Exit status: 0 when recorded, 1 when the policy is invalid or the quarantined server showed no manifest, 2 on a usage error.",
   async run({ values, positionals }, io) {
     const paths = await loadHangarConfigPaths(values.config ?? DEFAULT_CONFIG);
     const file = positionals[0] as string;
@@ -39,6 +44,12 @@ export const approveRequestCommand = defineCommand({
     }
     const server = loaded.policy.name;
     const cache = new ManifestCache(paths.manifests, silentLogger());
+    if (values.quarantine === true) {
+      const seen = await quarantineManifest(loaded.policy, resolve(file), values.config ?? DEFAULT_CONFIG, io);
+      if (seen === undefined) return EXIT_FINDING;
+      await cache.write(server, seen.manifest, new Date().toISOString());
+      io.err(`hangar: ${server} listed ${seen.manifest.tools.length} tools in quarantine; ${seen.attempts} network attempts captured at start, none left the sandbox\n`);
+    }
     const cached = await cache.read(server);
     const pins: ApprovalPins = { ...runPins(loaded.policy), ...(cached !== undefined ? { manifest: pinManifest(cached.tools) } : {}) };
     const id = `apr-${randomBytes(4).toString("hex")}`;
@@ -66,6 +77,7 @@ export const approveRequestCommand = defineCommand({
         `  policy    sha256 ${pins.policyDigest}\n` +
         `  manifest  ${pins.manifest !== undefined ? `sha256 ${pins.manifest.digest} (${Object.keys(pins.manifest.tools).length} tools, from ${cached?.fetchedAt ?? "cache"})` : "not known yet: pinned at the first start after the grant"}\n` +
         `  scan      ${scan}\n` +
+        (pins.manifest !== undefined ? `  tools     ${Object.keys(pins.manifest.tools).sort().join(", ")}\n` : "") +
         `grant it with: hangar approve grant ${id} --by <identity>\n`,
     );
     return EXIT_OK;

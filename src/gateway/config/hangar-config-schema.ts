@@ -1,5 +1,6 @@
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_AUDIT_DB } from "../../audit/audit-paths.js";
+import { MODES, toolLabel } from "../../core/policy/policy-schema.js";
 import { RuntimeConfigSchema } from "../../runtime/runtime-config.js";
 import { DEFAULT_SUPERVISOR_SETTINGS as D } from "../supervisor-settings.js";
 
@@ -77,6 +78,21 @@ const gateway = z.strictObject({
     .default(gatewayDefaults.metrics),
 });
 
+const flowLabels = (what: string) => z.array(toolLabel).min(1, { error: `${what} must list at least one tool label` });
+
+/** A composition the gateway refuses within one client session (see core/gateway/flow-tracker.ts). */
+const flow = z.strictObject({
+  name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, { error: (iss) => `${show(iss.input)} is not a valid flow name (lowercase letters, digits and "-", at most 63)` }),
+  description: z.string().max(500).optional(),
+  /** Default: the mode of the called tool's server (its policy's egress.mode). */
+  mode: z.enum(MODES, { error: (iss) => `${show(iss.input)} is not a mode; expected "enforcing" or "observing"` }).optional(),
+  /** Refuse a call carrying ANY label of `call` once the session's earlier calls carried EVERY label of `after`. */
+  deny: z.strictObject({ after: flowLabels("deny.after"), call: flowLabels("deny.call") }),
+});
+
+// Unique names are checked in load-hangar-config.ts, on the raw list, so that they are reported with every other issue.
+const flows = z.array(flow);
+
 export const HangarConfigSchema = z.strictObject({
   ...RuntimeConfigSchema.shape,
   /** Policy files, one per server, relative to hangar.yaml. */
@@ -87,6 +103,8 @@ export const HangarConfigSchema = z.strictObject({
   /** Absent: no RBAC, every identity may call everything (the gateway warns). */
   rbac: RbacSchema.optional(),
   gateway: gateway.default(gatewayDefaults),
+  /** Compositions of tool calls refused within one client session, by the tools' labels (policy tools.labels). */
+  flows: flows.default([]),
   approvals: z
     .strictObject({
       /** Refuse a grant by the identity that requested the approval (four eyes). */

@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { HangarError } from "../../core/errors.js";
 import { serverNameProblem } from "../../core/gateway/namespacing.js";
+import type { FlowRule } from "../../core/gateway/flow-tracker.js";
 import type { RbacSpec } from "../../core/gateway/rbac.js";
 import type { Policy } from "../../core/policy/policy-schema.js";
 import { formatIssues, knownKeysAt, loadPolicyFile, parseYamlMapping, readTextFile, schemaIssues, sortIssues, type IssuePath, type PolicyIssue, type YamlLocator } from "../../policy/index.js";
@@ -33,6 +34,8 @@ export interface HangarConfig {
   readonly metrics: { readonly public: boolean };
   /** The `runtime:` section in the runtime's own type, for the Docker launcher. */
   readonly runtime: RuntimeConfig;
+  /** `flows:`, the compositions refused within one client session. */
+  readonly flows: readonly FlowRule[];
 }
 
 export type HangarConfigLoad = { readonly ok: true; readonly config: HangarConfig; readonly warnings: readonly PolicyIssue[] } | { readonly ok: false; readonly issues: readonly PolicyIssue[] };
@@ -84,6 +87,14 @@ function checkHangarConfigText(text: string, file: string): { ok: false; issues:
       at(["identity"], `identity ${JSON.stringify(identity)} has no role under rbac.bindings, so the stdio endpoint may call nothing`, "identity_without_role", "warning");
     }
   }
+  const flowNames = new Map<string, number>();
+  (Array.isArray(raw["flows"]) ? (raw["flows"] as unknown[]) : []).forEach((f, i) => {
+    const name = typeof f === "object" && f !== null ? (f as Record<string, unknown>)["name"] : undefined;
+    if (typeof name !== "string") return;
+    const first = flowNames.get(name);
+    if (first !== undefined) at(["flows", i, "name"], `flow name ${JSON.stringify(name)} is already used by flows[${first}]`, "duplicate_flow");
+    else flowNames.set(name, i);
+  });
   const listed = Array.isArray(raw["servers"]) ? (raw["servers"] as unknown[]) : [];
   const servers = listed.flatMap((entry, index) => (typeof entry === "string" && entry !== "" ? [{ index, entry }] : []));
   return { ok: true, ...(parsed.success ? { data: parsed.data } : {}), locator: yaml.locator, issues: sortIssues(issues), servers };
@@ -145,6 +156,7 @@ export async function loadHangarConfig(path: string): Promise<HangarConfigLoad> 
     servers.push({ name, policy: result.policy, policyFile: abs });
   }
   if (issues.length > 0 || data === undefined) return { ok: false, issues: inFileOrder(path, [...issues, ...warnings]) };
+  warnings.push(...idleFlows(data.flows, servers, path, locator));
 
   const g = data.gateway;
   const rel = (p: string): string => resolve(dir, p);
@@ -166,6 +178,7 @@ export async function loadHangarConfig(path: string): Promise<HangarConfigLoad> 
     },
     paths: { manifests: rel(g.manifests), status: rel(g.status), tokens: rel(g.tokens), stateDir: rel(g.stateDir) },
     metrics: { public: g.metrics.public },
+    flows: data.flows,
     runtime: {
       ...(data.version !== undefined ? { version: data.version } : {}),
       // Like every path in hangar.yaml, relative to the file (as loadRuntimeConfig does).
@@ -173,6 +186,18 @@ export async function loadHangarConfig(path: string): Promise<HangarConfigLoad> 
     },
   };
   return { ok: true, config, warnings: inFileOrder(path, warnings) };
+}
+
+/** A flow whose labels no configured tool carries can never fire: most likely a label missing from a policy. */
+function idleFlows(flows: readonly FlowRule[], servers: readonly ConfiguredServer[], file: string, locator: YamlLocator): PolicyIssue[] {
+  const carried = new Set(servers.flatMap((s) => Object.values(s.policy.tools.labels ?? {}).flat()));
+  return flows.flatMap((f, i) => {
+    const missing = [...f.deny.after.filter((l) => !carried.has(l)), ...(f.deny.call.some((l) => carried.has(l)) ? [] : f.deny.call)];
+    if (missing.length === 0) return [];
+    const { line, col } = locator.at(["flows", i]);
+    const message = `flow ${JSON.stringify(f.name)} can never fire: no configured server's tools.labels gives any tool ${[...new Set(missing)].join(", ")}`;
+    return [{ file, line, col, path: ["flows", i], message, severity: "warning" as const, code: "flow_never_fires" }];
+  });
 }
 
 /** loadHangarConfig for callers that want an exception: HANGAR_CONFIG_INVALID listing every issue. */
