@@ -50,6 +50,13 @@ export class CallTimeline {
     return tools;
   }
 
+  /** The handles of the calls in flight at `at` (`begin`'s return values), in call order. */
+  callsAt(at: number): number[] {
+    const handles: number[] = [];
+    for (const [handle, w] of this.windows.entries()) if (w.startedAt <= at && at <= this.reach(w)) handles.push(handle);
+    return handles;
+  }
+
   /**
    * The event with its attribution. A `close` takes the attribution of its `decide` (same
    * id) when that was seen: bytes belong to whoever opened the connection.

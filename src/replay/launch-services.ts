@@ -4,6 +4,7 @@ import type { ProgressListener, ServerImage } from "../images/build-progress.js"
 import type { RuntimeConfig } from "../runtime/runtime-config.js";
 import type { RuntimeServices } from "../runtime/runtime-services.js";
 import type { Sandbox } from "../runtime/sandbox.js";
+import type { Tracing } from "../telemetry/tracing.js";
 
 /**
  * What the scenario verbs (baseline record, replay, quarantine) need from the runtime: the
@@ -19,6 +20,8 @@ export interface LaunchServices {
   /** Fixed run id and state folder (tests label and clean up by them); default random and the OS temp folder. */
   readonly run?: string;
   readonly stateDir?: string;
+  /** A span per run and per scenario call, with the egress under the call; default none. */
+  readonly tracing?: Tracing;
 }
 
 /** The CLI's runtime context (openRuntimeContext) as launch services. */

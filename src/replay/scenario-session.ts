@@ -1,15 +1,17 @@
 import { createInterface } from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ErrorCode, McpError, type Tool } from "@modelcontextprotocol/sdk/types.js";
-import type { AttributedEgressEvent } from "../core/baseline/observation.js";
+import { timestampMs, type AttributedEgressEvent } from "../core/baseline/observation.js";
 import type { PlannedCall } from "../core/baseline/scenario-schema.js";
 import { HangarError } from "../core/errors.js";
+import type { EgressEvent } from "../core/events.js";
 import type { Policy } from "../core/policy/policy-schema.js";
 import { StreamClientTransport } from "../gateway/stream-client-transport.js";
 import type { ProgressListener } from "../images/build-progress.js";
 import type { SandboxEvent } from "../runtime/sandbox-events.js";
 import type { CaptureOverride } from "../runtime/sandbox-specs.js";
 import type { StartedSandbox } from "../runtime/started-sandbox.js";
+import { NO_TRACING, type ScenarioSpan, type Tracing } from "../telemetry/tracing.js";
 import { CallTimeline } from "./call-timeline.js";
 import { EventLog } from "./event-log.js";
 import type { LaunchServices } from "./launch-services.js";
@@ -105,7 +107,10 @@ export async function runScenario(services: LaunchServices, request: ScenarioReq
   });
   say(`${sandbox.server} is running in its sandbox (run ${sandbox.run}${request.capture !== undefined ? ", capture: nothing leaves" : ""})`);
   if (request.onServerLog) createInterface({ input: sandbox.stderr }).on("line", request.onServerLog);
-  const driver = new ScenarioDriver(sandbox, { timeoutMs: request.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, now, say });
+  const tracing = services.tracing ?? NO_TRACING;
+  const span = tracing.scenario({ server: policy.name, capture: request.capture !== undefined, run: sandbox.run });
+  const driver = new ScenarioDriver(sandbox, { timeoutMs: request.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, now, say, span });
+  let outcome = "error";
   // One listener for the whole run, raced against each step.
   const abort = request.signal === undefined ? undefined : aborted(request.signal);
   abort?.catch(() => undefined);
@@ -113,7 +118,10 @@ export async function runScenario(services: LaunchServices, request: ScenarioReq
   try {
     const tools = await interruptible(driver.connect());
     const plan = request.plan(tools);
-    if (!plan.ok) return { ok: false, message: plan.message, tools };
+    if (!plan.ok) {
+      outcome = "refused";
+      return { ok: false, message: plan.message, tools };
+    }
     const calls: CallRecord[] = [];
     for (const [i, call] of plan.calls.entries()) {
       request.signal?.throwIfAborted();
@@ -125,13 +133,31 @@ export async function runScenario(services: LaunchServices, request: ScenarioReq
     const settle = request.settle ?? DEFAULT_SETTLE;
     await interruptible(log.quiet(settle.quietMs, settle.maxMs));
     const events = driver.timeline.attributeAll(log.events);
+    if (tracing.enabled) traceEgress(tracing, driver.timeline, log.events, sandbox.run);
+    outcome = "ok";
     const serverInfo = driver.serverInfo;
     return { ok: true, run: { server: policy.name, ...(serverInfo ? { serverInfo } : {}), tools, calls, events, droppedEvents: log.dropped } };
   } finally {
+    span.end(outcome, outcome === "ok" || outcome === "refused" ? undefined : outcome);
     await driver.close();
     await sandbox.stop();
+    // A CLI verb exits right after: what the batch holds goes now.
+    await tracing.flush().catch((err: unknown) => services.logger.warn({ err }, "exporting the run's traces failed"));
   }
 }
+
+/** Each event as a span under the scenario call it belongs to (a close under its decide's call). */
+function traceEgress(tracing: Tracing, timeline: CallTimeline, events: readonly EgressEvent[], run: string): void {
+  const decided = new Map<string, readonly number[]>();
+  for (const event of events) {
+    const at = timestampMs(event.ts);
+    const handles = event.phase === "close" ? (decided.get(event.id) ?? (at === undefined ? [] : timeline.callsAt(at))) : at === undefined ? [] : timeline.callsAt(at);
+    if (event.phase === "decide") decided.set(event.id, handles);
+    tracing.egress(event, handles.map((h) => callKey(run, h)));
+  }
+}
+
+const callKey = (run: string, handle: number): string => `scenario:${run}:${handle}`;
 
 /** Rejects with the signal's reason once it aborts (never resolves otherwise). */
 function aborted(signal: AbortSignal): Promise<never> {
@@ -150,7 +176,7 @@ class ScenarioDriver {
 
   constructor(
     private readonly sandbox: StartedSandbox,
-    private readonly options: { readonly timeoutMs: number; readonly now: () => number; readonly say: (line: string) => void },
+    private readonly options: { readonly timeoutMs: number; readonly now: () => number; readonly say: (line: string) => void; readonly span: ScenarioSpan },
   ) {
     this.client.onclose = () => (this.closed = true);
   }
@@ -183,6 +209,7 @@ class ScenarioDriver {
     while (this.options.now() <= this.lastEndedAt) await new Promise((r) => setTimeout(r, 1));
     const startedAt = this.options.now();
     const handle = this.timeline.begin(call.tool, startedAt);
+    const span = this.options.span.call(callKey(this.sandbox.run, handle), call.tool, { "hangar.scenario.index": call.index, "hangar.scenario.repetition": call.repetition });
     let outcome: CallOutcome = "ok";
     let detail: string | undefined;
     try {
@@ -192,12 +219,17 @@ class ScenarioDriver {
         detail = textOf(result.content);
       }
     } catch (err) {
-      if (this.closed) throw await this.gone(`the call to ${call.tool}`);
+      if (this.closed) {
+        span.end("server-gone", "server-gone");
+        throw await this.gone(`the call to ${call.tool}`);
+      }
       outcome = err instanceof McpError && err.code === (ErrorCode.RequestTimeout as number) ? "timeout" : "protocol-error";
       detail = clip(err instanceof Error ? err.message : String(err));
     }
     const endedAt = this.options.now();
     this.timeline.end(handle, endedAt);
+    // The outcome, never the tool's text (it may echo the arguments).
+    span.end(outcome, outcome === "ok" ? undefined : outcome);
     this.lastEndedAt = endedAt;
     return { tool: call.tool, arguments: call.arguments, index: call.index, repetition: call.repetition, startedAt, endedAt, outcome, ...(detail !== undefined ? { detail } : {}) };
   }

@@ -12,6 +12,7 @@ import type { CallPlan } from "../../replay/scenario-session.js";
 import type { CliIo } from "../command.js";
 import { usageError, type OptionSpec } from "../define-command.js";
 import { openRuntimeContext } from "../runtime-context.js";
+import { openTracing } from "../../telemetry/open-tracing.js";
 
 /**
  * What the verbs that drive a server through tool calls share (baseline record, replay,
@@ -25,7 +26,9 @@ export interface ScenarioVerbDeps {
 export async function openServices(deps: ScenarioVerbDeps, configFile: string | undefined, io: CliIo): Promise<LaunchServices> {
   const options = { ...(configFile !== undefined ? { configFile } : {}), io };
   if (deps.openServices) return deps.openServices(options);
-  return launchServicesFrom(await openRuntimeContext(options));
+  const ctx = await openRuntimeContext(options);
+  // A span per run and per call when OTEL_* settings ask for traces (runScenario flushes them).
+  return { ...launchServicesFrom(ctx), tracing: await openTracing({ env: io.env, logger: ctx.logger }) };
 }
 
 export const COMMON_OPTIONS = {
