@@ -7,6 +7,10 @@
  *   node --import tsx bench/cli-start.ts [--runs 15] [--cli dist/cli/main.js] [--json out.json]
  *
  * Run `npm run build` first: the default measures the built (bundled) CLI, as `bin` runs it.
+ *
+ * Beside the wall time, each process's own CPU time (user + system, read at its exit by a
+ * one-line preload that every case gets, the floor included): on a busy machine the wall
+ * time mostly measures the wait for a core, the CPU time what the start costs.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -35,12 +39,23 @@ const cases: readonly Case[] = [
   { name: "hangar policy lint policies/everything.yaml", args: [CLI, "policy", "lint", join(ROOT, "policies/everything.yaml")], target: TARGET_MS },
 ];
 
-function timeOnce(c: Case): number {
+/** Writes the process's CPU time (ms) on stderr as it exits. */
+const CPU_PRELOAD =
+  'data:text/javascript,import{writeSync}from"node:fs";process.on("exit",()=>{const u=process.cpuUsage();writeSync(2,`\\n@cpu ${(u.user+u.system)/1000}\\n`)})';
+
+interface Sample {
+  readonly wallMs: number;
+  readonly cpuMs: number;
+}
+
+function timeOnce(c: Case): Sample {
   const started = performance.now();
-  const result = spawnSync(process.execPath, c.args, { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
-  const ms = performance.now() - started;
+  const result = spawnSync(process.execPath, ["--import", CPU_PRELOAD, ...c.args], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+  const wallMs = performance.now() - started;
   if (result.status !== 0) throw new Error(`${c.name} exited ${result.status}: ${result.stderr}`);
-  return ms;
+  const cpu = /@cpu ([\d.]+)/.exec(result.stderr)?.[1];
+  if (cpu === undefined) throw new Error(`${c.name}: no CPU time reported`);
+  return { wallMs, cpuMs: Number(cpu) };
 }
 
 async function main(): Promise<void> {
@@ -48,21 +63,27 @@ async function main(): Promise<void> {
   const load = (): string => loadavg().map((x) => x.toFixed(2)).join(" ");
   console.log(`cli start: ${CLI}, ${RUNS} runs per case, load average ${load()}`);
   for (const c of cases) timeOnce(c);
-  const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));
+  const samples = new Map<string, Sample[]>(cases.map((c) => [c.name, []]));
   for (let round = 0; round < RUNS; round++) {
     for (let i = 0; i < cases.length; i++) {
       const c = cases[(round + i) % cases.length]!;
       samples.get(c.name)!.push(timeOnce(c));
     }
   }
+  const floorCpu = median(samples.get(cases[0]!.name)!.map((s) => s.cpuMs));
   const rows = cases.map((c) => {
-    const times = samples.get(c.name)!;
+    const times = samples.get(c.name)!.map((s) => s.wallMs);
+    const cpu = median(samples.get(c.name)!.map((s) => s.cpuMs));
     const med = median(times);
     const verdict = c.target === undefined ? "" : med <= c.target ? `≤ ${c.target} ms: ok` : `≤ ${c.target} ms: OVER`;
-    return { name: c.name, medianMs: Math.round(med), minMs: Math.round(Math.min(...times)), verdict };
+    return { name: c.name, medianMs: Math.round(med), minMs: Math.round(Math.min(...times)), cpuMedianMs: Math.round(cpu), cpuOverFloorMs: Math.round(cpu - floorCpu), verdict };
   });
   const width = Math.max(...rows.map((r) => r.name.length));
-  for (const r of rows) console.log(`  ${r.name.padEnd(width)}  median ${String(r.medianMs).padStart(4)} ms  min ${String(r.minMs).padStart(4)} ms  ${r.verdict}`);
+  for (const r of rows) {
+    console.log(
+      `  ${r.name.padEnd(width)}  median ${String(r.medianMs).padStart(4)} ms  min ${String(r.minMs).padStart(4)} ms  cpu ${String(r.cpuMedianMs).padStart(4)} ms (+${r.cpuOverFloorMs} over the floor)  ${r.verdict}`,
+    );
+  }
   console.log(`load average after: ${load()}`);
   if (flags.json !== undefined) await writeFile(flags.json, `${JSON.stringify({ cli: CLI, runs: RUNS, results: rows }, null, 2)}\n`);
 }

@@ -13,8 +13,12 @@
  *
  * Everything it starts carries Hangar labels with one run id and is removed at the end.
  *
+ * Each cold start's phases are printed: the client's view (spawn to "is running", to the
+ * `initialize` answer, to the `tools/list` answer) and `hangar run --verbose`'s own account
+ * (CLI load, policy, Docker, images, then the sandbox's steps), with the median of each.
+ *
  *   node --import tsx bench/sandbox.ts [--runs 5] [--seconds 5] [--rounds 3] [--concurrency 8]
- *                                      [--idle 5] [--cli auto|dist|tsx] [--json out.json]
+ *                                      [--idle 5] [--cli auto|dist|tsx] [--only cold] [--json out.json]
  */
 import { randomBytes } from "node:crypto";
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -53,6 +57,8 @@ const { values: flags } = parseArgs({
     json: { type: "string" },
     /** auto: dist when it is fresh, else src through tsx (which adds its own start-up time). */
     cli: { type: "string", default: "auto" },
+    /** cold: only the cold start (no memory or load measurements). */
+    only: { type: "string" },
   },
 });
 const RUNS = Math.max(1, Number(flags.runs));
@@ -140,6 +146,10 @@ function cliCommand(): HangarCliCommand {
 interface ColdStartSample {
   /** Spawn to the first tools/list answer. */
   readonly toolsListMs: number;
+  /** Spawn to the `initialize` answer. */
+  readonly initializeMs: number;
+  /** `hangar run --verbose`'s "start phases" line: its own account, in ms per phase. */
+  readonly phases: Readonly<Record<string, number>>;
   /** Spawn to the CLI's "is running" line (images checked, sidecar ready, server started). */
   readonly sandboxUpMs: number;
   /** stdin EOF to the CLI's exit, everything removed. */
@@ -156,15 +166,17 @@ async function coldStart(b: Bench): Promise<{ samples: ColdStartSample[]; cli: s
   const cli = cliCommand();
   const once = async (): Promise<ColdStartSample> => {
     const t0 = performance.now();
-    const session = await HangarRunSession.start({ engine: b.engine, policy, config, cli });
+    const session = await HangarRunSession.start({ engine: b.engine, policy, config, cli, env: { HANGAR_VERBOSE: "1" } });
     try {
+      const initialized = performance.now();
       await session.client.listTools();
       const t1 = performance.now();
       const up = await session.sandbox();
       session.endStdin();
       const t2 = performance.now();
       await session.waitForExit(30_000);
-      return { toolsListMs: t1 - t0, sandboxUpMs: up.at - t0, teardownMs: performance.now() - t2 };
+      const phases = parsePhases(session.stderrLines);
+      return { toolsListMs: t1 - t0, initializeMs: initialized - t0, sandboxUpMs: up.at - t0, teardownMs: performance.now() - t2, phases };
     } finally {
       await session[Symbol.asyncDispose]();
     }
@@ -175,9 +187,37 @@ async function coldStart(b: Bench): Promise<{ samples: ColdStartSample[]; cli: s
   for (let i = 0; i < RUNS; i++) {
     const sample = await once();
     log(`  run ${i + 1}: tools/list after ${sample.toolsListMs.toFixed(0)} ms (sandbox up at ${sample.sandboxUpMs.toFixed(0)} ms), teardown ${sample.teardownMs.toFixed(0)} ms`);
+    log(`    phases: ${describePhases(sample)}`);
     samples.push(sample);
   }
   return { samples, cli: cli.from };
+}
+
+const PHASES_LINE = /^hangar: start phases: (.*)$/;
+
+/** "cli 120 ms, policy 10 ms, ..." from the CLI's --verbose line; empty from a CLI without it. */
+function parsePhases(lines: readonly string[]): Record<string, number> {
+  const text = lines.map((l) => PHASES_LINE.exec(l)?.[1]).find((t) => t !== undefined);
+  if (text === undefined) return {};
+  return Object.fromEntries(text.split(", ").flatMap((part) => {
+    const m = /^(\S+) (\d+) ms$/.exec(part);
+    return m ? [[m[1]!, Number(m[2])]] : [];
+  }));
+}
+
+/** The client's view (spawn to running, to initialize, to tools/list), then the CLI's own phases. */
+function clientPhases(s: ColdStartSample): Record<string, number> {
+  return { "client:running": s.sandboxUpMs, "client:initialize": s.initializeMs, "client:tools/list": s.toolsListMs, ...s.phases };
+}
+
+function describePhases(s: ColdStartSample): string {
+  return Object.entries(clientPhases(s)).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ");
+}
+
+/** The median of each phase over the samples, in first-seen order. */
+function phaseMedians(samples: readonly ColdStartSample[]): Array<[string, number]> {
+  const names = [...new Set(samples.flatMap((s) => Object.keys(clientPhases(s))))];
+  return names.map((name) => [name, median(samples.flatMap((s) => { const v = clientPhases(s)[name]; return v === undefined ? [] : [v]; }))]);
 }
 
 // ---- sidecar memory ---------------------------------------------------------------------
@@ -380,6 +420,14 @@ async function main(): Promise<void> {
     // First: attached to the egress network, it keeps hangar run from removing the network as it exits.
     await startUpstream(b);
     const cold = await coldStart(b);
+    console.log(`\ncold start phases (median of ${cold.samples.length}, ms; client: from spawn, the rest each its own duration):`);
+    for (const [name, ms] of phaseMedians(cold.samples)) console.log(`  ${name.padEnd(24)} ${ms.toFixed(0).padStart(6)}`);
+    if (flags.only === "cold") {
+      const coldMedian = median(cold.samples.map((s) => s.toolsListMs));
+      console.log(`cold start to first tools/list: median ${coldMedian.toFixed(0)} ms (target ≤ 1500 ms: ${verdict(coldMedian <= 1500)}), load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+      if (flags.json !== undefined) await writeFile(flags.json, JSON.stringify({ coldStart: cold, phaseMedians: Object.fromEntries(phaseMedians(cold.samples)), coldMedian }, null, 2));
+      return;
+    }
     const over = await overhead(b);
 
     const coldMedian = median(cold.samples.map((s) => s.toolsListMs));

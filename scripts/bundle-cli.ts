@@ -1,13 +1,13 @@
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 
 /**
  * Bundles the `hangar` CLI over tsc's dist/cli/main.js (`npm run build` runs tsc first).
  * Loading hundreds of small modules (zod alone is about 100) cost more than the work of
  * `hangar policy lint`; one entry plus one chunk per verb loads in a fraction of that.
  * Each verb's code stays in its own chunks, imported when the verb runs (lazy-command.ts).
- * The rest of dist/ (the sidecar, the library) is left as tsc wrote it.
+ * The sidecar's entry is bundled too (below); the rest of dist/ (the library) is left as tsc wrote it.
  */
 const OUT_DIR = "dist/cli";
 
@@ -16,6 +16,31 @@ const OUT_DIR = "dist/cli";
 for (const name of await readdir(OUT_DIR)) {
   if (/^chunk-[A-Z0-9]+\.js$/.test(name) || name === "main.js.map") await rm(join(OUT_DIR, name));
 }
+
+/**
+ * Modules that dockerode and docker-modem load eagerly but use only for BuildKit sessions
+ * (gRPC and protobuf) and for ssh:// engines (ssh2): about 170 ms of CPU at every `hangar run`.
+ * Each is replaced by a stand-in that loads the real module on first call, from node_modules.
+ */
+const LAZY_CJS: ReadonlyArray<{ readonly importer: RegExp; readonly request: string; readonly real: string }> = [
+  { importer: /node_modules\/dockerode\/lib\/docker\.js$/, request: "./session", real: "dockerode/lib/session.js" },
+  { importer: /node_modules\/docker-modem\/lib\/modem\.js$/, request: "./ssh", real: "docker-modem/lib/ssh.js" },
+];
+
+const lazyCjs: Plugin = {
+  name: "hangar-lazy-cjs",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/(session|ssh)$/ }, (args) => {
+      const lazy = LAZY_CJS.find((l) => l.request === args.path && l.importer.test(args.importer));
+      return lazy === undefined ? undefined : { path: lazy.real, namespace: "hangar-lazy" };
+    });
+    b.onLoad({ filter: /.*/, namespace: "hangar-lazy" }, (args) => ({
+      // A function whose body requires the real module: external, so node loads it only then.
+      contents: `module.exports = function () { return require(${JSON.stringify(args.path)}).apply(this, arguments); };`,
+      loader: "js",
+    }));
+  },
+};
 
 await build({
   entryPoints: ["src/cli/main.ts"],
@@ -27,10 +52,41 @@ await build({
   target: "node20",
   // Flat beside main.js: package-root.ts finds the package two directories up, as from dist/images.
   chunkNames: "chunk-[hash]",
-  // Native addons (better-sqlite3; ssh2 under dockerode) and pino's worker files are found by path
+  // Native addons (better-sqlite3; ssh2 under docker-modem) and pino's worker files are found by path
   // at run time; the X.509 library needs its Reflect polyfill loaded as its own module first.
-  external: ["better-sqlite3", "dockerode", "pino", "@peculiar/x509", "reflect-metadata", "tldts"],
+  // dockerode is bundled (its BuildKit and ssh modules stay outside, loaded lazily: lazyCjs).
+  external: ["better-sqlite3", "pino", "@peculiar/x509", "reflect-metadata", "tldts", ...LAZY_CJS.map((l) => l.real)],
+  plugins: [lazyCjs],
   // CommonJS dependencies that call require() need one in an ES module.
+  banner: { js: 'import { createRequire as __hangarCreateRequire } from "node:module";\nconst require = __hangarCreateRequire(import.meta.url);' },
+  logLevel: "warning",
+});
+
+/**
+ * The sidecar, bundled over tsc's dist/sidecar/main.js: it loaded some 150 modules at every
+ * start (about 400 ms of CPU, and the sidecar runs on half a CPU), one file loads in half of
+ * that. The sandbox waits for it before the server may start. The catch-all's addon loader
+ * stays tsc's own module beside it: it finds its native file relative to itself.
+ */
+const SIDECAR_BESIDE: Plugin = {
+  name: "hangar-sidecar-beside",
+  setup(b) {
+    b.onResolve({ filter: /\/original-destination\.js$/ }, (args) =>
+      args.importer.includes(join("src", "sidecar")) ? { path: "./catch-all/original-destination.js", external: true } : undefined,
+    );
+  },
+};
+
+await rm("dist/sidecar/main.js.map", { force: true });
+await build({
+  entryPoints: ["src/sidecar/main.ts"],
+  outfile: "dist/sidecar/main.js",
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  external: ["pino", "@peculiar/x509", "reflect-metadata", "tldts"],
+  plugins: [SIDECAR_BESIDE],
   banner: { js: 'import { createRequire as __hangarCreateRequire } from "node:module";\nconst require = __hangarCreateRequire(import.meta.url);' },
   logLevel: "warning",
 });

@@ -1,4 +1,7 @@
 import { pino, type Logger, type DestinationStream } from "pino";
+import { prettyDestination, type LogFormat } from "./log-pretty.js";
+
+export { chooseLogFormat, formatLogLine, LOG_FORMATS, type LogFormat } from "./log-pretty.js";
 
 /** Paths whose values never reach a log line: secret env values, tokens, auth headers. */
 export const REDACT_PATHS = [
@@ -20,7 +23,8 @@ export const REDACT_PATHS = [
   "*.password",
 ];
 
-export function createLogger(options: { name: string; level?: string; destination?: DestinationStream }): Logger {
+export function createLogger(options: { name: string; level?: string; destination?: DestinationStream; format?: LogFormat; colour?: boolean }): Logger {
+  const destination = options.destination ?? pino.destination(2);
   return pino(
     {
       name: options.name,
@@ -28,7 +32,7 @@ export function createLogger(options: { name: string; level?: string; destinatio
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       base: { name: options.name },
     },
-    options.destination ?? pino.destination(2),
+    options.format === "pretty" ? prettyDestination(destination, { colour: options.colour === true }) : destination,
   );
 }
 

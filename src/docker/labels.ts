@@ -1,3 +1,5 @@
+import { userInfo } from "node:os";
+
 /**
  * Every object Hangar creates (container, network, volume, image) carries these labels,
  * so `hangar prune` and a restarted control plane can find and remove orphans.
@@ -8,6 +10,11 @@ export const LABEL_ROLE = "hangar.role";
 export const LABEL_RUN = "hangar.run";
 /** `<hostname>:<pid>` of the process that started a sandbox: tells a crashed run from a live one. */
 export const LABEL_OWNER = "hangar.owner";
+/** The uid (and name) of the user whose Hangar created an object: `hangar prune` takes only its own user's by default. */
+export const LABEL_UID = "hangar.uid";
+export const LABEL_USER = "hangar.user";
+/** The state directory (absolute) of the run that created a sandbox: prune takes only this one's by default. */
+export const LABEL_STATE_DIR = "hangar.state-dir";
 /** Content hash of what an image was built from; equal hash, no rebuild. */
 export const LABEL_CONTENT = "hangar.content";
 
@@ -21,6 +28,28 @@ export interface LabelInput {
   readonly server: string;
   readonly role: HangarRole;
   readonly run: string;
+  /** Who creates it; default this process's user. */
+  readonly creator?: Creator;
+  /** The run's state directory, for what belongs to one run (its networks and containers). */
+  readonly stateDir?: string;
+}
+
+/** The user a Hangar process runs as. */
+export interface Creator {
+  readonly uid: string;
+  readonly user: string;
+}
+
+/** This process's user: uid and name (a platform without uids gives "-1", as os.userInfo does). */
+export function currentCreator(): Creator {
+  try {
+    const info = userInfo();
+    return { uid: String(info.uid), user: info.username };
+  } catch {
+    // No passwd entry for the uid (a container run as an arbitrary uid).
+    const uid = process.getuid?.() ?? -1;
+    return { uid: String(uid), user: process.env["USER"] ?? String(uid) };
+  }
 }
 
 export type Labels = Readonly<Record<string, string>>;
@@ -32,7 +61,13 @@ export function hangarLabels(input: LabelInput, extra: Labels = {}): Record<stri
     [LABEL_SERVER]: input.server,
     [LABEL_ROLE]: input.role,
     [LABEL_RUN]: input.run,
+    ...creatorLabels(input.creator ?? currentCreator()),
+    ...(input.stateDir !== undefined ? { [LABEL_STATE_DIR]: input.stateDir } : {}),
   };
+}
+
+export function creatorLabels(creator: Creator): Record<string, string> {
+  return { [LABEL_UID]: creator.uid, [LABEL_USER]: creator.user };
 }
 
 /** Which labelled objects a query or prune means. Absent fields match anything. */

@@ -20,7 +20,7 @@ export interface ImageSetResult {
 }
 
 /**
- * Everything one sandbox needs, built in order (base, then sidecar and server on it),
+ * Everything one sandbox needs: the base, then the sidecar and the server on it (in parallel),
  * each skipped when an image with the same content hash exists. What `hangar image
  * build` and `hangar run` ("builds what is missing") call.
  */
@@ -34,8 +34,11 @@ export class ImageSet {
   async ensure(request: ImageSetRequest): Promise<ImageSetResult> {
     const progress = request.onProgress ? { onProgress: request.onProgress } : {};
     const base = await this.base.ensure({ tag: request.baseImage, ...progress });
-    const sidecar = await this.sidecar.ensure({ tag: request.sidecarImage, base: request.baseImage, ...progress });
-    const server = await this.server.build({ policy: request.policy, policyFile: request.policyFile, base: request.baseImage, ...progress });
+    // Both stand only on the base: checked (and built) side by side.
+    const [sidecar, server] = await Promise.all([
+      this.sidecar.ensure({ tag: request.sidecarImage, base: request.baseImage, ...progress }),
+      this.server.build({ policy: request.policy, policyFile: request.policyFile, base: request.baseImage, ...progress }),
+    ]);
     return { base, sidecar, server };
   }
 }

@@ -1,5 +1,6 @@
 import type { ContainerEngine } from "../docker/container-engine.js";
 import { LABEL_OWNER, LABEL_ROLE, LABEL_RUN, selectorTerms, type LabelSelector, type Labels } from "../docker/labels.js";
+import { outsideScope, type OutOfScope, type PruneScope } from "./prune-scope.js";
 
 export interface PruneOptions extends LabelSelector {
   /** Also remove Hangar's images (base, sidecar, servers). Default false: they are slow to rebuild. */
@@ -10,6 +11,8 @@ export interface PruneOptions extends LabelSelector {
    * the same run (its volumes); demo upstreams, which have no owner, stay too.
    */
   readonly mayTake?: (owner: string) => boolean;
+  /** Objects outside it stay whatever their owner (another user's, another state directory's). Absent: no such limit. */
+  readonly scope?: PruneScope;
   /** List what would go, remove nothing. */
   readonly dryRun?: boolean;
 }
@@ -19,7 +22,9 @@ export interface KeptObject {
   readonly kind: "container" | "network" | "volume";
   readonly name: string;
   readonly owner?: string;
-  readonly reason: "owner" | "in-use" | "demo";
+  readonly reason: "owner" | "in-use" | "demo" | OutOfScope["reason"];
+  /** For user and state-dir: whose, or which directory. */
+  readonly detail?: string;
 }
 
 export interface PruneResult {
@@ -56,6 +61,11 @@ export class Pruner {
     const leftRuns = new Set<string>();
     /** Whether an object may go; records why not. Unowned objects follow their run's containers. */
     const takes = (kind: KeptObject["kind"], name: string, l: Labels): boolean => {
+      const outside = options.scope !== undefined ? outsideScope(l, options.scope) : undefined;
+      if (outside !== undefined) {
+        kept.push({ kind, name, reason: outside.reason, detail: outside.detail });
+        return false;
+      }
       if (options.mayTake === undefined) return true;
       const owner = l[LABEL_OWNER];
       if (owner !== undefined) {

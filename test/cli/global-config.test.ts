@@ -46,6 +46,7 @@ describe("the global --config", () => {
     const config = writeConfig("walk");
     const paths = await leaves();
     expect(paths.length).toBeGreaterThan(25);
+    expect(paths.map((p) => p.join(" "))).toEqual(expect.arrayContaining(["logs", "ps", "stop", "events", "prune"]));
     for (const path of paths) {
       const name = path.join(" ");
       const help = await hangar([...path, "--help"]);

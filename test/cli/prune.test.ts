@@ -43,7 +43,7 @@ describe("hangar prune", () => {
     expect(run.stdout).toContain("kept container hangar-demo-upstream (a demo upstream; --all removes it)");
     expect(run.stdout).toContain("kept network hangar-egress (still used by a container that stays)");
     expect(run.stdout).toContain("kept volume vol-live (its sandbox stays)");
-    expect(run.stdout).toMatch(/pruned 4 containers, 2 networks, 1 volume; kept \d+ objects in use by other processes or hosts \(--all removes them too\)/);
+    expect(run.stdout).toMatch(/pruned 4 containers, 2 networks, 1 volume; kept \d+ objects of other processes, hosts, users or state directories \(--all removes them too\)/);
     // The sandbox of this very process went too: it is told so.
     expect(run.stderr).toBe(`hangar: note: process ${SELF} was still using some of what was removed; it will see it gone\n`);
   });
