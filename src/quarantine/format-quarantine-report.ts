@@ -29,6 +29,7 @@ interface Row {
   readonly protocol: string;
   readonly seen: string;
   readonly request: string;
+  readonly fields: string;
   readonly count: string;
 }
 
@@ -39,6 +40,7 @@ function row(a: CapturedAttempt): Row {
     protocol: `${a.protocol}${a.path === "explicit" ? " (via proxy)" : ""}`,
     seen: seen || "-",
     request: a.method !== undefined ? `${a.method} ${a.target ?? ""}`.trim() : "-",
+    fields: a.bodyFields !== undefined ? a.bodyFields.join(", ") : a.bodyNotInspected !== undefined ? `(not inspected: ${a.bodyNotInspected})` : "-",
     count: String(a.count),
   };
 }
@@ -79,8 +81,8 @@ function mdAttempts(attempts: readonly CapturedAttempt[], dns: readonly DnsLooku
   const lines: string[] = [];
   if (attempts.length === 0 && dns.length === 0) return ["Tried to reach nothing.", ""];
   if (attempts.length > 0) {
-    lines.push("| destination | protocol | SNI / Host | request | attempts |", "|---|---|---|---|---|");
-    for (const a of attempts.map(row)) lines.push(`| ${code(a.destination)} | ${a.protocol} | ${code(a.seen)} | ${code(a.request)} | ${a.count} |`);
+    lines.push("| destination | protocol | SNI / Host | request | body fields | attempts |", "|---|---|---|---|---|---|");
+    for (const a of attempts.map(row)) lines.push(`| ${code(a.destination)} | ${a.protocol} | ${code(a.seen)} | ${code(a.request)} | ${code(a.fields)} | ${a.count} |`);
     lines.push("");
   }
   if (dns.length > 0) lines.push(`DNS lookups: ${dns.map((d) => `${code(d.name)} (${d.type}${d.count > 1 ? ` ×${d.count}` : ""})`).join(", ")}`, "");
@@ -120,8 +122,8 @@ function htmlAttempts(attempts: readonly CapturedAttempt[], dns: readonly DnsLoo
   if (attempts.length === 0 && dns.length === 0) return "<p>Tried to reach nothing.</p>";
   const parts: string[] = [];
   if (attempts.length > 0) {
-    const rows = attempts.map(row).map((a) => `<tr><td>${h(a.destination)}</td><td>${h(a.protocol)}</td><td>${h(a.seen)}</td><td>${h(a.request)}</td><td>${a.count}</td></tr>`);
-    parts.push(`<table><thead><tr><th>destination</th><th>protocol</th><th>SNI / Host</th><th>request</th><th>attempts</th></tr></thead><tbody>${rows.join("")}</tbody></table>`);
+    const rows = attempts.map(row).map((a) => `<tr><td>${h(a.destination)}</td><td>${h(a.protocol)}</td><td>${h(a.seen)}</td><td>${h(a.request)}</td><td>${h(a.fields)}</td><td>${a.count}</td></tr>`);
+    parts.push(`<table><thead><tr><th>destination</th><th>protocol</th><th>SNI / Host</th><th>request</th><th>body fields</th><th>attempts</th></tr></thead><tbody>${rows.join("")}</tbody></table>`);
   }
   if (dns.length > 0) parts.push(`<p>DNS lookups: ${dns.map((d) => `${h(d.name)} (${h(d.type)}${d.count > 1 ? ` ×${d.count}` : ""})`).join(", ")}</p>`);
   return parts.join("\n");

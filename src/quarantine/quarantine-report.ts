@@ -1,10 +1,12 @@
 import type { AttributedEgressEvent } from "../core/baseline/observation.js";
 import { scanManifest, type ManifestFinding } from "../core/gateway/manifest-scan.js";
+import { targetWithoutValues } from "../core/request-shape.js";
 import type { CallOutcome, ScenarioRun } from "../replay/scenario-session.js";
 
 /**
  * What a quarantined server tried to reach, per tool: every attempt the sidecar captured
- * (name, port, protocol, TLS SNI or HTTP Host, method and path), grouped and counted, and
+ * (name, port, protocol, TLS SNI or HTTP Host; for a request it saw, its method, URL without
+ * query values and body field names, never a value), grouped and counted, and
  * every DNS name it asked. Attempts outside any tool call (at start-up) have their own
  * section. Built from a scenario run; rendered as Markdown, HTML or JSON. Pure.
  */
@@ -20,8 +22,12 @@ export interface CapturedAttempt {
   readonly host?: string;
   readonly connect?: string;
   readonly method?: string;
-  /** The request target: a path, or a full URL through the explicit proxy. */
+  /** The request target without query values (`/search?q&page`): a path, or a full URL through the explicit proxy. */
   readonly target?: string;
+  /** Field paths of the request's JSON or form body (`to`, `attachments[].name`), sorted: names, never values. */
+  readonly bodyFields?: readonly string[];
+  /** Why the body yielded no fields (too-large, unparseable, unsupported-type, ...), when it had one. */
+  readonly bodyNotInspected?: string;
   readonly reasons: readonly string[];
   readonly count: number;
 }
@@ -144,7 +150,9 @@ function groupAttempts(events: readonly AttributedEgressEvent[]): CapturedAttemp
       ...(e.host !== undefined ? { host: e.host } : {}),
       ...(e.connect !== undefined ? { connect: e.connect } : {}),
       ...(e.method !== undefined ? { method: e.method } : {}),
-      ...(e.url !== undefined ? { target: e.url } : {}),
+      ...(e.url !== undefined ? { target: targetWithoutValues(e.url) } : {}),
+      ...(e.bodyFields !== undefined && e.bodyFields.length > 0 ? { bodyFields: [...e.bodyFields].sort(byText) } : {}),
+      ...(e.bodyKind === "not-inspected" ? { bodyNotInspected: e.bodyNotInspected ?? "unparseable" } : {}),
       reasons: e.reasons.filter((r) => r !== "capture"),
     };
     const key = JSON.stringify(attempt);

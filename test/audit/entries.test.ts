@@ -56,7 +56,7 @@ describe("toolCallEntry", () => {
 });
 
 describe("egressEntry", () => {
-  it("keeps the event whole, its time as the record's, and the attributed calls", () => {
+  it("keeps the event (every field it knows), its time as the record's, and the attributed calls", () => {
     const event: EgressEvent = { v: 1, ts: "2025-03-01T12:00:00.123Z", id: "e1", type: "egress", phase: "decide", server: "everything", verdict: "block", reasons: ["undeclared-host"], name: "evil.example.net", port: 443, protocol: "tls" };
     expect(egressEntry(event, [{ callId: "c1", tool: "fetch", identity: "alice" }])).toEqual({
       kind: "egress",

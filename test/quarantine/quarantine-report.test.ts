@@ -72,6 +72,45 @@ describe("buildQuarantineReport", () => {
   });
 });
 
+describe("the requests each tool tried", () => {
+  // What capture saw inside the requests: method, path, query keys and body field names.
+  const shaped: ScenarioRun = {
+    ...run,
+    events: [
+      event(["send_email"], { protocol: "http", name: "api.mail.test", port: 443, sni: "api.mail.test", host: "api.mail.test", method: "POST", url: "/email", pathTemplate: "/email", bodyKind: "json", bodyFields: ["To", "Subject", "Bcc"] }),
+      event(["send_email"], { protocol: "http", name: "api.mail.test", port: 443, sni: "api.mail.test", host: "api.mail.test", method: "POST", url: "/email", pathTemplate: "/email", bodyKind: "json", bodyFields: ["Bcc", "Subject", "To"] }),
+      // A sidecar that let a value through: the report keeps the key, never the value.
+      event(["send_email"], { name: "api.mail.test", port: 80, host: "api.mail.test", method: "GET", url: "/templates?token=s3cr3t&page=2#frag", pathTemplate: "/templates", queryKeys: ["page", "token"], bodyKind: "none", bodyFields: [] }),
+      event(["send_email"], { name: "api.mail.test", port: 80, host: "api.mail.test", method: "PUT", url: "/upload", pathTemplate: "/upload", bodyKind: "not-inspected", bodyNotInspected: "too-large" }),
+    ],
+  };
+  const report = buildQuarantineReport(shaped, { target: "t", capturePorts: [80, 443] });
+  const send = report.tools.find((t) => t.name === "send_email")!;
+
+  it("lists each request with its method, URL without query values, and its body's field names, grouped", () => {
+    expect(send.attempts.map((a) => [a.port, a.method, a.target, a.bodyFields, a.bodyNotInspected, a.count])).toEqual([
+      [80, "GET", "/templates?token&page", undefined, undefined, 1],
+      [80, "PUT", "/upload", undefined, "too-large", 1],
+      [443, "POST", "/email", ["Bcc", "Subject", "To"], undefined, 2],
+    ]);
+    expect(JSON.stringify(report)).not.toContain("s3cr3t");
+  });
+
+  it("shows them in Markdown, HTML and JSON", () => {
+    const md = formatQuarantineReport(report, "md");
+    expect(md).toContain("| destination | protocol | SNI / Host | request | body fields | attempts |");
+    expect(md).toContain("| `api.mail.test:443` | http | `SNI api.mail.test, Host api.mail.test` | `POST /email` | `Bcc, Subject, To` | 2 |");
+    expect(md).toContain("| `api.mail.test:80` | http | `Host api.mail.test` | `GET /templates?token&page` | `-` | 1 |");
+    expect(md).toContain("| `api.mail.test:80` | http | `Host api.mail.test` | `PUT /upload` | `(not inspected: too-large)` | 1 |");
+    const html = formatQuarantineReport(report, "html");
+    expect(html).toContain("<th>body fields</th>");
+    expect(html).toContain("<td>POST /email</td><td>Bcc, Subject, To</td><td>2</td>");
+    const json = JSON.parse(formatQuarantineReport(report, "json")) as typeof report;
+    expect(json.tools[0]?.attempts).toContainEqual(expect.objectContaining({ method: "POST", target: "/email", bodyFields: ["Bcc", "Subject", "To"], count: 2 }));
+    for (const text of [md, html, JSON.stringify(json)]) expect(text).not.toContain("s3cr3t");
+  });
+});
+
 describe("report formats", () => {
   const report = buildQuarantineReport(run, { target: "policies/mail.yaml", capturePorts: [80, 443] });
 
@@ -82,9 +121,9 @@ describe("report formats", () => {
   it("Markdown: a summary table, then each tool's calls and attempts", () => {
     const md = formatQuarantineReport(report, "md");
     expect(md).toContain("| `send_email` | `api.mail.test:80`, `collector.evil.test:80` |");
-    expect(md).toContain("| `collector.evil.test:80` | http | `Host collector.evil.test` | `POST /collect` | 2 |");
+    expect(md).toContain("| `collector.evil.test:80` | http | `Host collector.evil.test` | `POST /collect` | `-` | 2 |");
     expect(md).toContain('- called with `{"to":"a@b.test"}`: tool error in 40 ms: 403');
-    expect(md).toMatch(/## Outside any tool call\n\n\| destination .*\n.*\n\| `telemetry\.example\.com:443` \| tls \| `SNI telemetry\.example\.com` \| `-` \| 1 \|/);
+    expect(md).toMatch(/## Outside any tool call\n\n\| destination .*\n.*\n\| `telemetry\.example\.com:443` \| tls \| `SNI telemetry\.example\.com` \| `-` \| `-` \| 1 \|/);
   });
 
   it("escapes what the server controls: no HTML, links or broken tables in Markdown; no markup in HTML", () => {
@@ -99,7 +138,7 @@ describe("report formats", () => {
     // Inside a code span, <script> is literal text; outside one, every < is escaped.
     expect(md.replace(/`[^`\n]*`/g, "").match(/(?<!\\)</g)).toBeNull();
     expect(md).toContain("\\[click\\](http://evil.test) \\<script\\>");
-    expect(md).toContain("| `GET /'\\|</td><script>` | 1 |");
+    expect(md).toContain("| `GET /'\\|</td><script>` | `-` | 1 |");
     const html = formatQuarantineReport(r, "html");
     expect(html).not.toMatch(/<script>|<b>/);
     expect(html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");

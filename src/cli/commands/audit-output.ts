@@ -47,7 +47,10 @@ function describe(record: AuditRecord): string {
       const target = `${e.name ?? e.ip ?? "?"}${e.port !== undefined ? `:${e.port}` : ""}`;
       const calls = d.attribution.calls.map((c) => `${c.tool} by ${c.identity}`).join(", ");
       const bytes = e.phase === "close" ? ` ${e.bytesUp ?? 0}B up ${e.bytesDown ?? 0}B down` : "";
-      return `${d.server} → ${target} ${e.type === "dns" ? `dns ${e.recordType ?? ""} ` : ""}${e.verdict}${e.phase === "close" ? " closed" : ""} [${e.reasons.join(",")}]${bytes}${calls !== "" ? ` during ${calls}` : " (no call in flight)"}`;
+      // The request, by name only: method, path template, and what drifted (or its body's fields).
+      const request = e.method !== undefined ? `${e.method} ${e.pathTemplate ?? e.url ?? ""} ` : "";
+      const fields = e.driftFields !== undefined && e.driftFields.length > 0 ? ` new ${e.driftFields.join(", ")}` : e.bodyFields !== undefined && e.bodyFields.length > 0 ? ` fields ${e.bodyFields.join(",")}` : "";
+      return `${d.server} → ${target} ${e.type === "dns" ? `dns ${e.recordType ?? ""} ` : ""}${request}${e.verdict}${e.phase === "close" ? " closed" : ""} [${e.reasons.join(",")}]${fields}${bytes}${calls !== "" ? ` during ${calls}` : " (no call in flight)"}`;
     }
     case "lifecycle": {
       const d = data as unknown as LifecycleData;

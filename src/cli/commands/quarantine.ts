@@ -34,7 +34,8 @@ export function createQuarantineCommand(deps: ScenarioVerbDeps = {}): Command {
     description:
       "Deny-all plus capture: every DNS name resolves to the sidecar and every attempt is recorded with its\n" +
       "TLS SNI or HTTP Host, method and path, but nothing leaves the sandbox. It answers \"what would this\n" +
-      "server try to reach?\" without risk.\n" +
+      "server try to reach?\" without risk. The report lists, per tool, each request it tried: method, URL\n" +
+      "without query values, and the body's field names (never a value).\n" +
       "With a scenario the server's tools are called as it says; without one, every tool is called once with\n" +
       `arguments generated from its input schema (required fields, and any URL field, pointed at a probe host).\n` +
       "The target is a policy file (its allow rules are ignored: capture wins), or a server named directly:\n" +

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { HangarError } from "../errors.js";
 import type { SignedCheckpoint } from "./checkpoint.js";
 

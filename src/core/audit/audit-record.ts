@@ -61,11 +61,14 @@ export interface AttributedCall {
 
 export interface EgressData {
   readonly server: string;
+  /** The sidecar's event, kept field by field (see egressEntry): names, never values. */
   readonly event: EgressEvent;
   readonly attribution: {
     /** Empty when no call was in flight (e.g. a server's own startup traffic). */
     readonly calls: readonly AttributedCall[];
   };
+  /** The drift codes among the event's reasons (`new-request-field`, `new-http-route`, ...), when it drifted. Absent in records written before it existed. */
+  readonly drift?: readonly string[];
 }
 
 export interface LifecycleData {

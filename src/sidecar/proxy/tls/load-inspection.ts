@@ -9,8 +9,8 @@ import { upstreamTrust, type TlsInspection } from "./tls-terminator.js";
 const MAX_LINE = 64 * 1024;
 
 /** Builds the sidecar's TLS inspection from its config: the sandbox CA and the upstream trust. */
-export async function loadInspection(tls: NonNullable<SidecarConfig["tls"]>, stdin: Readable): Promise<TlsInspection> {
-  const ca = tls.ca === "stdin" ? await caFromLine(await readLine(stdin)) : { certPem: await readPem(tls.ca.certFile), keyPem: await readPem(tls.ca.keyFile) };
+export async function loadInspection(tls: NonNullable<SidecarConfig["tls"]>, stdin: Readable | { readonly line: string }): Promise<TlsInspection> {
+  const ca = tls.ca === "stdin" ? caFromLine("line" in stdin ? stdin.line : await readLine(stdin)) : { certPem: await readPem(tls.ca.certFile), keyPem: await readPem(tls.ca.keyFile) };
   const extra = tls.upstreamCaFile === undefined ? undefined : await readPem(tls.upstreamCaFile);
   return { minter: new LeafMinter(ca), upstreamCa: upstreamTrust(extra) };
 }
@@ -40,7 +40,7 @@ function caFromLine(line: string): CaMaterial {
 }
 
 /** One line from `stream`, bounded; the stream is left paused and its listeners removed. */
-function readLine(stream: Readable): Promise<string> {
+export function readLine(stream: Readable): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = "";
     const done = (err?: Error): void => {
