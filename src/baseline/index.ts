@@ -13,3 +13,4 @@ export { createPolicyRuleLocator, policyNote, type PolicyRuleLocator, type Polic
 export { SARIF_SCHEMA, SARIF_VERSION, type SarifLog } from "./sarif.js";
 export { egressRulesFor, routeGlob, type CidrAllowRule, type EgressRules, type HostAllowRule, type HttpRouteRule } from "./egress-rules.js";
 export { formatEgressRules } from "./format-egress-rules.js";
+export { formatToolLabelSuggestions, suggestToolLabels, type ToolLabelSuggestion, type ToolLabelSuggestions } from "./tool-label-suggestions.js";

@@ -26,6 +26,11 @@ const HANGAR_DESCRIPTIONS: Descriptions = {
   "runtime.sidecar.readyTimeoutMs": "How long to wait for the sidecar to start, in milliseconds.",
   "runtime.sidecar.maxRestarts": "Restarts after unexpected exits before the sandbox is given up (it fails closed either way).",
   "runtime.upstreamCaFile": "A PEM file of extra roots the sidecar trusts when it re-originates TLS for an inspected destination (relative to hangar.yaml). The system roots are always trusted.",
+  "runtime.inspectBodyLimit": 'How much of a request body the sidecar reads to decide its shape (field names), on requests it sees: a size from "1k" to "64m", such as "256k", or a number of bytes. A longer body is not inspected (body-not-inspected, refused in ENFORCING where the baseline parsed bodies). Default "1m".',
+  "runtime.watchedSecrets": "Names of environment variables (of the control plane) whose values every sandbox's sidecar watches for, raw and encoded, in requests and names; a match is secret-leak. Values under 8 characters are not watched.",
+  "runtime.watchedSecrets.[]": "An environment variable name.",
+  "runtime.isolation": 'How the server container is isolated from the host kernel: "runc" (namespaces, the default) or "gvisor" (runsc, a user-space kernel; recommended for untrusted servers). A policy\'s server.isolation overrides it. The sidecar always runs on runc.',
+  "runtime.catchAll": "Route every TCP connection and UDP datagram the server sends, to any address and port, through the sidecar (a veth and nft rules set up by short-lived hangar/netns containers), so raw-IP attempts are decided and leave events. Default false.",
   "runtime.upstreamResolvers": 'The resolvers the sidecar asks for declared names, as "address" or "address:port" (IPv4). Default: the engine\'s embedded resolver.',
   "runtime.upstreamResolvers.[]": 'A resolver: "address" or "address:port", IPv4.',
   servers: "The policy files of the servers to serve, one per server, relative to hangar.yaml. Each server's name comes from its policy.",
@@ -64,6 +69,16 @@ const HANGAR_DESCRIPTIONS: Descriptions = {
   "gateway.metrics.public": "Serve /metrics without a bearer token, for a scraper on a trusted network.",
   approvals: "Rules for approving servers (hangar approve).",
   "approvals.requireDistinctGranter": "Refuse a grant by the identity that requested the approval: a second person must grant it. Default false.",
+  flows: "Compositions of tool calls refused within one client session of the gateway, across all servers, by the labels policies give tools (tools.labels).",
+  "flows.[]": "One flow rule.",
+  "flows.[].name": 'The flow\'s name, in refusals and the audit (lowercase letters, digits and "-").',
+  "flows.[].description": "What the flow guards against, in a sentence.",
+  "flows.[].mode": "enforcing refuses the call, observing records would-block. Default: the mode of the called tool's server.",
+  "flows.[].deny": "The calls refused: one carrying any label of call, once the session's earlier calls carried every label of after.",
+  "flows.[].deny.after": "Labels the session's earlier calls must all have carried (in any order, over any servers).",
+  "flows.[].deny.after.[]": "A tool label: reads-private, reads-untrusted, writes-public, sends-external or executes.",
+  "flows.[].deny.call": "Labels of the call being decided; any one of them completes the flow.",
+  "flows.[].deny.call.[]": "A tool label: reads-private, reads-untrusted, writes-public, sends-external or executes.",
 };
 
 const SCENARIO_DESCRIPTIONS: Descriptions = {

@@ -5,13 +5,15 @@ import type { Mode } from "./policy/policy-schema.js";
 import { DEFAULT_TUNNELLING_LIMITS, tunnellingSignals, type TunnellingLimits } from "./tunnelling.js";
 import { checkRequestShape, requestDriftReason, type RequestShapeView } from "./baseline/request-drift.js";
 import type { RequestShape } from "./request-shape.js";
+import { describeLeak, nameLeaks, type SecretLeak } from "./secrets/request-secrets.js";
+import type { SecretWatch } from "./secrets/secret-watch.js";
 
 /**
  * The one decision function. Both sidecar paths (DNS and connections, transparent and
  * explicit) call it, so a rule can never hold on one path and not the other. Pure: no I/O.
  */
 export type VerdictKind = "allow" | "flag" | "block" | "would-block";
-export type Protocol = "dns" | "tls" | "http" | "connect" | "tcp";
+export type Protocol = "dns" | "tls" | "http" | "connect" | "tcp" | "udp";
 export type Stage = "dns" | "connect";
 
 export type ReasonCode =
@@ -36,6 +38,8 @@ export type ReasonCode =
   | "drift-new-http-route"
   | "drift-new-request-field"
   | "drift-body-not-inspected"
+  // a well-known credential shape in a request to a destination not declared for it
+  | "credential-pattern"
   // tunnelling heuristics
   | "tunnel-long-label"
   | "tunnel-entropy"
@@ -43,6 +47,9 @@ export type ReasonCode =
   | "tunnel-bits"
   | "tunnel-bits-rate"
   | "tunnel-budget"
+  // a secret (its sentinel, or an injected value) outside its declared header and host: hard;
+  // a watched value away from its own host: a violation
+  | "secret-leak"
   // hard invariants (blocked in every mode)
   | "invalid-name"
   | "ipv6-disabled"
@@ -72,6 +79,10 @@ export interface Verdict {
   readonly rule?: string;
   /** The matched rule says `inspect: true`: the sidecar terminates TLS and decides each request. */
   readonly inspect?: true;
+  /** Secrets found where they do not belong (`POSTMARK_TOKEN sentinel in body`): names and places, never values. */
+  readonly leaks?: readonly string[];
+  /** Credential shapes found (`aws-access-key`), for `credential-pattern`. */
+  readonly credentials?: readonly string[];
 }
 
 export interface Attempt {
@@ -106,6 +117,10 @@ export interface Attempt {
   readonly upstreamLookups?: number;
   /** Connections per minute to this destination (from the sidecar), for rate drift. */
   readonly connectionsPerMinute?: number;
+  /** Secrets the request carries where they do not belong (core/secrets: checkRequestSecrets). */
+  readonly secretLeaks?: readonly SecretLeak[];
+  /** Credential shapes in the request that its destination is not declared for. */
+  readonly credentials?: readonly string[];
 }
 
 /** The part of a frozen baseline the decision needs; the baseline module builds it. */
@@ -126,6 +141,10 @@ export interface DecisionContext {
   /** Runtime `trustedUpstreamRanges`: private answers the operator vouches for. */
   readonly trustedRanges?: readonly IpRange[];
   readonly tunnelling?: TunnellingLimits;
+  /** The sandbox's secrets: a name (DNS, SNI, Host, CONNECT) carrying one is a leak on every path. */
+  readonly secrets?: SecretWatch;
+  /** False: requests are not searched for credential shapes (a measurement switch; default on). */
+  readonly credentialScan?: boolean;
 }
 
 const ANSWERABLE_EXTRA = new Set(["TXT", "HTTPS", "SVCB"]);
@@ -153,6 +172,13 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
   if (attempt.sniMismatch === true) hard.push("sni-mismatch");
   if (attempt.sniMissing === true) hard.push("sni-missing");
   if (attempt.hostMismatch === true) hard.push("host-mismatch");
+
+  const leaks = attempt.name === undefined || ctx.secrets === undefined ? [] : nameLeaks(ctx.secrets, attempt.name);
+  if (attempt.secretLeaks !== undefined) leaks.push(...attempt.secretLeaks);
+  if (leaks.some((l) => l.hard)) hard.push("secret-leak");
+  else if (leaks.length > 0) violations.push("secret-leak");
+  const credentials = attempt.credentials ?? [];
+  if (credentials.length > 0) violations.push("credential-pattern");
 
   let name: string | undefined;
   if (attempt.name !== undefined) {
@@ -226,8 +252,12 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
     }
   }
 
-  if (policy.capture.enabled) return { verdict: "block", reasons: unique(["capture", ...hard, ...violations, ...weak]), ...(rule ? { rule } : {}) };
-  const withRule = (v: Verdict): Verdict => (rule === undefined ? v : inspect ? { ...v, rule, inspect: true } : { ...v, rule });
+  const found = leaks.length === 0 && credentials.length === 0 ? {} : { ...(leaks.length > 0 ? { leaks: unique(leaks.map(describeLeak)) } : {}), ...(credentials.length > 0 ? { credentials } : {}) };
+  if (policy.capture.enabled) return { verdict: "block", reasons: unique(["capture", ...hard, ...violations, ...weak]), ...(rule ? { rule } : {}), ...found };
+  const withRule = (v: Verdict): Verdict => {
+    const out = rule === undefined ? v : inspect ? { ...v, rule, inspect: true as const } : { ...v, rule };
+    return leaks.length === 0 && credentials.length === 0 ? out : { ...out, ...found };
+  };
   if (hard.length > 0) return withRule({ verdict: "block", reasons: unique([...hard, ...violations]) });
   if (violations.length > 0) {
     return withRule({ verdict: ctx.mode === "enforcing" ? "block" : "would-block", reasons: unique([...violations, ...weak]) });

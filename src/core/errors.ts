@@ -23,6 +23,8 @@ export type HangarErrorCode =
   | "HANGAR_SIDECAR_NOT_READY"
   | "HANGAR_SANDBOX_CONFLICT"
   | "HANGAR_SUBNET_EXHAUSTED"
+  /** The isolation asked for (gvisor) has no runtime in the engine: refused before anything starts. */
+  | "HANGAR_ISOLATION_UNAVAILABLE"
   /** An entry for the audit log is invalid: unknown kind, bad timestamp, or data that is not plain JSON. */
   | "HANGAR_AUDIT_INVALID_ENTRY"
   /** The file is missing, not SQLite, not a Hangar audit log, or of an unknown format version. */
@@ -41,6 +43,10 @@ export type HangarErrorCode =
   | "HANGAR_GATEWAY_WITHHELD"
   /** The call's arguments carry a credential shape or a watched secret (ENFORCING); data names the detectors and paths, never the value. */
   | "HANGAR_GATEWAY_ARGUMENT_REFUSED"
+  /** The call would complete a flow hangar.yaml denies within one session (ENFORCING); data names the flow and the earlier calls. */
+  | "HANGAR_GATEWAY_FLOW_REFUSED"
+  /** The tool's result carries injection cues and the policy says tools.results: strict (ENFORCING); data names the cues and paths. */
+  | "HANGAR_GATEWAY_RESULT_REFUSED"
   /** The server cannot serve: its breaker is open, it is dead, or it failed to start. */
   | "HANGAR_GATEWAY_UNAVAILABLE"
   /** The server has no granted approval, or what it runs changed since (ENFORCING). */

@@ -49,6 +49,12 @@ export interface EgressEvent {
   readonly bodyNotInspected?: NotInspectedReason;
   /** Request drift against the frozen baseline: the names it never saw, as `body Bcc`, `query page`, `header x-token`. */
   readonly driftFields?: readonly string[];
+  /** Secrets found where they do not belong (`POSTMARK_TOKEN sentinel in body`): names and places, never values. */
+  readonly secretLeaks?: readonly string[];
+  /** Credential shapes found in the request (`aws-access-key`): `credential-pattern`. */
+  readonly credentials?: readonly string[];
+  /** Secrets the sidecar wrote into this request's declared header (names only). */
+  readonly injected?: readonly string[];
   readonly client?: string;
   readonly bytesUp?: number;
   readonly bytesDown?: number;
@@ -61,7 +67,8 @@ export interface LifecycleEvent {
   readonly ts: string;
   readonly type: "lifecycle";
   readonly server: string;
-  readonly action: "started" | "reloaded" | "reload-failed" | "closing" | "closed";
+  /** `counters` carries the rate and tunnelling counts (no names) for the control plane to keep across a restart; it is not an audit event. */
+  readonly action: "started" | "reloaded" | "reload-failed" | "closing" | "closed" | "counters";
   readonly detail?: Readonly<Record<string, unknown>>;
 }
 

@@ -338,3 +338,20 @@ export function shapeFromEvent(e: RequestShapeEventFields & { readonly method?: 
     ...(why !== undefined ? { bodyNotInspected: why } : {}),
   };
 }
+
+/**
+ * A request target as events, reports and the audit show it: query values and any fragment
+ * left out, keys kept in order (`/search?q=x&page=2#top` → `/search?q&page`).
+ */
+export function targetWithoutValues(target: string): string {
+  const hash = target.indexOf("#");
+  const bare = hash === -1 ? target : target.slice(0, hash);
+  const q = bare.indexOf("?");
+  if (q === -1) return bare;
+  const keys = bare
+    .slice(q + 1)
+    .split("&")
+    .filter((pair) => pair.length > 0)
+    .map((pair) => pair.split("=", 1)[0]!);
+  return `${bare.slice(0, q)}?${keys.join("&")}`;
+}

@@ -88,6 +88,12 @@ export interface ContainerSpec {
   readonly init?: boolean;
   readonly stopSignal?: string;
   readonly stopTimeoutSeconds?: number;
+  /** The engine's OCI runtime by its registered name (`runsc` for gVisor); default the engine's own (runc). */
+  readonly ociRuntime?: string;
+  /** Join this container's network namespace instead of `endpoint` (hostname and dns then come from it). */
+  readonly networkOf?: string;
+  /** Capabilities added back after `capDrop` (short-lived setup containers only). */
+  readonly capAdd?: readonly string[];
 }
 
 export type ContainerStatus = "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
@@ -106,6 +112,8 @@ export interface ContainerInfo {
   readonly addresses: Readonly<Record<string, string>>;
   /** When the container was created, ISO-8601. */
   readonly createdAt?: string;
+  /** The OCI runtime it runs under, e.g. runc or runsc (filled by inspect). */
+  readonly ociRuntime?: string;
 }
 
 /** A container's stdio as Node streams: stdin only when the container keeps it open. */
@@ -160,6 +168,8 @@ export interface VolumeInfo {
 export interface ContainerEngine {
   /** Throws HangarError HANGAR_DOCKER when no engine answers. */
   ping(): Promise<void>;
+  /** The names of the OCI runtimes the engine has registered (`docker info` Runtimes), e.g. runc, runsc. */
+  ociRuntimes(): Promise<string[]>;
 
   createNetwork(spec: NetworkSpec): Promise<NetworkInfo>;
   inspectNetwork(nameOrId: string): Promise<NetworkInfo | undefined>;

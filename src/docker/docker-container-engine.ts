@@ -106,7 +106,7 @@ function createOptions(spec: ContainerSpec): Dockerode.ContainerCreateOptions {
     Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
     ...(spec.user ? { User: spec.user } : {}),
     ...(spec.workingDir ? { WorkingDir: spec.workingDir } : {}),
-    ...(spec.hostname ? { Hostname: spec.hostname } : {}),
+    ...(spec.hostname && spec.networkOf === undefined ? { Hostname: spec.hostname } : {}),
     ...(spec.stopSignal ? { StopSignal: spec.stopSignal } : {}),
     ...(spec.stopTimeoutSeconds !== undefined ? { StopTimeout: spec.stopTimeoutSeconds } : {}),
     Tty: false,
@@ -116,9 +116,10 @@ function createOptions(spec: ContainerSpec): Dockerode.ContainerCreateOptions {
     OpenStdin: spec.openStdin === true,
     StdinOnce: spec.openStdin === true,
     HostConfig: {
-      NetworkMode: endpoint.network,
-      ...(spec.dns ? { Dns: [...spec.dns] } : {}),
+      NetworkMode: spec.networkOf !== undefined ? `container:${spec.networkOf}` : endpoint.network,
+      ...(spec.dns && spec.networkOf === undefined ? { Dns: [...spec.dns] } : {}),
       CapDrop: [...(spec.capDrop ?? [])],
+      ...(spec.capAdd !== undefined ? { CapAdd: [...spec.capAdd] } : {}),
       SecurityOpt: [...(spec.securityOpt ?? [])],
       ReadonlyRootfs: spec.readonlyRootfs === true,
       Tmpfs: { ...spec.tmpfs },
@@ -134,11 +135,12 @@ function createOptions(spec: ContainerSpec): Dockerode.ContainerCreateOptions {
         : {}),
       Mounts: (spec.mounts ?? []).map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
       IpcMode: "private",
+      ...(spec.ociRuntime !== undefined ? { Runtime: spec.ociRuntime } : {}),
       Init: spec.init === true,
       RestartPolicy: { Name: "no" },
       LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "1" } },
     },
-    NetworkingConfig: { EndpointsConfig: { [endpoint.network]: endpointConfig(endpoint) } },
+    ...(spec.networkOf === undefined ? { NetworkingConfig: { EndpointsConfig: { [endpoint.network]: endpointConfig(endpoint) } } } : {}),
   };
 }
 
@@ -155,6 +157,11 @@ export class DockerContainerEngine implements ContainerEngine {
 
   async ping(): Promise<void> {
     await call("ping", () => this.docker.ping());
+  }
+
+  async ociRuntimes(): Promise<string[]> {
+    const info = (await call("info", () => this.docker.info())) as { Runtimes?: Record<string, unknown> };
+    return Object.keys(info.Runtimes ?? {});
   }
 
   async createNetwork(spec: NetworkSpec): Promise<NetworkInfo> {
@@ -239,6 +246,7 @@ export class DockerContainerEngine implements ContainerEngine {
           ...(c.State.Running ? { pid: c.State.Pid } : { exitCode: c.State.ExitCode }),
           addresses: addressesOf(c.NetworkSettings.Networks as Record<string, { IPAddress?: string }>),
           createdAt: new Date(c.Created).toISOString(),
+          ...(c.HostConfig.Runtime ? { ociRuntime: c.HostConfig.Runtime } : {}),
         };
       },
       undefined,

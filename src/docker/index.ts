@@ -34,5 +34,6 @@ export {
   type Labels,
   type LabelSelector,
 } from "./labels.js";
+export { assertIsolationAvailable, chooseIsolation, GVISOR_OCI_RUNTIME, ociRuntimeFor, resolvConfFor, type IsolationChoice } from "./isolation.js";
 export { hasRuntimeCode, runtimeError, type RuntimeErrorCode } from "./runtime-error.js";
 export { StdioDemuxer } from "./stdio-demuxer.js";

@@ -12,6 +12,7 @@ export type RuntimeErrorCode = Extract<
   | "HANGAR_SIDECAR_NOT_READY"
   | "HANGAR_SANDBOX_CONFLICT"
   | "HANGAR_SUBNET_EXHAUSTED"
+  | "HANGAR_ISOLATION_UNAVAILABLE"
 >;
 
 export function runtimeError(

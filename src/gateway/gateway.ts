@@ -5,17 +5,23 @@ import type { InFlightCalls } from "../core/audit/attribution.js";
 import type { ToolCallOutcome } from "../core/audit/audit-record.js";
 import { toolCallEntry } from "../core/audit/entries.js";
 import { HangarError, isHangarError } from "../core/errors.js";
+import { parseIp } from "../core/ip.js";
+import { compilePolicy, findCidrRule, findHostRule } from "../core/policy/compiled-policy.js";
 import { describeApprovalCheck } from "../core/gateway/approvals.js";
+import { checkArgumentRules, withoutViolatingValues } from "../core/gateway/argument-rules.js";
 import { scanArguments } from "../core/gateway/argument-scan.js";
+import { scanResult } from "../core/gateway/result-scan.js";
+import { labelsOf, type FlowTracker } from "../core/gateway/flow-tracker.js";
 import { exposedResourceUri, parseResourceUri, serverOf } from "../core/gateway/namespacing.js";
 import type { Rbac } from "../core/gateway/rbac.js";
 import { decideToolRule } from "../core/gateway/tool-rules.js";
+import { NO_TRACING, type CallSpan, type IncomingTraceContext, type Tracing } from "../telemetry/tracing.js";
 import type { AuditWriter } from "./audit-writer.js";
 import type { FleetStatus } from "./fleet-status.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { GovernedServer } from "./governed-server.js";
 import type { UpstreamResult } from "./upstream-client.js";
-import { argumentRefusal, toolRuleRefusal } from "./tool-refusals.js";
+import { argumentRefusal, argumentRuleRefusal, flowRefusal, resultRefusal, toolRuleRefusal } from "./tool-refusals.js";
 import { classifyUpstreamError, errorMessage } from "./upstream-errors.js";
 
 /**
@@ -32,6 +38,8 @@ export interface Caller {
 export interface RequestOptions {
   readonly signal?: AbortSignal;
   readonly onprogress?: (progress: Progress) => void;
+  /** The client's trace context (`_meta.traceparent`), which the call's span continues. */
+  readonly trace?: IncomingTraceContext;
 }
 
 export interface GatewayDeps {
@@ -44,6 +52,10 @@ export interface GatewayDeps {
   readonly logger: Logger;
   readonly now: () => number;
   readonly newCallId?: () => string;
+  /** Spans for calls and the egress they cause; default none. */
+  readonly tracing?: Tracing;
+  /** hangar.yaml's `flows:` over each client session; absent or without rules: no flow checks. */
+  readonly flows?: FlowTracker;
 }
 
 export class Gateway {
@@ -51,6 +63,8 @@ export class Gateway {
   /** Every configured server's secret values: none of them may travel in any tool's arguments. */
   private readonly watched: readonly string[];
   private readonly listeners = new Set<() => void>();
+  /** Per server: whether its egress declares a host, for tools.arguments `host: declared`. */
+  private readonly hostChecks = new Map<string, (host: string) => boolean>();
   private closing: Promise<void> | undefined;
 
   constructor(private readonly deps: GatewayDeps) {
@@ -97,11 +111,15 @@ export class Gateway {
   }
 
   async callTool(caller: Caller, name: string, args: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<UpstreamResult> {
-    let call: PendingCall = { callId: this.deps.newCallId?.() ?? randomUUID(), caller, exposed: name, args, startedAt: this.deps.now() };
+    const callId = this.deps.newCallId?.() ?? randomUUID();
+    // Arguments never go on the span: only who called what, and what each check decided.
+    const span = (this.deps.tracing ?? NO_TRACING).toolCall({ callId, exposed: name, identity: caller.identity, ...(caller.session !== undefined ? { session: caller.session } : {}), ...(options.trace !== undefined ? { parent: options.trace } : {}) });
+    let call: PendingCall = { callId, caller, exposed: name, args, startedAt: this.deps.now(), span };
     const server = this.servers.get(serverOf(name) ?? "");
     if (server === undefined) throw this.refuse(call, undefined, undefined, "denied", unknown("tool", name));
 
     const access = this.deps.rbac.decide(caller.identity, name);
+    if (span.recording) span.set({ "hangar.server": server.name, "hangar.mode": server.mode, "hangar.rbac.verdict": access.allowed ? "allow" : "deny", ...(access.allowed ? { "hangar.rbac.role": access.role } : {}) });
     if (!access.allowed) throw this.refuse(call, server, server.resolveTool(name)?.name, "denied", new HangarError("HANGAR_GATEWAY_DENIED", access.message, { data: { permission: access.permission, identity: caller.identity, roles: [...access.roles] } }));
 
     if (!server.hasManifest) {
@@ -114,6 +132,7 @@ export class Gateway {
     const tool = server.resolveTool(name)?.name;
     if (tool === undefined) throw this.refuse(call, server, undefined, "denied", unknown("tool", name));
     const rule = decideToolRule(server.name, server.policy.tools, tool);
+    if (span.recording) span.set({ "hangar.tool": tool, "hangar.tool_rule.verdict": rule.allowed ? "allow" : "deny", "hangar.approval": server.approval().status });
     if (!rule.allowed) throw this.refuse(call, server, tool, "denied", toolRuleRefusal(server.name, tool, rule));
     const scanned = scanArguments(args, { watched: this.watched });
     if (scanned.findings.length > 0) {
@@ -121,6 +140,7 @@ export class Gateway {
       call = { ...call, args: scanned.redacted as Record<string, unknown>, redact: scanned.flaggedValues };
       const refusal = argumentRefusal(server.name, tool, scanned.findings, server.mode);
       const verdict = server.mode === "enforcing" ? "block" : "would-block";
+      if (span.recording) span.set({ "hangar.arguments.verdict": verdict, "hangar.arguments.detectors": [...new Set(scanned.findings.map((f) => f.detector))] });
       this.deps.audit.write({
         kind: "policy",
         data: {
@@ -141,12 +161,22 @@ export class Gateway {
       if (verdict === "block") throw this.refuse(call, server, tool, "denied", refusal);
       this.deps.logger.warn({ server: server.name, tool, detectors: refusal.data["detectors"] }, "tool-call arguments carry a credential (OBSERVING: forwarded, recorded as would-block)");
     }
+    const ruled = this.checkArgumentRules(call, server, tool);
+    call = ruled.call;
+    if (ruled.refusal !== undefined) throw this.refuse(call, server, tool, "denied", ruled.refusal);
+    const flows = this.checkFlows(call, server, tool);
+    if (flows.refusal !== undefined && span.recording) span.set({ "hangar.flow.verdict": "deny" });
+    if (flows.refusal !== undefined) throw this.refuse(call, server, tool, "denied", flows.refusal);
     const rate = server.takeRate();
+    if (span.recording) span.set({ "hangar.rate_limit.verdict": rate === undefined ? "allow" : "deny", ...(scanned.findings.length === 0 ? { "hangar.arguments.verdict": "clean" } : {}) });
     if (rate !== undefined) throw this.refuse(call, server, tool, "denied", rate);
+    // Recorded in the same tick as the check: a concurrent call is decided after this one.
+    flows.admit();
 
     const inFlight = this.deps.inFlight;
     inFlight.begin({ callId: call.callId, server: server.name, tool, identity: caller.identity, ...(caller.session !== undefined ? { session: caller.session } : {}), startedAt: call.startedAt });
     let reached = false;
+    let withheldResult: HangarError | undefined;
     try {
       const result = await server.supervisor.run(
         async (client) => {
@@ -161,15 +191,21 @@ export class Gateway {
         },
         options.signal !== undefined ? { signal: options.signal } : {},
       );
-      this.record(call, server, tool, result.isError === true ? "error" : "ok", { result });
-      return result;
+      withheldResult = this.screenResult(call, server, tool, result);
+      if (withheldResult === undefined) {
+        this.record(call, server, tool, result.isError === true ? "error" : "ok", { result });
+        return result;
+      }
     } catch (err) {
       const outcome = outcomeOf(err, options.signal, reached);
-      this.record(call, server, tool, outcome, { error: errorMessage(err), reached });
+      this.record(call, server, tool, outcome, { error: errorMessage(err), errorCode: errorCode(err), reached });
       throw err;
     } finally {
       inFlight.end(call.callId, this.deps.now());
     }
+    // The server ran the call; its result never reaches the client.
+    this.record(call, server, tool, "denied", { error: withheldResult.message, reached: true });
+    throw withheldResult;
   }
 
   async getPrompt(caller: Caller, name: string, args: Record<string, string> | undefined, options: RequestOptions = {}): Promise<UpstreamResult> {
@@ -227,14 +263,136 @@ export class Gateway {
     throw new HangarError("HANGAR_GATEWAY_DENIED", access.message, { data: { permission: access.permission, identity: caller.identity } });
   }
 
+  /** The client session ended: what the flow rules remembered of it goes. */
+  sessionEnded(caller: Caller): void {
+    this.deps.flows?.endSession(flowSession(caller));
+  }
+
+  private declaredHosts(server: GovernedServer): (host: string) => boolean {
+    let check = this.hostChecks.get(server.name);
+    if (check === undefined) {
+      const compiled = compilePolicy(server.policy);
+      check = (host) => {
+        const ip = parseIp(host);
+        return ip !== undefined ? findCidrRule(compiled, ip) !== undefined : findHostRule(compiled, host) !== undefined;
+      };
+      this.hostChecks.set(server.name, check);
+    }
+    return check;
+  }
+
+  /**
+   * The result scanned for injection cues (tools.results, default "flag"): findings audited;
+   * under "strict" a refusal to throw instead of the result (ENFORCING).
+   */
+  private screenResult(call: PendingCall, server: GovernedServer, tool: string, result: UpstreamResult): HangarError | undefined {
+    const policy = server.policy.tools.results ?? "flag";
+    if (policy === "off") return undefined;
+    const findings = scanResult(result);
+    if (findings.length === 0) return undefined;
+    const verdict = policy === "flag" ? "flag" : server.mode === "enforcing" ? "block" : "would-block";
+    this.deps.audit.write({
+      kind: "policy",
+      data: {
+        action: "result-injection",
+        server: server.name,
+        tool,
+        identity: call.caller.identity,
+        detail: {
+          callId: call.callId,
+          ...(call.caller.session !== undefined ? { session: call.caller.session } : {}),
+          findings: findings.map((f) => ({ code: f.code, severity: f.severity, path: f.path, cue: f.cue })),
+          results: policy,
+          verdict,
+          mode: server.mode,
+        },
+      },
+    });
+    if (verdict === "block") return resultRefusal(server.name, tool, findings);
+    this.deps.logger.warn({ server: server.name, tool, cues: findings.map((f) => f.cue), verdict }, "tool result carries injection cues");
+    return undefined;
+  }
+
+  /**
+   * The policy's tools.arguments rules over this call: violations audited by rule and path
+   * (the values cut out of the audited arguments), refused when ENFORCING.
+   */
+  private checkArgumentRules(call: PendingCall, server: GovernedServer, tool: string): { call: PendingCall; refusal?: HangarError } {
+    const rules = server.policy.tools.arguments;
+    if (rules === undefined || rules.length === 0) return { call };
+    const violations = checkArgumentRules(rules, tool, call.args ?? {}, { declaredHost: this.declaredHosts(server) });
+    if (violations.length === 0) return { call };
+    const verdict = server.mode === "enforcing" ? "block" : "would-block";
+    this.deps.audit.write({
+      kind: "policy",
+      data: {
+        action: "argument-rule",
+        server: server.name,
+        tool,
+        identity: call.caller.identity,
+        detail: {
+          callId: call.callId,
+          ...(call.caller.session !== undefined ? { session: call.caller.session } : {}),
+          violations: violations.map((v) => ({ rule: v.rule, path: v.path, reason: v.reason })),
+          verdict,
+          mode: server.mode,
+        },
+      },
+    });
+    const redacted = { ...call, args: withoutViolatingValues(call.args ?? {}, violations) as Record<string, unknown> };
+    if (verdict === "block") return { call: redacted, refusal: argumentRuleRefusal(server.name, tool, violations, server.mode) };
+    this.deps.logger.warn({ server: server.name, tool, rules: violations.map((v) => v.rule) }, "tool-call arguments break the policy's tools.arguments rules (OBSERVING: forwarded, recorded as would-block)");
+    return { call };
+  }
+
+  /**
+   * The flows this call would complete in its session, each audited with the chain of calls
+   * that led to it; a refusal when one is decided ENFORCING. `admit` records the call as let
+   * through (labelled calls only).
+   */
+  private checkFlows(call: PendingCall, server: GovernedServer, tool: string): { refusal?: HangarError; admit: () => void } {
+    const tracker = this.deps.flows;
+    if (tracker === undefined || !tracker.active) return { admit: () => undefined };
+    const labels = labelsOf(server.policy.tools.labels, tool);
+    if (labels.length === 0) return { admit: () => undefined };
+    const session = flowSession(call.caller);
+    const now = this.deps.now();
+    const violations = tracker.check(session, labels, server.mode, now);
+    for (const v of violations) {
+      const verdict = v.mode === "enforcing" ? "block" : "would-block";
+      this.deps.audit.write({
+        kind: "policy",
+        data: {
+          action: "flow-denied",
+          server: server.name,
+          tool,
+          identity: call.caller.identity,
+          detail: {
+            callId: call.callId,
+            session,
+            flow: v.flow,
+            labels: [...v.labels],
+            chain: v.chain.map((c) => ({ callId: c.callId, server: c.server, tool: c.tool, labels: [...c.labels], at: new Date(c.at).toISOString() })),
+            verdict,
+            mode: v.mode,
+          },
+        },
+      });
+      if (verdict === "would-block") this.deps.logger.warn({ server: server.name, tool, flow: v.flow, session }, "tool call completes a denied flow (OBSERVING: forwarded, recorded as would-block)");
+    }
+    const enforced = violations.filter((v) => v.mode === "enforcing");
+    if (enforced.length > 0) return { refusal: flowRefusal(server.name, tool, enforced), admit: () => undefined };
+    return { admit: () => tracker.record(session, { callId: call.callId, server: server.name, tool, labels, at: now }) };
+  }
+
   /** Audits a call refused before it reached the server and returns the error to throw. */
   private refuse(call: PendingCall, server: GovernedServer | undefined, tool: string | undefined, outcome: ToolCallOutcome, err: unknown): unknown {
-    this.record(call, server, tool, outcome, { error: errorMessage(err), reached: false });
+    this.record(call, server, tool, outcome, { error: errorMessage(err), errorCode: errorCode(err), reached: false });
     return err;
   }
 
   /** `tool` is the upstream name, undefined when the exposed name resolved to none. */
-  private record(call: PendingCall, server: GovernedServer | undefined, tool: string | undefined, outcome: ToolCallOutcome, extra: { result?: unknown; error?: string; reached?: boolean }): void {
+  private record(call: PendingCall, server: GovernedServer | undefined, tool: string | undefined, outcome: ToolCallOutcome, extra: { result?: unknown; error?: string; errorCode?: string; reached?: boolean }): void {
     const endedAt = this.deps.now();
     const serverName = server?.name ?? serverOf(call.exposed) ?? "";
     const entry = toolCallEntry(
@@ -255,6 +413,8 @@ export class Gateway {
     );
     this.deps.audit.write(entry);
     const reached = extra.result !== undefined || extra.reached === true;
+    call.span.set({ "hangar.reached": reached });
+    call.span.end(outcome, outcome === "ok" ? undefined : (extra.errorCode ?? outcome));
     this.deps.metrics.toolCall(serverName, tool ?? "(unknown)", outcome, reached ? (endedAt - call.startedAt) / 1000 : undefined);
     server?.countCall(outcome, extra.error);
   }
@@ -268,6 +428,12 @@ interface PendingCall {
   readonly startedAt: number;
   /** Flagged argument values, cut out of the result and error the audit keeps. */
   readonly redact?: readonly string[];
+  readonly span: CallSpan;
+}
+
+/** Flow state is per MCP session; a caller without one (none today) is tracked per identity. */
+function flowSession(caller: Caller): string {
+  return caller.session ?? `identity:${caller.identity}`;
 }
 
 export function resourcePermission(exposedUri: string): string {
@@ -284,6 +450,13 @@ function assertListable(server: GovernedServer): void {
 
 function unknown(what: "tool" | "prompt" | "resource", name: string): HangarError {
   return new HangarError("HANGAR_GATEWAY_UNKNOWN", `no configured server offers ${what} ${JSON.stringify(name)}`, { data: { [what]: name } });
+}
+
+/** A span's status message: our stable code, never the text (which may echo what the server said). */
+function errorCode(err: unknown): string | undefined {
+  if (isHangarError(err)) return err.code;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === "number" || typeof code === "string" ? `MCP ${code}` : undefined;
 }
 
 function outcomeOf(err: unknown, signal: AbortSignal | undefined, reached: boolean): ToolCallOutcome {

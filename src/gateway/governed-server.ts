@@ -16,6 +16,7 @@ import { RateLimiter } from "../core/gateway/rate-limiter.js";
 import { runPins, type RunPins } from "../core/gateway/source-pins.js";
 import { decideToolRule } from "../core/gateway/tool-rules.js";
 import type { Mode, Policy } from "../core/policy/policy-schema.js";
+import type { Tracing } from "../telemetry/tracing.js";
 import type { ApprovalGate } from "./approval-gate.js";
 import type { AuditWriter } from "./audit-writer.js";
 import { emptyCallCounts, emptyEgressCounts, type ServerStatus } from "./fleet-status.js";
@@ -53,6 +54,8 @@ export interface GovernedServerDeps {
   readonly now: () => number;
   readonly version: string;
   readonly random?: () => number;
+  /** Lifecycle spans, and egress spans under the calls they are attributed to; default none. */
+  readonly tracing?: Tracing;
 }
 
 /** What the manifest scan needs to know of another configured server. */
@@ -337,6 +340,15 @@ export class GovernedServer implements PeerServer {
     if (change.to === "READY" && !this.deps.launcher.sandboxed) detail["sandboxed"] = false;
     if (snapshot.lastError !== undefined && (change.to === "DEGRADED" || change.to === "DEAD")) detail["lastError"] = snapshot.lastError.message;
     this.deps.audit.write({ kind: "lifecycle", data: { server: this.name, action, state: change.to, detail } });
+    this.deps.tracing?.lifecycle({
+      server: this.name,
+      from: change.from,
+      to: change.to,
+      reason: change.reason,
+      restarts: snapshot.restarts,
+      ...(snapshot.upstream !== undefined ? { upstream: snapshot.upstream } : {}),
+      ...(snapshot.lastError !== undefined && (change.to === "DEGRADED" || change.to === "DEAD") ? { lastError: snapshot.lastError.message } : {}),
+    });
   }
 
   private onBreakerChange(state: BreakerState, snapshot: SupervisorSnapshot): void {
@@ -350,7 +362,9 @@ export class GovernedServer implements PeerServer {
   private onEvent(event: UpstreamEvent): void {
     if (event.type === "egress" || event.type === "dns") {
       const at = Date.parse(event.ts);
-      this.deps.audit.write(egressEntry(event, this.deps.inFlight.attribute(this.name, Number.isFinite(at) ? at : this.deps.now())));
+      const calls = this.deps.inFlight.attribute(this.name, Number.isFinite(at) ? at : this.deps.now());
+      this.deps.audit.write(egressEntry(event, calls));
+      if (this.deps.tracing?.enabled === true) this.deps.tracing.egress(event, calls.map((c) => c.callId));
       this.deps.metrics.egressEvent(event);
       if (event.phase === "decide") this.egress[event.verdict] += 1;
       return;

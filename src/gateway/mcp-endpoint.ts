@@ -13,6 +13,7 @@ import {
   type ReadResourceResult,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "pino";
+import type { IncomingTraceContext } from "../telemetry/tracing.js";
 import type { Caller, Gateway, RequestOptions } from "./gateway.js";
 import { toMcpError } from "./mcp-errors.js";
 
@@ -52,9 +53,11 @@ export function createSessionServer(gateway: Gateway, caller: () => Caller, opti
   };
 
   server.setRequestHandler(ListToolsRequestSchema, () => guard(async () => ({ tools: await gateway.listTools(caller()) })));
-  server.setRequestHandler(CallToolRequestSchema, (request, extra) =>
-    guard(async () => (await gateway.callTool(caller(), request.params.name, request.params.arguments, requestOptions(extra))) as CallToolResult),
-  );
+  server.setRequestHandler(CallToolRequestSchema, (request, extra) => {
+    const trace = traceContextOf(request.params._meta);
+    const options = requestOptions(extra);
+    return guard(async () => (await gateway.callTool(caller(), request.params.name, request.params.arguments, trace === undefined ? options : { ...options, trace })) as CallToolResult);
+  });
   server.setRequestHandler(ListPromptsRequestSchema, () => guard(async () => ({ prompts: await gateway.listPrompts(caller()) })));
   server.setRequestHandler(GetPromptRequestSchema, (request, extra) =>
     guard(async () => (await gateway.getPrompt(caller(), request.params.name, request.params.arguments, requestOptions(extra))) as GetPromptResult),
@@ -72,7 +75,16 @@ export function createSessionServer(gateway: Gateway, caller: () => Caller, opti
   const previous = server.onclose;
   server.onclose = () => {
     unsubscribe();
+    gateway.sessionEnded(caller());
     previous?.();
   };
   return server;
+}
+
+/** W3C trace context from a request's `_meta` (`traceparent`, `tracestate`), when the client sent one. */
+export function traceContextOf(meta: Readonly<Record<string, unknown>> | undefined): IncomingTraceContext | undefined {
+  const traceparent = meta?.["traceparent"];
+  if (typeof traceparent !== "string" || traceparent.length > 256) return undefined;
+  const tracestate = meta?.["tracestate"];
+  return { traceparent, ...(typeof tracestate === "string" && tracestate.length <= 512 ? { tracestate } : {}) };
 }

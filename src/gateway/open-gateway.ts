@@ -6,6 +6,7 @@ import { AuditStore } from "../audit/audit-store.js";
 import { auditPaths } from "../audit/audit-paths.js";
 import { loadSigner } from "../audit/signing-keys.js";
 import { InFlightCalls } from "../core/audit/attribution.js";
+import { FlowTracker } from "../core/gateway/flow-tracker.js";
 import { Rbac } from "../core/gateway/rbac.js";
 import { ApprovalGate } from "./approval-gate.js";
 import { AuditWriter } from "./audit-writer.js";
@@ -17,6 +18,7 @@ import { GovernedServer } from "./governed-server.js";
 import { ManifestCache } from "./manifest-cache.js";
 import type { ServerLauncher } from "./server-launcher.js";
 import { StatusFileWriter } from "./status-file.js";
+import type { Tracing } from "../telemetry/tracing.js";
 
 /**
  * The gateway's composition root: from a loaded hangar.yaml and a launcher to a running
@@ -34,6 +36,8 @@ export interface OpenGatewayOptions {
   readonly statusFile?: boolean;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** OpenTelemetry spans (see telemetry/open-tracing.ts); default none. The caller shuts it down. */
+  readonly tracing?: Tracing;
 }
 
 export interface OpenGateway {
@@ -90,11 +94,13 @@ export async function openGateway(options: OpenGatewayOptions): Promise<OpenGate
         now,
         version: options.version,
         ...(options.random !== undefined ? { random: options.random } : {}),
+        ...(options.tracing !== undefined ? { tracing: options.tracing } : {}),
       });
     }),
   );
   fleet.servers = servers;
-  const gateway = new Gateway({ servers, rbac, audit, metrics, inFlight, callTimeoutMs: config.settings.callTimeoutMs, logger, now });
+  const flows = config.flows.length > 0 ? new FlowTracker(config.flows) : undefined;
+  const gateway = new Gateway({ servers, rbac, audit, metrics, inFlight, callTimeoutMs: config.settings.callTimeoutMs, logger, now, ...(flows !== undefined ? { flows } : {}), ...(options.tracing !== undefined ? { tracing: options.tracing } : {}) });
   listChanged.notify = () => gateway.notifyListChanged();
 
   const startedAt = new Date(now()).toISOString();

@@ -13,7 +13,7 @@ import {
   type ResourceTemplate,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
-import { z } from "zod";
+import * as z from "zod";
 import type { LaunchedServer } from "./server-launcher.js";
 
 /**

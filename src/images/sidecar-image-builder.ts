@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { cp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ContainerEngine } from "../docker/container-engine.js";
@@ -6,6 +7,7 @@ import { runtimeError } from "../docker/runtime-error.js";
 import { DEFAULT_BASE_IMAGE, DEFAULT_SIDECAR_IMAGE, type BuiltImage, type ProgressListener } from "./build-progress.js";
 import { contentHash } from "./content-hash.js";
 import { copyProductionModules, linkTree } from "./production-modules.js";
+import { compileOriginalDstAddon, ORIGINAL_DST_SOURCE } from "./native-addon.js";
 
 export interface SidecarImageOptions {
   readonly tag?: string;
@@ -44,14 +46,16 @@ export class SidecarImageBuilder {
     const dockerfile = await readFile(join(this.packageRoot, "images/sidecar/Dockerfile"), "utf8");
     const lockfile = await readFile(join(this.packageRoot, "package-lock.json"), "utf8");
     const packageJson = await readFile(join(this.packageRoot, "package.json"), "utf8");
+    const addonSource = await readFile(join(this.packageRoot, ORIGINAL_DST_SOURCE), "utf8");
     report("check", "hashing dist, lockfile and base");
     const hash = await contentHash([
       { kind: "text", name: "Dockerfile", value: dockerfile },
       { kind: "text", name: "base", value: base.id },
       { kind: "text", name: "package.json", value: packageJson },
       { kind: "text", name: "package-lock.json", value: lockfile },
+      { kind: "text", name: "original-dst.c", value: addonSource },
       { kind: "tree", name: "dist", dir: distDir },
-    ]);
+    ], { stampFile: join(this.packageRoot, ".stage/sidecar", `stamp-${createHash("sha256").update(`${tag}\0${distDir}`).digest("hex").slice(0, 16)}.json`) });
     const existing = await this.engine.inspectImage(tag);
     if (existing !== undefined && existing.labels[LABEL_CONTENT] === hash) {
       report("reuse", `${tag} ${existing.id}`);
@@ -62,6 +66,11 @@ export class SidecarImageBuilder {
     report("stage", `staging dist and production node_modules in ${stage}`);
     try {
       await this.stage(stage, distDir, dockerfile, packageJson, lockfile);
+      // runtime.catchAll's addon, beside the module that loads it. Without a C compiler the image
+      // still builds; its sidecar refuses to start only when catch-all is turned on.
+      await compileOriginalDstAddon(this.packageRoot, join(stage, "dist/sidecar/catch-all/native/original-dst.node")).catch((err: unknown) =>
+        report("stage", `original-dst addon not built (runtime.catchAll will not work with this image): ${(err as Error).message}`),
+      );
       report("build", `docker build ${tag} (BASE=${baseRef})`);
       const image = await this.engine.buildImage({
         contextDir: stage,

@@ -1,5 +1,6 @@
-import { z } from "zod";
+import * as z from "zod";
 import { parseIpRange } from "../core/ip.js";
+import { ISOLATIONS } from "../core/policy/policy-schema.js";
 import { DEFAULT_BASE_IMAGE, DEFAULT_SIDECAR_IMAGE } from "../images/build-progress.js";
 import { parseMemory } from "./resource-limits.js";
 
@@ -22,6 +23,23 @@ const memory = z.string().refine((s) => (parseMemory(s) ?? 0) >= 6 * 1024 ** 2, 
   error: (iss) => `${show(iss.input)} is not a memory size of at least "6m"`,
 });
 
+/** Bounds of runtime.inspectBodyLimit: how much of a request body the sidecar reads to decide its shape. */
+export const INSPECT_BODY_LIMIT_MIN = 1024;
+export const INSPECT_BODY_LIMIT_MAX = 64 * 1024 ** 2;
+
+/** runtime.inspectBodyLimit in bytes ("256k", "1m", or a number of bytes); undefined when absent or unreadable. */
+export function inspectBodyBytes(limit: string | number | undefined): number | undefined {
+  return limit === undefined ? undefined : parseMemory(String(limit));
+}
+
+const bodyLimit = z.union([z.string(), z.number()]).refine(
+  (v) => {
+    const bytes = inspectBodyBytes(v);
+    return bytes !== undefined && bytes >= INSPECT_BODY_LIMIT_MIN && bytes <= INSPECT_BODY_LIMIT_MAX;
+  },
+  { error: (iss) => `${show(iss.input)} is not a size from "1k" to "64m" (such as "256k" or "1m")` },
+);
+
 const sidecarDefaults = { image: DEFAULT_SIDECAR_IMAGE, memory: "128m", cpus: 0.5, pids: 128, readyTimeoutMs: 20_000, maxRestarts: 5 };
 
 const sidecar = z.strictObject({
@@ -36,6 +54,8 @@ const sidecar = z.strictObject({
 });
 
 const runtimeDefaults = {
+  isolation: "runc" as const,
+  catchAll: false,
   egressNetwork: "hangar-egress",
   trustedUpstreamRanges: [] as string[],
   sandboxSubnets: "10.213.0.0/16",
@@ -44,6 +64,14 @@ const runtimeDefaults = {
 };
 
 const runtime = z.strictObject({
+  /** The kernel wall around every server (a policy's server.isolation overrides it); the sidecar always runs on runc. */
+  isolation: z.enum(ISOLATIONS, { error: (iss) => `${show(iss.input)} is not an isolation; expected "runc" or "gvisor"` }).default("runc"),
+  /**
+   * Every TCP connection of the server, to any address and port, goes through the sidecar
+   * (raw IPs included) and leaves an event; capture then sees every port. Needs the
+   * hangar/netns image (ip and nft), run for a moment with NET_ADMIN at each start.
+   */
+  catchAll: z.boolean().default(false),
   /** The network sidecars use to reach declared destinations; created when missing. */
   egressNetwork: networkName.default(runtimeDefaults.egressNetwork),
   /** CIDRs whose addresses the sidecar may dial although they are private (internal APIs, tests). */
@@ -61,6 +89,18 @@ const runtime = z.strictObject({
    * TLS for an inspected destination: private APIs, tests. The system roots are always trusted.
    */
   upstreamCaFile: z.string().min(1).optional(),
+  /**
+   * Names of environment variables (of the control plane) whose values the sidecar watches for
+   * in every sandbox's traffic: raw and encoded, in requests it sees and in every name it is
+   * asked for. A match is `secret-leak`. Values shorter than 8 characters are not watched.
+   */
+  watchedSecrets: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: (iss) => `${show(iss.input)} is not a valid environment variable name` })).optional(),
+  /**
+   * How much of a request body the sidecar reads, on requests it sees, to decide its shape
+   * (field names). A longer body is `not-inspected` (too-large); with a baseline that parsed
+   * bodies there, ENFORCING refuses it. Default 1 MiB.
+   */
+  inspectBodyLimit: bodyLimit.optional(),
   /**
    * The resolvers the sidecar asks for declared names ("address" or "address:port", IPv4).
    * Default: the engine's embedded resolver (127.0.0.11 in Docker), which forwards names it

@@ -5,7 +5,7 @@ import { hangarLabels, LABEL_OWNER, SHARED } from "../docker/labels.js";
 import { runtimeError } from "../docker/runtime-error.js";
 import type { SidecarConfigInput } from "../sidecar/sidecar-config.js";
 import { toLimits } from "./resource-limits.js";
-import type { RuntimeSettings } from "./runtime-config.js";
+import { inspectBodyBytes, type RuntimeSettings } from "./runtime-config.js";
 import type { SandboxSubnet } from "./subnet-allocator.js";
 
 /**
@@ -18,8 +18,12 @@ export const POLICY_MOUNT_FILE = `${POLICY_MOUNT_DIR}/policy.yaml`;
 /** Where the sidecar reads the frozen baseline, when the sandbox runs with one. */
 export const BASELINE_MOUNT_FILE = `${POLICY_MOUNT_DIR}/baseline.json`;
 export const PROXY_PORT = 3128;
+/** runtime.catchAll: where the sidecar's netns sends every other connection of the server (sandbox-gateway.ts). */
+export const CATCH_ALL_PORT = 15001;
 /** Where the sidecar reads runtime.upstreamCaFile (copied beside the policy). */
 export const UPSTREAM_CA_MOUNT_FILE = `${POLICY_MOUNT_DIR}/upstream-ca.pem`;
+/** The rate and tunnelling counts a restarted sidecar takes over, written by its supervisor (see counter-state.ts). */
+export const COUNTERS_FILE_NAME = "counters.json";
 /** Where the server finds the sandbox CA (ca.crt) and the system roots plus it (bundle.pem), read-only. */
 export const SERVER_CA_DIR = "/etc/hangar-ca";
 export const SERVER_CA_FILE = `${SERVER_CA_DIR}/ca.crt`;
@@ -42,6 +46,8 @@ export interface SandboxIdentity {
   readonly run: string;
   /** `<hostname>:<pid>` of the owning process. */
   readonly owner: string;
+  /** The run's state directory (absolute), labelled on everything it creates. */
+  readonly stateDir?: string;
 }
 
 export interface SandboxNames {
@@ -56,7 +62,7 @@ export function sandboxNames(id: SandboxIdentity): SandboxNames {
 }
 
 const labelsFor = (id: SandboxIdentity, role: "sidecar" | "server" | "network"): Record<string, string> =>
-  hangarLabels({ server: id.server, role, run: id.run }, { [LABEL_OWNER]: id.owner });
+  hangarLabels({ server: id.server, role, run: id.run, ...(id.stateDir !== undefined ? { stateDir: id.stateDir } : {}) }, { [LABEL_OWNER]: id.owner });
 
 /** Internal: no route out. inhibit_ipv4: the host takes no address on the bridge, so the gateway address leads nowhere. */
 export function internalNetworkSpec(id: SandboxIdentity, subnet: SandboxSubnet): NetworkSpec {
@@ -84,21 +90,28 @@ export interface SidecarOverrides {
   readonly baseline?: boolean;
   /** TLS inspection: the sandbox CA arrives on the sidecar's stdin; `upstreamCa`: upstream-ca.pem is in the policy folder. */
   readonly tls?: { readonly upstreamCa: boolean };
+  /** The sandbox's secrets (injected and watched) arrive on the sidecar's stdin. */
+  readonly secrets?: boolean;
 }
 
 export function sidecarConfig(options: { subnet: SandboxSubnet; runtime: RuntimeSettings } & SidecarOverrides): SidecarConfigInput {
   const { capture } = options;
+  const bodyBytes = inspectBodyBytes(options.runtime.inspectBodyLimit);
   return {
     policyFile: POLICY_MOUNT_FILE,
     ...(options.mode ? { mode: options.mode } : {}),
     ...(capture !== undefined ? { capture: capture === true ? true : { ports: [...capture.ports] } } : {}),
     ...(options.baseline === true ? { baselineFile: BASELINE_MOUNT_FILE } : {}),
     ...(options.tls !== undefined ? { tls: { ca: "stdin" as const, ...(options.tls.upstreamCa ? { upstreamCaFile: UPSTREAM_CA_MOUNT_FILE } : {}) } } : {}),
+    ...(options.secrets === true ? { secrets: "stdin" as const } : {}),
     // Only the sandbox side: from the egress network nobody may use this sandbox's allowances.
     listen: { host: options.subnet.sidecar, dnsPort: DNS_PORT, proxyPort: PROXY_PORT },
     answerSubnet: options.subnet.subnet,
+    ...(options.runtime.catchAll === true ? { catchAll: { port: CATCH_ALL_PORT } } : {}),
+    countersFile: `${POLICY_MOUNT_DIR}/${COUNTERS_FILE_NAME}`,
     ...(options.runtime.upstreamResolvers !== undefined ? { upstreamDns: [...options.runtime.upstreamResolvers] } : {}),
     trustedUpstreamRanges: [...options.runtime.trustedUpstreamRanges],
+    ...(bodyBytes !== undefined ? { inspectBodyBytes: bodyBytes } : {}),
   };
 }
 
@@ -111,10 +124,10 @@ export function sidecarContainerSpec(
     policyDir: string;
   } & SidecarOverrides,
 ): ContainerSpec {
-  const { mode, capture, baseline, tls } = options;
+  const { mode, capture, baseline, tls, secrets } = options;
   const { id, subnet, runtime } = options;
   const limits = runtime.sidecar;
-  const overrides = { ...(mode ? { mode } : {}), ...(capture !== undefined ? { capture } : {}), ...(baseline === true ? { baseline } : {}), ...(tls ? { tls } : {}) };
+  const overrides = { ...(mode ? { mode } : {}), ...(capture !== undefined ? { capture } : {}), ...(baseline === true ? { baseline } : {}), ...(tls ? { tls } : {}), ...(secrets === true ? { secrets } : {}) };
   return {
     ...HARDENING,
     name: sandboxNames(id).sidecar,
@@ -134,7 +147,8 @@ export function sidecarContainerSpec(
     },
     mounts: [{ source: options.policyDir, target: POLICY_MOUNT_DIR, readOnly: true }],
     // The sandbox CA's key comes down stdin from the control plane: never a file, an env value or a label.
-    ...(tls !== undefined ? { openStdin: true } : {}),
+    // So do secret values (injected and watched ones).
+    ...(tls !== undefined || secrets === true ? { openStdin: true } : {}),
     stopSignal: "SIGTERM",
     stopTimeoutSeconds: 5,
   };
@@ -170,6 +184,8 @@ export function serverContainerSpec(options: {
   secrets: Readonly<Record<string, string>>;
   /** Host folder with the sandbox CA certificate (ca.crt) and bundle.pem, when TLS is inspected. */
   caDir?: string;
+  /** gVisor: the OCI runtime, and a host resolv.conf naming the sidecar (gVisor's netstack cannot reach Docker's 127.0.0.11). */
+  gvisor?: { readonly ociRuntime: string; readonly resolvConf: string };
 }): ContainerSpec {
   const { id, subnet, policy } = options;
   // Every common TLS stack in the server trusts the sandbox CA: Node adds ca.crt to its roots,
@@ -212,7 +228,12 @@ export function serverContainerSpec(options: {
     tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
     limits: toLimits(policy.server.resources),
     sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
-    mounts: [...policyMounts(policy, options.policyFile), ...(options.caDir !== undefined ? [{ source: options.caDir, target: SERVER_CA_DIR, readOnly: true }] : [])],
+    mounts: [
+      ...policyMounts(policy, options.policyFile),
+      ...(options.caDir !== undefined ? [{ source: options.caDir, target: SERVER_CA_DIR, readOnly: true }] : []),
+      ...(options.gvisor !== undefined ? [{ source: options.gvisor.resolvConf, target: "/etc/resolv.conf", readOnly: true }] : []),
+    ],
+    ...(options.gvisor !== undefined ? { ociRuntime: options.gvisor.ociRuntime } : {}),
     openStdin: true,
     stopSignal: "SIGTERM",
     stopTimeoutSeconds: 5,

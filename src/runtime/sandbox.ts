@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { hostname } from "node:os";
 import { rootCertificates } from "node:tls";
 import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
@@ -12,22 +12,28 @@ import { formatIssues } from "../policy/format-issues.js";
 import type { Mode, Policy } from "../core/policy/policy-schema.js";
 import type { ContainerEngine, NetworkInfo } from "../docker/container-engine.js";
 import { hasRuntimeCode, runtimeError } from "../docker/runtime-error.js";
+import { assertIsolationAvailable, chooseIsolation, ociRuntimeFor, resolvConfFor, type IsolationChoice } from "../docker/isolation.js";
 import { EventChannel } from "./event-channel.js";
 import { OrphanReaper } from "./orphan-reaper.js";
 import type { OwnerWatchdog } from "./owner-watchdog.js";
 import type { RuntimeConfig } from "./runtime-config.js";
 import { runtimeEvent, type SandboxEvent } from "./sandbox-events.js";
 import {
+  COUNTERS_FILE_NAME,
   egressNetworkSpec,
   internalNetworkSpec,
-  secretEnv,
   serverContainerSpec,
   sidecarContainerSpec,
   type CaptureOverride,
   type SandboxIdentity,
 } from "./sandbox-specs.js";
 import { SidecarSupervisor } from "./sidecar-supervisor.js";
+import { DEFAULT_NETNS_IMAGE } from "../images/netns-image-builder.js";
+import { GatewayInstaller } from "./sandbox-gateway.js";
+import { sandboxSecrets } from "./sandbox-secrets.js";
 import { createSandboxCa, type CaMaterial } from "../sidecar/proxy/tls/sandbox-ca.js";
+import { StartPhases } from "./start-phases.js";
+import { defaultStateDir } from "./state-dir.js";
 import { StartedSandbox } from "./started-sandbox.js";
 import { candidateSubnets, type SandboxSubnet } from "./subnet-allocator.js";
 
@@ -61,7 +67,7 @@ export interface SandboxStartOptions {
   readonly run?: string;
   /** Where secret values are read from; default process.env. */
   readonly secretSource?: Readonly<Record<string, string | undefined>>;
-  /** Parent of the per-run policy folder; default the OS temp folder. */
+  /** Parent of the per-run policy folder, and a label of everything the run creates; default defaultStateDir(). */
   readonly stateDir?: string;
   /** Subscribed before anything starts, so it sees the sidecar's `started` event too. */
   readonly onEvent?: (event: SandboxEvent) => void;
@@ -92,14 +98,29 @@ export class Sandbox {
     const { policy } = options;
     const settings = options.runtime.runtime;
     const run = options.run ?? this.deps.newRunId?.() ?? randomBytes(4).toString("hex");
-    const id: SandboxIdentity = { server: policy.name, run, owner: this.owner };
-    const secrets = secretEnv(policy, options.secretSource ?? process.env);
-    const baseline = await frozenBaselineText(options, logger);
-    const sidecarImage = await engine.inspectImage(settings.sidecar.image);
+    const id: SandboxIdentity = { server: policy.name, run, owner: this.owner, stateDir: resolve(options.stateDir ?? defaultStateDir()) };
+    // Injected secrets: a sentinel for the server, the value for the sidecar's stdin alone.
+    const secrets = sandboxSecrets(policy, options.secretSource ?? process.env, {
+      random: (n) => randomBytes(n),
+      watched: settings.watchedSecrets ?? [],
+      capturing: options.capture !== undefined || policy.egress.capture !== false,
+    });
+    const phases = new StartPhases();
+    // Independent checks, in parallel: a file read and one engine round trip.
+    const [baseline, sidecarImage] = await phases.time("checks", () => Promise.all([frozenBaselineText(options, logger), engine.inspectImage(settings.sidecar.image)]));
     if (sidecarImage === undefined) throw runtimeError("HANGAR_IMAGE_MISSING", `sidecar image ${settings.sidecar.image} is missing (build it first)`);
+    const isolation = chooseIsolation(policy.server, options.policyFile, settings.isolation);
+    await assertIsolationAvailable(engine, isolation);
+    // gVisor's netstack reads the netns once at start; the gateway's later routes would not apply.
+    if (settings.catchAll && isolation.isolation === "gvisor") {
+      throw runtimeError("HANGAR_ISOLATION_UNAVAILABLE", `runtime.catchAll in hangar.yaml does not work with gVisor (${isolation.source}); use runc or turn catchAll off`);
+    }
+    if (settings.catchAll && (await engine.inspectImage(DEFAULT_NETNS_IMAGE)) === undefined) {
+      throw runtimeError("HANGAR_IMAGE_MISSING", `runtime.catchAll needs the ${DEFAULT_NETNS_IMAGE} image (build it with images/netns/build-netns.sh)`);
+    }
 
-    await this.reaper.reap(id.server);
-    const egress = await this.ensureEgressNetwork(settings.egressNetwork);
+    // The reaper removes only dead owners' runs of this server, never the shared egress network.
+    const [, egress] = await phases.time("reap+egress", () => Promise.all([this.reaper.reap(id.server), this.ensureEgressNetwork(settings.egressNetwork)]));
     const cleanup: Array<() => Promise<unknown>> = [];
     const events = new EventChannel<SandboxEvent>();
     if (options.onEvent) events.subscribe(options.onEvent);
@@ -107,17 +128,23 @@ export class Sandbox {
     const watch = this.deps.watchdog?.watch({ server: id.server, run: id.run });
     cleanup.push(async () => watch?.release());
     try {
-      const policyDir = await this.writePolicy(options, id, baseline);
-      cleanup.push(() => rm(policyDir, { recursive: true, force: true }));
-      watch?.alsoRemove(policyDir);
-      const { network, subnet } = await this.createInternalNetwork(id, settings.sandboxSubnets);
-      cleanup.push(() => engine.removeNetwork(network.id));
+      const [policyDir, { network, subnet }] = await settled(
+        this.writePolicy(options, id, baseline).then((dir) => {
+          cleanup.push(() => rm(dir, { recursive: true, force: true }));
+          watch?.alsoRemove(dir);
+          return dir;
+        }),
+        phases.time("network", () => this.createInternalNetwork(id, settings.sandboxSubnets)).then((created) => {
+          cleanup.push(() => engine.removeNetwork(created.network.id));
+          return created;
+        }),
+      );
 
       // A rule that inspects gets a sandbox CA of its own: the server trusts its certificate,
       // and its key goes only to the sidecar, down stdin.
       // Capture (replay, quarantine) terminates TLS too, to record each request's shape.
       const capturing = options.capture !== undefined || policy.egress.capture !== false;
-      const ca = inspects(policy) || capturing ? await createSandboxCa({ name: policy.name, now: this.now() }) : undefined;
+      const ca = inspects(policy) || capturing ? await phases.time("ca", () => createSandboxCa({ name: policy.name, now: this.now() })) : undefined;
       const caDir = ca === undefined ? undefined : await this.writeCaFiles(policyDir, ca);
       const upstreamCa = ca !== undefined && settings.upstreamCaFile !== undefined ? await copyUpstreamCa(settings.upstreamCaFile, policyDir) : false;
       const overrides = {
@@ -125,36 +152,59 @@ export class Sandbox {
         ...(options.capture !== undefined ? { capture: options.capture } : {}),
         ...(baseline !== undefined ? { baseline: true } : {}),
         ...(ca !== undefined ? { tls: { upstreamCa } } : {}),
+        ...(secrets.sidecar.length > 0 ? { secrets: true } : {}),
       };
-      const sidecarId = await engine.createContainer(sidecarContainerSpec({ id, subnet, runtime: settings, policyDir, ...overrides }));
-      cleanup.push(() => engine.removeContainer(sidecarId));
-      await engine.connectNetwork(sidecarId, { network: egress.name });
-      const supervisor = new SidecarSupervisor({
-        engine,
-        containerId: sidecarId,
-        server: id.server,
-        network: network.name,
-        address: subnet.sidecar,
-        readyTimeoutMs: settings.sidecar.readyTimeoutMs,
-        maxRestarts: settings.sidecar.maxRestarts,
-        logger,
-        publish: (event) => events.publish(event),
-        now: this.now,
-        ...(ca !== undefined ? { stdinLine: JSON.stringify({ caCertPem: ca.certPem, caKeyPem: ca.keyPem }) } : {}),
+      // runtime.catchAll: set up once the server's netns exists, and again in each restarted sidecar's.
+      let reinstallGateway = async (): Promise<void> => undefined;
+      const sidecarReady = phases.time("sidecar", async () => {
+        const sidecarId = await engine.createContainer(sidecarContainerSpec({ id, subnet, runtime: settings, policyDir, ...overrides }));
+        cleanup.push(() => engine.removeContainer(sidecarId));
+        await engine.connectNetwork(sidecarId, { network: egress.name });
+        const supervisor = new SidecarSupervisor({
+          engine,
+          containerId: sidecarId,
+          server: id.server,
+          network: network.name,
+          address: subnet.sidecar,
+          readyTimeoutMs: settings.sidecar.readyTimeoutMs,
+          maxRestarts: settings.sidecar.maxRestarts,
+          logger,
+          publish: (event) => events.publish(event),
+          now: this.now,
+          countersFile: join(policyDir, COUNTERS_FILE_NAME),
+          ...(settings.catchAll ? { afterRestart: () => reinstallGateway() } : {}),
+          ...(ca !== undefined || secrets.sidecar.length > 0
+            ? { stdinLine: JSON.stringify({ ...(ca !== undefined ? { caCertPem: ca.certPem, caKeyPem: ca.keyPem } : {}), ...(secrets.sidecar.length > 0 ? { secrets: secrets.sidecar } : {}) }) }
+            : {}),
+        });
+        cleanup.push(() => supervisor.stop(1));
+        await supervisor.start();
+        return { sidecarId, supervisor };
       });
-      cleanup.push(() => supervisor.stop(1));
-      await supervisor.start();
 
-      const serverId = await engine.createContainer(
-        serverContainerSpec({ id, subnet, policy, policyFile: options.policyFile, image: options.image, secrets, ...(caDir !== undefined ? { caDir } : {}) }),
-      );
-      cleanup.push(() => engine.removeContainer(serverId));
-      const stdio = await engine.attach(serverId, { stdin: true });
-      cleanup.push(async () => stdio.close());
-      await engine.startContainer(serverId);
+      // Created and attached while the sidecar starts: that needs only the network.
+      const serverCreated = phases.time("server-create", async () => {
+        const gvisor = await gvisorSettings(isolation, policyDir, subnet.sidecar);
+        const serverId = await engine.createContainer(
+          serverContainerSpec({ id, subnet, policy, policyFile: options.policyFile, image: options.image, secrets: secrets.serverEnv, ...(caDir !== undefined ? { caDir } : {}), ...(gvisor ? { gvisor } : {}) }),
+        );
+        cleanup.push(() => engine.removeContainer(serverId));
+        const stdio = await engine.attach(serverId, { stdin: true });
+        cleanup.push(async () => stdio.close());
+        return { serverId, stdio };
+      });
+      const [{ sidecarId, supervisor }, { serverId, stdio }] = await settled(sidecarReady, serverCreated);
+      // Started only once the sidecar serves: its first DNS query or connection finds it there.
+      await phases.time("server-start", () => engine.startContainer(serverId));
+      if (settings.catchAll) {
+        const gateway = new GatewayInstaller(engine, DEFAULT_NETNS_IMAGE, this.now);
+        const target = { id, subnet, sidecarId, serverId, workDir: join(policyDir, "gateway") };
+        reinstallGateway = async () => void (await gateway.install(target));
+        await phases.time("gateway", () => gateway.install(target));
+      }
 
       logger.info({ server: id.server, run: id.run, network: network.name, sidecar: subnet.sidecar }, "sandbox started");
-      events.publish(runtimeEvent(id.server, "sandbox-started", this.now(), { run: id.run, subnet: subnet.subnet, sidecar: subnet.sidecar }));
+      events.publish(runtimeEvent(id.server, "sandbox-started", this.now(), { run: id.run, subnet: subnet.subnet, sidecar: subnet.sidecar, phases: phases.toJSON() }));
       const parts = {
         server: id.server,
         run: id.run,
@@ -230,7 +280,7 @@ export class Sandbox {
 
   /** A private copy the sidecar reads (and re-reads on reload); readable by its non-root user. */
   private async writePolicy(options: SandboxStartOptions, id: SandboxIdentity, baseline: string | undefined): Promise<string> {
-    const parent = options.stateDir ?? join(tmpdir(), "hangar");
+    const parent = id.stateDir ?? defaultStateDir();
     await mkdir(parent, { recursive: true });
     const dir = await mkdtemp(join(parent, `${id.server}-${id.run}-`));
     await chmod(dir, 0o755);
@@ -267,12 +317,32 @@ async function frozenBaselineText(options: SandboxStartOptions, logger: Logger):
   return serialiseBaseline(frozen);
 }
 
+/**
+ * Both results, once both steps have ended: a step that fails does not leave the other running
+ * unseen, so the cleanup it registered runs too. Throws the first failure.
+ */
+async function settled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === "rejected") throw ra.reason;
+  if (rb.status === "rejected") throw rb.reason;
+  return [ra.value, rb.value];
+}
+
 /** Whether any rule of the policy has the sidecar terminate TLS. */
 function inspects(policy: Policy): boolean {
   return policy.egress.allow.some((entry) => entry.inspect === true);
 }
 
 /** runtime.upstreamCaFile, copied beside the policy the sidecar reads; a bad file stops the start. */
+/** For gVisor: the OCI runtime, and a resolv.conf naming the sidecar, in the run's policy folder (removed with it). */
+async function gvisorSettings(choice: IsolationChoice, policyDir: string, sidecar: string): Promise<{ ociRuntime: string; resolvConf: string } | undefined> {
+  const ociRuntime = ociRuntimeFor(choice.isolation);
+  if (ociRuntime === undefined) return undefined;
+  const resolvConf = join(policyDir, "resolv.conf");
+  await writeFile(resolvConf, resolvConfFor(sidecar), { mode: 0o644 });
+  return { ociRuntime, resolvConf };
+}
+
 async function copyUpstreamCa(file: string, policyDir: string): Promise<true> {
   let text: string;
   try {

@@ -1,5 +1,6 @@
-import { z } from "zod";
+import * as z from "zod";
 import { parseIp, parseIpRange } from "../core/ip.js";
+import { DEFAULT_MAX_BODY_BYTES } from "../core/request-shape.js";
 
 /**
  * How one sidecar process is wired: where it listens, what it answers, whom it asks.
@@ -58,6 +59,22 @@ export const SidecarConfigSchema = z
       upstreamCaFile: z.string().min(1).optional(),
     })
     .optional(),
+  /** Bytes of a request body read to decide its shape; past it the body is `not-inspected` (too-large). */
+  inspectBodyBytes: z.number().int().min(1).max(64 * 1024 ** 2).default(DEFAULT_MAX_BODY_BYTES),
+  /**
+   * "stdin": the sandbox's secrets arrive in the stdin line (its `secrets` array: name, value,
+   * sentinel, inject or own host), beside the CA when TLS is inspected. The sidecar writes
+   * injected values into their declared header and watches every secret for leaks.
+   */
+  secrets: z.literal("stdin").optional(),
+  /** Look for credential shapes (AWS keys, tokens, JWTs, private keys) in every request the sidecar sees: `credential-pattern`. Off only to measure its cost (bench/secrets.ts). */
+  credentialScan: z.boolean().default(true),
+  /**
+   * The port every other TCP connection of the sandbox is redirected to (runtime.catchAll: the
+   * sandbox's route leads into the sidecar's netns, which rewrites it here keeping the original
+   * destination). Absent: no catch-all listener. 0 picks a free port (tests).
+   */
+  catchAll: z.strictObject({ port }).optional(),
   /** How long the transparent path waits for a first byte before falling back to port routing. */
   peekTimeoutMs: z.number().int().positive().default(1500),
   /** Live client connections across all listeners; past it a new one is refused at once (`connection-cap`). */
@@ -83,6 +100,12 @@ export const SidecarConfigSchema = z
       windowSeconds: z.number().int().min(1).optional(),
     })
     .optional(),
+  /**
+   * Where a previous process of this sandbox left its rate and tunnelling counts (the
+   * control plane writes it from the last `counters` event before a restart). Read at
+   * start when present, so a crash cannot reset the limits. Missing: start from zero.
+   */
+  countersFile: z.string().min(1).optional(),
   })
   .refine((c) => (c.answerAddress === undefined) !== (c.answerSubnet === undefined), {
     error: 'give exactly one of "answerAddress" or "answerSubnet"',

@@ -31,6 +31,8 @@ export interface SidecarContext {
   /** The one account of names under wildcards, shared by DNS and every proxy path. */
   readonly names: NameAccounting;
   readonly logger: Logger;
+  /** Bytes of a request body read to decide its shape (sidecar config inspectBodyBytes); default 1 MiB. */
+  readonly inspectBodyBytes?: number;
   now(): number;
   newId(): string;
 }

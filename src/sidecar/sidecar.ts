@@ -15,13 +15,21 @@ import { addressInSubnet } from "./answer-address.js";
 import { DnsServer, type DnsServerAddress } from "./dns/dns-server.js";
 import { NameLedger } from "./dns/name-ledger.js";
 import { UpstreamDnsClient } from "./dns/upstream-client.js";
+import { CounterReporter, readCounterState } from "./counter-state.js";
 import { DEFAULT_BUDGET_WINDOW_MS, NameAccounting } from "./name-accounting.js";
 import { cgroupMemoryLimit, ConnectionBudget, MEMORY_HIGH_WATER_FRACTION } from "./proxy/connection-budget.js";
 import { ConnectionRate } from "./proxy/connection-rate.js";
 import { ExplicitProxy } from "./proxy/explicit-proxy.js";
-import { loadInspection } from "./proxy/tls/load-inspection.js";
+import { loadInspection, readLine } from "./proxy/tls/load-inspection.js";
+import { compileSecretWatch, EMPTY_SECRET_WATCH, type SecretWatch } from "../core/secrets/secret-watch.js";
+import { RedactingSink } from "./secrets/redacting-sink.js";
+import { secretsFromLine } from "./secrets/stdin-secrets.js";
 import type { TlsInspection } from "./proxy/tls/tls-terminator.js";
 import { TransparentListener } from "./proxy/transparent-listener.js";
+import { CatchAllListener } from "./catch-all/catch-all-listener.js";
+import { loadOriginalDestinationReader, type DatagramCatcher, type OriginalDestinationReader } from "./catch-all/original-destination.js";
+import { UdpCatchAll } from "./catch-all/udp-catch-all.js";
+import { EgressGate } from "./proxy/egress-gate.js";
 import { nameserversFromResolvConf, parseUpstream, type SidecarConfig, type Upstream } from "./sidecar-config.js";
 import type { SidecarContext } from "./sidecar-context.js";
 
@@ -43,6 +51,10 @@ export interface SidecarOptions {
   readonly stdin?: NodeJS.ReadableStream;
   /** Reads resident memory for the memory budget (tests); default process.memoryUsage.rss. */
   readonly rss?: () => number;
+  /** Reads a redirected connection's original destination (tests); default the native addon, loaded only with config.catchAll. */
+  readonly originalDestination?: OriginalDestinationReader;
+  /** The UDP catch-all's socket (tests); default the native addon's. */
+  readonly datagramCatcher?: DatagramCatcher;
 }
 
 export interface SidecarAddresses {
@@ -51,6 +63,8 @@ export interface SidecarAddresses {
   /** declared port → local listening port */
   readonly transparent: ReadonlyMap<number, number>;
   readonly answerAddress: string;
+  /** The catch-all listener's port, when config.catchAll opens one. */
+  readonly catchAll?: number;
 }
 
 export interface ReloadResult {
@@ -66,8 +80,11 @@ export class Sidecar implements AsyncDisposable {
   private readonly rate: ConnectionRate;
   private readonly budget: ConnectionBudget;
   private readonly ctx: SidecarContext;
+  private readonly names: NameAccounting;
+  private readonly counters: CounterReporter;
   private dns: DnsServer | undefined;
   private proxy: ExplicitProxy | undefined;
+  private catchAll: CatchAllListener | undefined;
   private dnsAddress: DnsServerAddress | undefined;
   private proxyPort = 0;
   private inspection: TlsInspection | undefined;
@@ -80,9 +97,11 @@ export class Sidecar implements AsyncDisposable {
     private readonly answerAddress: string,
     private readonly upstreamClient: UpstreamDnsClient,
     memoryBudgetBytes: number | undefined,
+    private readonly stdinLine: string | undefined,
+    private readonly secrets: SecretWatch,
   ) {
     const now = options.now ?? Date.now;
-    this.decision = decisionFor(policy, options.config, baseline);
+    this.decision = decisionFor(policy, options.config, baseline, secrets);
     const ledger = new NameLedger({ upstream: upstreamClient, now });
     const budget = lookupBudget(options.config);
     this.rate = new ConnectionRate(now);
@@ -93,14 +112,18 @@ export class Sidecar implements AsyncDisposable {
       ...(memoryBudgetBytes !== undefined ? { memoryHighWaterBytes: Math.floor(memoryBudgetBytes * MEMORY_HIGH_WATER_FRACTION) } : {}),
       ...(options.rss !== undefined ? { rss: options.rss } : {}),
     });
+    // Remembers more names per wildcard than the budget spends, so its count can pass it.
+    this.names = new NameAccounting({ now, budgetWindowMs: budget.windowMs, maxNamesPerWildcard: Math.max(4096, budget.names + 1) });
+    this.counters = new CounterReporter({ names: this.names, rate: this.rate, report: (state) => this.lifecycle("counters", { ...state }) });
     this.ctx = {
       server: policy.name,
       decisionContext: () => this.decision,
-      events: options.events,
+      // Nothing leaves the sidecar as an event with a secret in it (a leaking DNS name, Host or path).
+      events: secrets.needles.length === 0 ? options.events : new RedactingSink(options.events, secrets),
       resolver: ledger,
-      // Remembers more names per wildcard than the budget spends, so its count can pass it.
-      names: new NameAccounting({ now, budgetWindowMs: budget.windowMs, maxNamesPerWildcard: Math.max(4096, budget.names + 1) }),
+      names: this.names,
       logger: options.logger,
+      inspectBodyBytes: options.config.inspectBodyBytes,
       now,
       newId: randomUUID,
     };
@@ -114,14 +137,21 @@ export class Sidecar implements AsyncDisposable {
     const upstreams = options.upstreams ?? (await defaultUpstreams(config));
     const upstreamClient = new UpstreamDnsClient({ servers: upstreams, logger: options.logger });
     const memoryBudget = config.memoryBudgetMiB !== undefined ? config.memoryBudgetMiB * 1024 * 1024 : await cgroupMemoryLimit();
-    const sidecar = new Sidecar(options, inputs, answerAddress, upstreamClient, memoryBudget);
+    // One line on stdin carries the CA and the secrets, whichever of them this sandbox has.
+    const fromStdin = config.secrets === "stdin" || (config.tls?.ca === "stdin" && options.inspection === undefined);
+    const stdinLine = fromStdin ? await readLine((options.stdin ?? process.stdin) as never) : undefined;
+    const secrets = config.secrets === "stdin" && stdinLine !== undefined ? compileSecretWatch(secretsFromLine(stdinLine)) : EMPTY_SECRET_WATCH;
+    const sidecar = new Sidecar(options, inputs, answerAddress, upstreamClient, memoryBudget, stdinLine, secrets);
+    let restoredCounters: boolean;
     try {
+      restoredCounters = await sidecar.restoreCounters();
       await sidecar.bind();
     } catch (err) {
       await sidecar.destroy();
       throw err;
     }
-    sidecar.lifecycle("started", { ...sidecar.describe(), upstreams });
+    sidecar.counters.start();
+    sidecar.lifecycle("started", { ...sidecar.describe(), upstreams, restoredCounters });
     return sidecar;
   }
 
@@ -137,6 +167,7 @@ export class Sidecar implements AsyncDisposable {
       proxy: { host: this.options.config.listen.host, port: this.proxyPort },
       transparent,
       answerAddress: this.answerAddress,
+      ...(this.catchAll !== undefined ? { catchAll: this.catchAll.address()?.port ?? 0 } : {}),
     };
   }
 
@@ -158,7 +189,7 @@ export class Sidecar implements AsyncDisposable {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.lifecycle("closing");
-      const drained = Promise.all([this.dns?.close(), this.proxy?.close(), ...[...this.listeners.values()].map((l) => l.close())]);
+      const drained = Promise.all([this.dns?.close(), this.proxy?.close(), this.catchAll?.close(), ...[...this.listeners.values()].map((l) => l.close())]);
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<"late">((resolve) => {
         timer = setTimeout(() => resolve("late"), this.options.config.drainTimeoutMs);
@@ -168,6 +199,8 @@ export class Sidecar implements AsyncDisposable {
       if (outcome === "late") await this.destroyListeners();
       await drained;
       this.budget.close();
+      this.flushCounters();
+      this.counters.stop();
       this.lifecycle("closed");
     })();
     return this.closing;
@@ -177,10 +210,32 @@ export class Sidecar implements AsyncDisposable {
     this.closing ??= Promise.resolve();
     await this.destroyListeners();
     this.budget.close();
+    this.flushCounters();
+    this.counters.stop();
+  }
+
+  /** Reports the rate and tunnelling counts now if they moved since the last report (exit handlers call it). */
+  flushCounters(): void {
+    try {
+      this.counters.flush();
+    } catch (err) {
+      this.options.logger.error({ err }, "could not report the counters");
+    }
+  }
+
+  /** Takes over what the previous process of this sandbox had counted, when the control plane left it. */
+  private async restoreCounters(): Promise<boolean> {
+    const file = this.options.config.countersFile;
+    if (file === undefined) return false;
+    const state = await readCounterState(file);
+    if (state === undefined) return false;
+    this.names.restore(state.names);
+    this.rate.restore(state.rates);
+    return true;
   }
 
   private async destroyListeners(): Promise<void> {
-    await Promise.all([this.dns?.destroy(), this.proxy?.destroy(), ...[...this.listeners.values()].map((l) => l.destroy())]);
+    await Promise.all([this.dns?.destroy(), this.proxy?.destroy(), this.catchAll?.destroy(), ...[...this.listeners.values()].map((l) => l.destroy())]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -198,7 +253,8 @@ export class Sidecar implements AsyncDisposable {
     });
     this.dnsAddress = await this.dns.listen();
     const { config } = this.options;
-    this.inspection = this.options.inspection ?? (config.tls === undefined ? undefined : await loadInspection(config.tls, (this.options.stdin ?? process.stdin) as never));
+    this.inspection =
+      this.options.inspection ?? (config.tls === undefined ? undefined : await loadInspection(config.tls, this.stdinLine !== undefined ? { line: this.stdinLine } : ((this.options.stdin ?? process.stdin) as never)));
     const inspection = this.inspection === undefined ? {} : { inspection: this.inspection };
     this.proxy = new ExplicitProxy({
       ctx: this.ctx,
@@ -212,6 +268,22 @@ export class Sidecar implements AsyncDisposable {
     });
     this.proxyPort = (await this.proxy.listen()).port;
     await this.openListeners(this.decision.policy.transparentPorts);
+    if (config.catchAll !== undefined) await this.openCatchAll(config.catchAll.port);
+  }
+
+  /** Every other connection of the sandbox: raw IPs decided here, the sidecar's own address on any port handed to the transparent path. */
+  private async openCatchAll(port: number): Promise<void> {
+    const { listen, peekTimeoutMs, idleTimeoutMs } = this.options.config;
+    const shared = { ctx: this.ctx, rate: this.rate, budget: this.budget, idleTimeoutMs };
+    // Never bound: it only adopts connections the catch-all hands it, with their own port.
+    const transparent = new TransparentListener({ ...shared, host: listen.host, listenPort: 0, declaredPort: 0, peekTimeoutMs, ...(this.inspection !== undefined ? { inspection: this.inspection } : {}) });
+    const addon = this.options.originalDestination === undefined ? loadOriginalDestinationReader() : undefined;
+    const reader = this.options.originalDestination ?? addon!;
+    // UDP arrives at any destination address (the netns delivers them all locally): bound to every address, on the same port number.
+    const catcher = this.options.datagramCatcher ?? addon;
+    const udp = catcher === undefined ? undefined : new UdpCatchAll({ ctx: this.ctx, gate: new EgressGate(this.ctx, this.rate), catcher, host: "0.0.0.0", port });
+    this.catchAll = new CatchAllListener({ ...shared, host: listen.host, port, ownAddresses: [listen.host, this.answerAddress], reader, transparent, ...(udp ? { udp } : {}) });
+    await this.catchAll.listen();
   }
 
   private async openListeners(ports: readonly number[]): Promise<number[]> {
@@ -260,7 +332,7 @@ export class Sidecar implements AsyncDisposable {
       this.lifecycle("reload-failed", { error: message });
       return { ok: false, message, opened: [], closed: [] };
     }
-    this.decision = decisionFor(policy, this.options.config, baseline);
+    this.decision = decisionFor(policy, this.options.config, baseline, this.secrets);
     const keep = new Set(policy.transparentPorts);
     const closed: number[] = [];
     for (const [port, listener] of this.listeners) {
@@ -280,10 +352,12 @@ export class Sidecar implements AsyncDisposable {
       mode: this.decision.mode,
       capture: this.decision.policy.capture.enabled,
       baseline: this.options.config.baselineFile !== undefined,
+      secrets: this.secrets.secrets.map((s) => s.name),
       answerAddress: a.answerAddress,
       dns: a.dns,
       proxy: a.proxy,
       transparent: Object.fromEntries(a.transparent),
+      ...(a.catchAll !== undefined ? { catchAll: a.catchAll } : {}),
     };
   }
 
@@ -300,9 +374,11 @@ export class Sidecar implements AsyncDisposable {
   }
 }
 
-function decisionFor(policy: CompiledPolicy, config: SidecarConfig, baseline: BaselineView | undefined): DecisionContext {
+function decisionFor(policy: CompiledPolicy, config: SidecarConfig, baseline: BaselineView | undefined, secrets: SecretWatch): DecisionContext {
   return {
     policy,
+    ...(secrets.needles.length > 0 ? { secrets } : {}),
+    ...(config.credentialScan === false ? { credentialScan: false } : {}),
     mode: config.mode ?? policy.mode,
     ...(baseline !== undefined ? { baseline } : {}),
     trustedRanges: config.trustedUpstreamRanges.map((c) => parseIpRange(c) as IpRange),

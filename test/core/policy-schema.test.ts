@@ -155,7 +155,7 @@ describe("PolicySchema: the rest", () => {
   });
 
   it("refuses a secret that is also a plain env value", () => {
-    expect(issues({ ...base, server: { ...server, env: { TOKEN: "x" }, secrets: ["TOKEN"] } })).toEqual(['server.secrets: "TOKEN" is both a secret and a plain env value']);
+    expect(issues({ ...base, server: { ...server, env: { TOKEN: "x" }, secrets: ["TOKEN"] } })).toEqual(['server.secrets.0: "TOKEN" is both a secret and a plain env value']);
   });
 
   it("validates env names and mount targets", () => {

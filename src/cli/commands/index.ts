@@ -107,6 +107,11 @@ export const verbs: readonly LazyVerb[] = [
     load: async () => (await import("./events.js")).eventsCommand,
   },
   {
+    name: "logs",
+    summary: "Show a server's stderr, from a running sandbox or one that has ended (--follow to keep watching)",
+    load: async () => (await import("./logs.js")).logsCommand,
+  },
+  {
     name: "prune",
     summary: "Remove Hangar sandboxes whose owner has ended (--all: every Hangar object; --images: images too)",
     load: async () => (await import("./prune.js")).pruneCommand,
@@ -126,6 +131,12 @@ export const verbs: readonly LazyVerb[] = [
     name: "quarantine",
     summary: "Run an untrusted server with nothing allowed out, and report what each tool tried to reach",
     load: async () => (await import("./quarantine.js")).quarantineCommand,
+  },
+  {
+    name: "k8s",
+    summary: "Render Kubernetes manifests for servers, their sidecars and the gateway",
+    subcommands: [["render", "Write Kubernetes manifests for policies: hardened server, sidecar, NetworkPolicies, gateway"]],
+    load: async () => (await import("./k8s.js")).k8sCommand,
   },
 ];
 

@@ -12,7 +12,8 @@ import { openGateway } from "../../gateway/open-gateway.js";
 import type { ServerLauncher } from "../../gateway/server-launcher.js";
 import { serveStdio } from "../../gateway/stdio-endpoint.js";
 import { TokenStore } from "../../gateway/token-file.js";
-import { createLogger } from "../../log.js";
+import { chooseLogFormat, createLogger, type LogFormat } from "../../log.js";
+import { openTracing } from "../../telemetry/open-tracing.js";
 import { formatIssues } from "../../policy/index.js";
 import { createRuntimeServices, type RuntimeServices } from "../../runtime/runtime-services.js";
 import { EXIT_FINDING, EXIT_OK, type Command } from "../command.js";
@@ -31,7 +32,8 @@ export interface ServeHost {
   onShutdown(stop: () => void): () => void;
   /** The launcher for this run: Docker sandboxes, or plain local processes with --unsandboxed. */
   openLauncher(options: LauncherOptions): Promise<OpenedLauncher>;
-  logger(): Logger;
+  /** Without a format: pretty on a terminal, JSON elsewhere. */
+  logger(options?: { readonly format?: LogFormat }): Logger;
   readonly version: string;
 }
 
@@ -87,7 +89,10 @@ export function processServeHost(version = packageVersion()): ServeHost {
       return { launcher, close: () => launcher.close() };
     },
     // Logs go to stderr: on stdio, stdout carries MCP and nothing else.
-    logger: () => createLogger({ name: "hangar-gateway" }),
+    logger: (options) => {
+      const tty = process.stderr.isTTY;
+      return createLogger({ name: "hangar-gateway", format: options?.format ?? chooseLogFormat(undefined, {}, tty), colour: tty });
+    },
     version,
   };
 }
@@ -105,6 +110,16 @@ function imagesWithSidecarFrom(services: RuntimeServices, distDir: string): Sand
   };
 }
 
+/** --log-format or HANGAR_LOG_FORMAT, checked; undefined leaves the choice to the host (is stderr a terminal?). */
+function explicitLogFormat(option: string | undefined, env: Readonly<Record<string, string | undefined>>): LogFormat | undefined {
+  if (option === undefined && (env["HANGAR_LOG_FORMAT"] ?? "") === "") return undefined;
+  try {
+    return chooseLogFormat(option, env, false);
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
+}
+
 export function parseHostPort(text: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
   const port = Number(m?.[3]);
@@ -116,7 +131,7 @@ export function createServeCommand(host: ServeHost = processServeHost()): Comman
   return defineCommand({
     name: "serve",
     summary: "Serve one governed MCP endpoint over every configured server",
-    usage: "hangar serve [--config <file>] [--stdio | --http <host:port>] [--unsandboxed]",
+    usage: "hangar serve [--config <file>] [--stdio | --http <host:port>] [--unsandboxed] [--log-format json|pretty]",
     description:
       "Serves MCP over stdio (default; the caller is hangar.yaml's identity) or streamable HTTP\n" +
       "(every request needs Authorization: Bearer <token>; see 'hangar token create'), with\n" +
@@ -130,14 +145,16 @@ export function createServeCommand(host: ServeHost = processServeHost()): Comman
       stdio: { type: "boolean", description: "Serve on stdin/stdout (the default)." },
       http: { type: "string", valueName: "<host:port>", description: "Serve streamable HTTP at http://<host:port>/mcp instead." },
       unsandboxed: { type: "boolean", description: "DEVELOPMENT ONLY: run servers as plain local processes (server.command): no sandbox, no egress enforcement." },
+      "log-format": { type: "string", valueName: "<json|pretty>", description: "How logs print on stderr (default $HANGAR_LOG_FORMAT, else pretty on a terminal and JSON lines elsewhere)." },
     },
     positionals: { max: 0 },
     details:
       "Exit status: 0 after a clean shutdown (stdin closed, SIGINT or SIGTERM), 1 when the configuration is invalid, 2 on a usage error or failure.\n" +
-      `Environment: HANGAR_LOG_LEVEL (default info; logs go to stderr), ${SIDECAR_DIST_ENV}=<dir> builds the sidecar image from that compiled output instead of dist/.`,
+      `Environment: HANGAR_LOG_LEVEL (default info; logs go to stderr), HANGAR_LOG_FORMAT (json or pretty, as --log-format), OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables (OpenTelemetry traces; off when unset), ${SIDECAR_DIST_ENV}=<dir> builds the sidecar image from that compiled output instead of dist/.`,
     async run({ values }, io) {
       if (values.stdio === true && values.http !== undefined) throw usageError("--stdio and --http exclude each other");
       const listen = values.http !== undefined ? parseHostPort(values.http) : undefined;
+      const logFormat = explicitLogFormat(values["log-format"], io.env);
       const loaded = await loadHangarConfig(values.config ?? DEFAULT_CONFIG);
       if (!loaded.ok) {
         io.err(formatIssues(loaded.issues));
@@ -147,13 +164,16 @@ export function createServeCommand(host: ServeHost = processServeHost()): Comman
       const { config } = loaded;
       const unsandboxed = values.unsandboxed === true;
       if (unsandboxed) io.err(UNSANDBOXED_WARNING);
-      const logger = host.logger();
+      const logger = host.logger(logFormat !== undefined ? { format: logFormat } : {});
+      // Off (and the SDK never loaded) unless OTEL_* settings ask for traces.
+      const tracing = await openTracing({ env: io.env, logger, version: host.version });
       const launched = await host.openLauncher({ unsandboxed, logger, env: io.env });
       let opened: Awaited<ReturnType<typeof openGateway>>;
       try {
-        opened = await openGateway({ config, launcher: launched.launcher, logger, version: host.version });
+        opened = await openGateway({ config, launcher: launched.launcher, logger, version: host.version, tracing });
       } catch (err) {
         await launched.close();
+        await tracing.shutdown();
         throw err;
       }
       let stop!: () => void;
@@ -183,6 +203,7 @@ export function createServeCommand(host: ServeHost = processServeHost()): Comman
           await opened.close();
         } finally {
           await launched.close();
+          await tracing.shutdown().catch((err: unknown) => logger.warn({ err }, "exporting the last traces failed"));
           unsubscribe();
         }
       }

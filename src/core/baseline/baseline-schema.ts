@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { parseIp } from "../ip.js";
 import { normaliseHostName } from "../names.js";
 import { BODY_KINDS } from "../request-shape.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * Scenario file format: the tool calls a replay or a recording makes, in order. Strict like

@@ -218,6 +218,7 @@ export class DnsQueryHandler {
       verdict: v.verdict,
       reasons: v.reasons,
       ...(v.rule === undefined ? {} : { rule: v.rule }),
+      ...(v.leaks === undefined ? {} : { secretLeaks: v.leaks }),
       ...(name === undefined ? {} : { name }),
       ...(asSent === undefined || asSent === name ? {} : { nameAsSent: asSent.slice(0, 512) }),
       ...(recordType === undefined ? {} : { recordType }),

@@ -26,6 +26,8 @@ export interface AttemptFacts {
   shape?: RequestShapeEventFields;
   /** The fields a drifting request added (`body Bcc`). */
   driftFields?: readonly string[];
+  /** Secrets written into this request's declared header (names only). */
+  injected?: readonly string[];
 }
 
 // Observed strings come from the client: bound what reaches the event stream.
@@ -72,6 +74,9 @@ export function egressEvent(
   if (facts.url !== undefined) e.url = clip(facts.url, MAX_URL);
   if (facts.shape !== undefined && close === undefined) Object.assign(e, facts.shape);
   if (facts.driftFields !== undefined && facts.driftFields.length > 0) e.driftFields = facts.driftFields;
+  if (verdict.leaks !== undefined) e.secretLeaks = verdict.leaks;
+  if (verdict.credentials !== undefined) e.credentials = verdict.credentials;
+  if (facts.injected !== undefined) e.injected = facts.injected;
   if (facts.client !== undefined) e.client = facts.client;
   if (close !== undefined) {
     e.bytesUp = close.bytesUp ?? 0;

@@ -28,6 +28,9 @@ export interface Destination {
   readonly target?: string;
   /** The sidecar will not see the requests on this connection. */
   readonly opaque?: boolean;
+  /** What the request carries of the sandbox's secrets, and credential shapes (core/secrets). */
+  readonly secretLeaks?: Attempt["secretLeaks"];
+  readonly credentials?: Attempt["credentials"];
   readonly connectionsPerMinute?: number;
 }
 

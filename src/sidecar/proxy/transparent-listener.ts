@@ -129,28 +129,41 @@ export class TransparentListener implements AsyncDisposable {
     return this.close();
   }
 
+  /**
+   * A connection to `port` that reached the sidecar some other way (the catch-all listener,
+   * which learnt the port from the redirect), handled exactly as if it had come in here.
+   */
+  adopt(socket: Socket, port: number): void {
+    if (this.state === "closing") return void socket.destroy();
+    this.admit(socket, port);
+  }
+
   private onConnection(socket: Socket): void {
     if (this.state !== "listening") {
       socket.destroy();
       return;
     }
+    this.admit(socket, this.options.declaredPort);
+  }
+
+  private admit(socket: Socket, port: number): void {
     // Refused before a byte is read: a flood costs a counter check and, rate-limited, an event.
     const admission = this.budget.admit(socket);
-    if (admission.kind !== "admitted") this.reportBudget(admission, socket);
+    if (admission.kind !== "admitted") this.reportBudget(admission, socket, port);
     if (admission.kind === "displaced") admission.displaced.destroy();
     if (admission.kind === "refused") return void socket.destroy();
     this.sockets.add(socket);
     // A permanent listener: a reset during any await below must never become an uncaught error.
     socket.on("error", (err) => this.ctx.logger.debug({ err }, "transparent client socket error"));
-    this.track(this.handle(socket), () => socket.destroy());
+    this.track(this.handle(socket, port), () => socket.destroy());
   }
 
-  private reportBudget(admission: Exclude<Admission, { kind: "admitted" }>, socket: Socket): void {
+  private reportBudget(admission: Exclude<Admission, { kind: "admitted" }>, socket: Socket, port: number): void {
     const displaced = admission.kind === "displaced";
     const report = this.budget.report(displaced ? "connection-cap" : admission.reason, displaced);
     if (report === undefined) return;
     const facts = newAttempt(this.ctx, "transparent", "tcp", displaced ? clientOf(admission.displaced) : clientOf(socket));
-    facts.port = this.options.declaredPort;
+    facts.port = port;
     this.ctx.events.emit({ ...egressEvent(this.ctx, facts, { verdict: "block", reasons: [report.reason] }), error: report.detail });
   }
 
@@ -164,8 +177,7 @@ export class TransparentListener implements AsyncDisposable {
     this.handlers.add(handler);
   }
 
-  private async handle(socket: Socket): Promise<void> {
-    const port = this.options.declaredPort;
+  private async handle(socket: Socket, port: number): Promise<void> {
     const facts = newAttempt(this.ctx, "transparent", "tcp", clientOf(socket));
     facts.port = port;
     const sniffer = new FirstFlightSniffer({ maxHeadBytes: this.maxHeadBytes });
@@ -225,17 +237,17 @@ export class TransparentListener implements AsyncDisposable {
     if (!route.permitted) return this.refuse(socket, facts, route.verdict, undefined);
     facts.ip = route.ip;
     this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
-    await this.connect(socket, facts, route.verdict, route.ip, out.bytes);
+    await this.connect(socket, facts, route.verdict, route.ip, port, out.bytes);
   }
 
-  private async connect(socket: Socket, facts: AttemptFacts, verdict: Verdict, ip: string, head: Buffer): Promise<void> {
+  private async connect(socket: Socket, facts: AttemptFacts, verdict: Verdict, ip: string, port: number, head: Buffer): Promise<void> {
     if (socket.destroyed) {
       socket.destroy();
       return this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { error: "client closed before upstream connect" }));
     }
     let upstream: Upstream;
     try {
-      upstream = await dial(ip, this.options.declaredPort, this.connectTimeoutMs);
+      upstream = await dial(ip, port, this.connectTimeoutMs);
     } catch (err) {
       this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { error: err as Error }));
       return endConnection(socket);

@@ -72,8 +72,9 @@ export async function ensureCliSidecarImage(engine: ContainerEngine): Promise<st
 }
 
 /** A hangar.yaml for spawned CLIs: the given egress network, its subnets trusted (our upstreams live there). */
-export async function writeRunConfig(file: string, options: { egress: NetworkInfo; sidecarImage: string }): Promise<string> {
+export async function writeRunConfig(file: string, options: { egress: NetworkInfo; sidecarImage: string; isolation?: "runc" | "gvisor" }): Promise<string> {
   const runtime = {
+    ...(options.isolation !== undefined ? { isolation: options.isolation } : {}),
     egressNetwork: options.egress.name,
     trustedUpstreamRanges: options.egress.subnets.map((s) => s.subnet),
     sidecar: { image: options.sidecarImage },

@@ -14,6 +14,7 @@ import { requestTarget, withoutQueryValues, type RequestOrigin } from "./request
 import { endToEndHeaders, unframeable, upstreamRequest } from "./hop-by-hop.js";
 import { hasBody, headerNames, readBodyPrefix, type BodyPrefix } from "./request-body.js";
 import { forwardUpgrade } from "./upgrade.js";
+import { requestSecrets } from "../../secrets/request-secrets.js";
 
 /**
  * Every HTTP request the sidecar can see is decided here, one by one, whichever way it came:
@@ -53,6 +54,8 @@ interface Decided {
   readonly tls?: { readonly servername: string };
   /** The body read before deciding (its shape was decided on); `truncated`: more follows. */
   readonly body?: BodyPrefix;
+  /** The raw headers with injected secrets written in (secrets/request-secrets.ts). */
+  readonly rawHeaders?: string[];
 }
 
 // Certificate failures of a re-originated TLS connection: a refusal of its own, never skipped.
@@ -183,11 +186,14 @@ export class HttpForwarder {
     }
     // Read the body (up to a bound) and decide on the request's shape, so a drifting field is
     // refused before any byte of it is forwarded. A bodiless request is decided once, here.
-    const body = withBody ? await readBodyPrefix(req, DEFAULT_MAX_BODY_BYTES) : undefined;
+    const bound = this.ctx.inspectBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    const body = withBody ? await readBodyPrefix(req, bound) : undefined;
     if (withBody && body === undefined) return undefined;
-    const shape = this.shapeOf(req, target.path, body);
+    const shape = this.shapeOf(req, target.path, body, bound);
     facts.shape = shapeEventFields(shape);
-    const shaped = { ...dest, shape };
+    // Secrets: sentinels written into their declared header, leaks and credential shapes decided on.
+    const secrets = requestSecrets(this.ctx, facts, req, origin.kind === "inspected", target.path, body);
+    const shaped = { ...dest, shape, ...secrets.found };
     const first = this.gate.check(shaped, owner?.ambiguous === true);
     this.noteDrift(facts, first, shape);
     if (!permits(first)) return refuseWith(first, 403);
@@ -204,10 +210,11 @@ export class HttpForwarder {
       path: target.path,
       ...(origin.kind === "inspected" ? { tls: { servername: origin.name } } : {}),
       ...(body !== undefined ? { body } : {}),
+      ...(secrets.rawHeaders !== undefined ? { rawHeaders: secrets.rawHeaders } : {}),
     };
   }
 
-  private shapeOf(req: IncomingMessage, target: string, body: BodyPrefix | undefined): RequestShape {
+  private shapeOf(req: IncomingMessage, target: string, body: BodyPrefix | undefined, maxBodyBytes: number): RequestShape {
     const encoding = req.headers["content-encoding"];
     const type = req.headers["content-type"];
     return requestShape({
@@ -217,7 +224,7 @@ export class HttpForwarder {
       ...(type !== undefined ? { contentType: type } : {}),
       ...(encoding !== undefined ? { contentEncoding: encoding } : {}),
       ...(body !== undefined ? { body: body.bytes, bodyTruncated: body.truncated } : {}),
-    });
+    }, { maxBodyBytes });
   }
 
   /** Names the fields a drifting request added, for its event (names only, never values). */
@@ -263,7 +270,7 @@ export class HttpForwarder {
       const text = verdict.verdict === "block" ? `Hangar refused the upstream ${decided.tls?.servername ?? ""}: its certificate did not verify (${code}).\n` : "Hangar: the upstream request failed.\n";
       res.writeHead(502, { "content-type": "text/plain; charset=utf-8", ...(verdict.verdict === "block" ? refusalHeaders(verdict) : {}) }).end(text);
     };
-    const { headers, hasBody } = upstreamRequest(req.rawHeaders, decided.hostHeader);
+    const { headers, hasBody } = upstreamRequest(decided.rawHeaders ?? req.rawHeaders, decided.hostHeader);
     try {
       const options = { host: decided.ip, port: decided.port, method: req.method, path: decided.path, headers, setHost: false };
       upstream = decided.tls === undefined ? request({ ...options, agent: this.agent }) : tlsRequest({ ...options, servername: decided.tls.servername, agent: this.upstreamTls() });
