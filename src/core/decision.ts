@@ -3,7 +3,7 @@ import { classifyIp, parseIp, rangeContains, type IpClass, type IpRange, type Pa
 import { findCidrRule, findHostRule, matchRoute, type CompiledPolicy } from "./policy/compiled-policy.js";
 import type { Mode } from "./policy/policy-schema.js";
 import { DEFAULT_TUNNELLING_LIMITS, tunnellingSignals, type TunnellingLimits } from "./tunnelling.js";
-import { checkRequestShape, requestDriftReason, type RequestShapeView } from "./baseline/request-drift.js";
+import { baselineSawCredentials, checkRequestShape, requestDriftReason, type RequestShapeView } from "./baseline/request-drift.js";
 import type { RequestShape } from "./request-shape.js";
 import { describeLeak, nameLeaks, type SecretLeak } from "./secrets/request-secrets.js";
 import type { SecretWatch } from "./secrets/secret-watch.js";
@@ -178,13 +178,20 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
   if (leaks.some((l) => l.hard)) hard.push("secret-leak");
   else if (leaks.length > 0) violations.push("secret-leak");
   const credentials = attempt.credentials ?? [];
-  if (credentials.length > 0) violations.push("credential-pattern");
 
   let name: string | undefined;
   if (attempt.name !== undefined) {
     name = normaliseHostName(attempt.name);
     if (name === undefined && parseIp(attempt.name) === undefined) hard.push("invalid-name");
   }
+  // A credential shape is expected only where the frozen baseline saw this route carry it.
+  const expected =
+    ctx.baseline?.requests !== undefined &&
+    name !== undefined &&
+    attempt.port !== undefined &&
+    attempt.shape !== undefined &&
+    baselineSawCredentials(ctx.baseline.requests, `${name}:${attempt.port}`, attempt.shape, credentials);
+  if (credentials.length > 0 && !expected) violations.push("credential-pattern");
   const literal = parseIp(attempt.ip ?? (name === undefined ? (attempt.name ?? "") : ""));
 
   if (attempt.ip !== undefined && literal === undefined) {

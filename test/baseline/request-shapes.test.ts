@@ -12,11 +12,13 @@ import {
   recordBaseline,
   REQUEST_DRIFT_CODES,
   serialiseBaseline,
+  toBaselineView,
   toRequestShapeView,
   type Baseline,
   type Drift,
   type Observation,
 } from "../../src/core/baseline/index.js";
+import { decide, type Attempt, type DecisionContext } from "../../src/core/decision.js";
 import { requestShape, shapeEventFields, type RequestFacts } from "../../src/core/request-shape.js";
 import { parsePolicyText } from "../../src/policy/index.js";
 import { call, event, obs, T0 } from "./support/observations.js";
@@ -276,5 +278,47 @@ describe("baseline show, diff and to-policy with request shapes", () => {
     const text = formatEgressRules(b);
     expect(text).toContain("      # requests were seen, but not on port 8443; no http routes are suggested");
     expect(text).not.toContain("http:");
+  });
+});
+
+describe("credential shapes a baseline saw on a route", () => {
+  // The sidecar reports the shape names it found (`aws-access-key`), never the value.
+  const withKey = (at: number, facts: RequestFacts, credentials: readonly string[]): Observation =>
+    obs(event({ at, name: HOST, port: 443, tools: ["send_email"], method: facts.method, url: facts.target, credentials, ...shapeEventFields(requestShape(facts)) }));
+  const learned = (): Baseline =>
+    learn([call("send_email", T0), withKey(T0 + 100, postEmail(), ["aws-access-key"]), call("send_email", T0 + 10_000), withKey(T0 + 10_100, postEmail(), [])]);
+
+  it("are recorded per route, by name, and survive the canonical form", () => {
+    const text = serialiseBaseline(freezeBaseline(learned(), AT));
+    const route = (JSON.parse(text) as { destinations: { requests: { path: string; credentials?: string[] }[] }[] }).destinations[0]!.requests.find((r) => r.path === "/email");
+    expect(route?.credentials).toEqual(["aws-access-key"]);
+    expect(parseBaselineText(text, "b.json").ok).toBe(true);
+    // A route that never carried one has no such field.
+    const plain = serialiseBaseline(freezeBaseline(learn(v1Run()), AT));
+    expect(plain).not.toContain('"credentials"');
+  });
+
+  it("make credential-pattern expected there, and only there, and only for the shapes seen", () => {
+    const view = toBaselineView(freezeBaseline(learned(), AT));
+    const policy = parsePolicyText(`version: 1\nname: postmark\nserver: { npm: { package: "p", version: "1.0.0" } }\negress:\n  mode: enforcing\n  allow:\n    - { host: ${HOST}, ports: [443], inspect: true }\n`, "p.yaml");
+    if (!policy.ok) throw new Error("policy");
+    const ctx: DecisionContext = { policy: policy.compiled, mode: "enforcing", baseline: view };
+    const attempt = (credentials: string[], target = "/email"): Attempt => ({
+      stage: "connect",
+      protocol: "http",
+      name: HOST,
+      port: 443,
+      method: "POST",
+      target,
+      shape: requestShape(postEmail(EMAIL, { target })),
+      credentials,
+    });
+    expect(decide(ctx, attempt(["aws-access-key"])).verdict).toBe("allow");
+    expect(decide(ctx, attempt(["github-token"]))).toMatchObject({ verdict: "block", reasons: expect.arrayContaining(["credential-pattern"]) });
+    expect(decide(ctx, attempt(["aws-access-key", "github-token"])).reasons).toContain("credential-pattern");
+    // Another route of the same destination: not seen there.
+    expect(decide(ctx, attempt(["aws-access-key"], "/email/batch")).reasons).toContain("credential-pattern");
+    // No baseline: a credential shape is a violation as before.
+    expect(decide({ ...ctx, baseline: undefined }, attempt(["aws-access-key"])).reasons).toContain("credential-pattern");
   });
 });

@@ -107,6 +107,7 @@ export function diffBaselines(a: Baseline, b: Baseline): BaselineDiff {
     ...listChange("queryKeys", x.queryKeys, y.queryKeys),
     ...listChange("headerNames", x.headerNames, y.headerNames),
     ...listChange("bodies", x.bodies, y.bodies),
+    ...listChange("credentials", x.credentials ?? [], y.credentials ?? []),
     ...listChange("tools", x.tools, y.tools),
   ]);
   const empty = (s: SectionDiff<unknown>): boolean => s.added.length + s.removed.length + s.changed.length === 0;

@@ -47,6 +47,7 @@ interface RouteState extends Attributed {
   bodyFields: Set<string>;
   headerNames: Set<string>;
   bodies: Set<BodyKind>;
+  credentials: Set<string>;
   count: number;
 }
 
@@ -156,6 +157,7 @@ export class BaselineRecorder {
           bodyFields: [...r.bodyFields],
           headerNames: [...r.headerNames],
           bodies: [...r.bodies],
+          ...(r.credentials.size > 0 ? { credentials: [...r.credentials] } : {}),
           count: r.count,
           ...seen(r),
           tools: [...r.tools],
@@ -210,7 +212,7 @@ export class BaselineRecorder {
     d.rate.hit(ms);
     if (isProtocol(event.protocol)) d.protocols.add(event.protocol);
     const shape = shapeFromEvent(event);
-    if (shape !== undefined) this.recordRequest(d, shape, tools, ms);
+    if (shape !== undefined) this.recordRequest(d, shape, tools, ms, event.credentials);
     for (const tool of tools) {
       d.tools.add(tool);
       const state = this.tool(tool, ms);
@@ -222,12 +224,12 @@ export class BaselineRecorder {
   }
 
   /** Folds one request's shape into its route: names accumulate, values were never there. */
-  private recordRequest(d: DestinationState, shape: RequestShape, tools: readonly string[], ms: number): void {
+  private recordRequest(d: DestinationState, shape: RequestShape, tools: readonly string[], ms: number, credentials: readonly string[] | undefined): void {
     const key = routeKey(shape);
     let r = d.routes.get(key);
     if (r === undefined) {
       if (d.routes.size >= this.maxEntries) return;
-      r = { method: shape.method, path: shape.path, queryKeys: new Set(), bodyFields: new Set(), headerNames: new Set(), bodies: new Set(), count: 0, first: ms, last: ms, tools: new Set() };
+      r = { method: shape.method, path: shape.path, queryKeys: new Set(), bodyFields: new Set(), headerNames: new Set(), bodies: new Set(), credentials: new Set(), count: 0, first: ms, last: ms, tools: new Set() };
       d.routes.set(key, r);
     }
     stretch(r, ms);
@@ -236,6 +238,8 @@ export class BaselineRecorder {
     addBounded(r.queryKeys, shape.queryKeys);
     addBounded(r.bodyFields, shape.bodyFields);
     addBounded(r.headerNames, shape.headerNames);
+    // Shape names only (`aws-access-key`), never the value that matched.
+    if (credentials !== undefined) addBounded(r.credentials, credentials);
     for (const tool of tools) r.tools.add(tool);
   }
 

@@ -83,6 +83,8 @@ export const RequestEntrySchema = z.strictObject({
   headerNames: nameList,
   /** Kinds of body seen on the route; `body-not-inspected` drift needs to know if any was parsed. */
   bodies: z.array(z.enum(BODY_KINDS, { error: (iss) => `${show(iss.input)} is not a body kind; expected one of ${BODY_KINDS.join(", ")}` })).min(1),
+  /** Credential shapes (`aws-access-key`) the route's requests carried while learning: there, `credential-pattern` is expected. Absent when none. */
+  credentials: nameList.optional(),
   count,
   firstSeen: timestamp,
   lastSeen: timestamp,

@@ -28,6 +28,7 @@ function request(r: BaselineRequest): BaselineRequest {
     bodyFields: sorted(r.bodyFields),
     headerNames: sorted(r.headerNames),
     bodies: [...new Set(r.bodies)].sort(byText),
+    ...(r.credentials !== undefined && r.credentials.length > 0 ? { credentials: sorted(r.credentials) } : {}),
     count: r.count,
     firstSeen: r.firstSeen,
     lastSeen: r.lastSeen,

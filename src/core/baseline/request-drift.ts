@@ -25,6 +25,8 @@ export interface RouteShapes {
   readonly bodyFields: ReadonlySet<string>;
   readonly headerNames: ReadonlySet<string>;
   readonly bodies: ReadonlySet<BodyKind>;
+  /** Credential shapes the route's requests carried while learning. */
+  readonly credentials: ReadonlySet<string>;
 }
 
 /**
@@ -48,8 +50,29 @@ export interface RequestShapeView {
   readonly routes: ReadonlyMap<string, DestinationRoutes>;
 }
 
-export function toRouteShapes(r: Pick<BaselineRequest, "queryKeys" | "bodyFields" | "headerNames" | "bodies">): RouteShapes {
-  return { queryKeys: new Set(r.queryKeys), bodyFields: new Set(r.bodyFields), headerNames: new Set(r.headerNames), bodies: new Set(r.bodies) };
+export function toRouteShapes(r: Pick<BaselineRequest, "queryKeys" | "bodyFields" | "headerNames" | "bodies" | "credentials">): RouteShapes {
+  return {
+    queryKeys: new Set(r.queryKeys),
+    bodyFields: new Set(r.bodyFields),
+    headerNames: new Set(r.headerNames),
+    bodies: new Set(r.bodies),
+    credentials: new Set(r.credentials ?? []),
+  };
+}
+
+function knownRoute(base: DestinationRoutes, route: { readonly method: string; readonly path: string }): RouteShapes | undefined {
+  return base.exact.get(routeKey(route)) ?? base.globs.find((g) => (g.route.method === "*" || g.route.method === route.method) && g.route.path.test(route.path))?.shapes;
+}
+
+/**
+ * Whether the frozen baseline saw requests on this route of `destination` carry every one of
+ * these credential shapes: an API whose normal requests hold a key of that shape is not
+ * leaking it by sending it again. Any shape it never saw there, or no baseline, is false.
+ */
+export function baselineSawCredentials(view: RequestShapeView, destination: string, route: { readonly method: string; readonly path: string }, kinds: readonly string[]): boolean {
+  const base = view.routes.get(destination);
+  const known = base === undefined ? undefined : knownRoute(base, route);
+  return known !== undefined && kinds.length > 0 && kinds.every((k) => known.credentials.has(k));
 }
 
 export function toDestinationRoutes(requests: readonly BaselineRequest[]): DestinationRoutes {
@@ -83,7 +106,7 @@ const parsed = (kinds: Iterable<BodyKind>): boolean => [...kinds].some((k) => k 
 
 /** The findings for a route on a destination the baseline saw requests on; sorted, stable. */
 export function routeDrift(base: DestinationRoutes, route: RouteObservation): RequestDriftFinding[] {
-  const known = base.exact.get(routeKey(route)) ?? base.globs.find((g) => (g.route.method === "*" || g.route.method === route.method) && g.route.path.test(route.path))?.shapes;
+  const known = knownRoute(base, route);
   if (known === undefined) return [{ code: "new-http-route" }];
   const findings: RequestDriftFinding[] = [];
   // A body that could not be read hides its fields: that alone is drift where fields were read before.
