@@ -137,7 +137,8 @@ describe("over stdio, the SDK's StdioClientTransport spawning hangar serve --std
 
     // The same answer for a person reading the terminal.
     const text = await hangar(["audit", "query", "--db", p.auditPath, "--server", E, "--tool", "gzip-file-as-resource", "--kind", "egress"]);
-    expect(text.stdout).toMatch(new RegExp(`${E} → api\\.allowed\\.test:80 allow .*during gzip-file-as-resource by local-user`));
+    // The request as the sidecar saw it: method and path template, never a query value.
+    expect(text.stdout).toMatch(new RegExp(`${E} → api\\.allowed\\.test:80 GET /report\\.csv allow .*during gzip-file-as-resource by local-user`));
     expect(text.stdout).toMatch(new RegExp(`${E} → evil\\.test dns A block \\[undeclared-host\\] during gzip-file-as-resource by local-user`));
     // hangar status counts the verdicts too (its file lags up to a second).
     await eventually(async () => ((await serverStatus(E))?.egress.block ?? 0) > 0 || undefined, 5_000, "a block in hangar status");

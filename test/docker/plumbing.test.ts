@@ -82,8 +82,19 @@ describe("event channel", () => {
 
 describe("labels", () => {
   it("marks every object with managed, server, role and run, and selects by them", () => {
-    const labels = hangarLabels({ server: "s", role: "sidecar", run: "r" }, { extra: "1", "hangar.managed": "false" });
-    expect(labels).toEqual({ extra: "1", "hangar.managed": "true", "hangar.server": "s", "hangar.role": "sidecar", "hangar.run": "r" });
+    const labels = hangarLabels({ server: "s", role: "sidecar", run: "r", creator: { uid: "1000", user: "ann" }, stateDir: "/home/ann/.hangar" }, { extra: "1", "hangar.managed": "false" });
+    expect(labels).toEqual({
+      extra: "1",
+      "hangar.managed": "true",
+      "hangar.server": "s",
+      "hangar.role": "sidecar",
+      "hangar.run": "r",
+      "hangar.uid": "1000",
+      "hangar.user": "ann",
+      "hangar.state-dir": "/home/ann/.hangar",
+    });
+    // By default the creator is this process's user.
+    expect(hangarLabels({ server: "s", role: "sidecar", run: "r" })).toMatchObject({ "hangar.uid": expect.any(String), "hangar.user": expect.any(String) });
     expect(selectorTerms({ server: "s" })).toEqual(["hangar.managed=true", "hangar.server=s"]);
     expect(matchesSelector(labels, { run: "r" })).toBe(true);
     expect(matchesSelector(labels, { run: "other" })).toBe(false);
