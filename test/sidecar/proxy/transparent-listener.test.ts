@@ -230,3 +230,22 @@ describe("TransparentListener: half-close", () => {
     expect((t.allowed as HttpUpstream | typeof t.allowed).connections).toBe(1);
   });
 });
+
+describe("TransparentListener: names as sent", () => {
+  // A base64 label is readable only in its original case: events keep it beside the normalised name.
+  it("keeps the SNI and the Host in the case the client sent, beside the lower-cased name", async () => {
+    const label = "QmFzZTY0IGRhdGE";
+    const tls = await transparent({ kind: "tls" });
+    await expect(tlsClient({ port: tls.port, servername: `${label}.Evil.Test`, ca: tls.pki.caCert })).rejects.toThrow();
+    const refused = await tls.sink.waitFor((e) => e.phase === "decide");
+    expect(refused).toMatchObject({ verdict: "block", name: `${label.toLowerCase()}.evil.test`, sni: `${label}.Evil.Test` });
+
+    const http = await transparent({ kind: "http" });
+    const socket = await connectTcp(http.port);
+    socket.write(`GET / HTTP/1.1\r\nHost: ${label}.Evil.Test\r\nConnection: close\r\n\r\n`);
+    await readAll(socket);
+    const decided = await http.sink.waitFor((e) => e.phase === "decide");
+    expect(decided).toMatchObject({ verdict: "block", name: `${label.toLowerCase()}.evil.test`, host: `${label}.Evil.Test` });
+    expect(tls.evil.connections + http.evil.connections).toBe(0);
+  });
+});
