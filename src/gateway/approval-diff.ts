@@ -1,4 +1,5 @@
 import type { Approval } from "../core/gateway/approvals.js";
+import { pinnedSurfaces, type PinnedManifest } from "../core/gateway/manifest-digest.js";
 import { describeSource } from "../core/gateway/source-pins.js";
 
 /**
@@ -17,6 +18,7 @@ export interface ApprovalDiff {
   readonly policy?: readonly string[];
   /** Set when a side has no policy text recorded (requests made before it was), but the digest differs. */
   readonly policyDigest?: { readonly from: string; readonly to: string };
+  /** Tools by name; prompts, resources and templates by surface key (`prompt:greet`) when both pins hold them. */
   readonly tools?: { readonly added: readonly string[]; readonly removed: readonly string[]; readonly changed: readonly string[] };
 }
 
@@ -43,7 +45,7 @@ export function diffApproval(approvals: readonly Approval[], approval: Approval)
       source: { from: "(never granted)", to: describeSource(current.source) },
       command: { from: "", to: commandLine(approval) },
       ...(approval.policyText !== undefined ? { policy: approval.policyText.trimEnd().split("\n").map((l) => `+ ${l}`) } : {}),
-      ...(current.manifest !== undefined ? { tools: { added: Object.keys(current.manifest.tools).sort(), removed: [], changed: [] } } : {}),
+      ...(current.manifest !== undefined ? { tools: { added: Object.keys({ ...current.manifest.tools, ...pinnedSurfaces(current.manifest) }).sort(), removed: [], changed: [] } } : {}),
     };
   }
   const was = previous.pins;
@@ -59,8 +61,18 @@ export function diffApproval(approvals: readonly Approval[], approval: Approval)
     ...(commandLine(previous) !== commandLine(approval) ? { command: { from: commandLine(previous), to: commandLine(approval) } } : {}),
     ...(policy !== undefined ? { policy } : {}),
     ...(digestOnly ? { policyDigest: { from: was.policyDigest, to: current.policyDigest } } : {}),
-    ...toolChanges(was.manifest?.tools, current.manifest?.tools),
+    ...toolChanges(withSurfaces(was.manifest, current.manifest), withSurfaces(current.manifest, was.manifest)),
   };
+}
+
+/**
+ * A pin's tools, and its prompts, resources and templates by surface key when both pins have
+ * them (a tools-only pin beside a newer one would show every prompt as added).
+ */
+function withSurfaces(pin: PinnedManifest | undefined, other: PinnedManifest | undefined): Readonly<Record<string, string>> | undefined {
+  if (pin === undefined) return undefined;
+  const mine = pinnedSurfaces(pin);
+  return mine !== undefined && other !== undefined && pinnedSurfaces(other) !== undefined ? { ...pin.tools, ...mine } : pin.tools;
 }
 
 function toolChanges(before: Readonly<Record<string, string>> | undefined, after: Readonly<Record<string, string>> | undefined): Pick<ApprovalDiff, "tools"> {

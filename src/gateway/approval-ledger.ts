@@ -49,7 +49,15 @@ export function manifestPinnedEntry(approval: Approval, manifest: PinnedManifest
     data: {
       action: MANIFEST_PINNED_ACTION,
       server: approval.server,
-      detail: { approvalId: approval.id, digest: manifest.digest, tools: { ...manifest.tools }, ...(flagged.length > 0 ? { flagged: [...flagged] } : {}) },
+      detail: {
+        approvalId: approval.id,
+        digest: manifest.digest,
+        tools: { ...manifest.tools },
+        ...(manifest.prompts !== undefined ? { prompts: { ...manifest.prompts } } : {}),
+        ...(manifest.resources !== undefined ? { resources: { ...manifest.resources } } : {}),
+        ...(manifest.resourceTemplates !== undefined ? { resourceTemplates: { ...manifest.resourceTemplates } } : {}),
+        ...(flagged.length > 0 ? { flagged: [...flagged] } : {}),
+      },
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { Approval } from "../core/gateway/approvals.js";
 import { toolGranted } from "../core/gateway/approvals.js";
-import { pinManifest } from "../core/gateway/manifest-digest.js";
+import { pinManifest, pinnedSurfaces } from "../core/gateway/manifest-digest.js";
 import { scanManifest, type ManifestFinding, type ManifestPeer } from "../core/gateway/manifest-scan.js";
 import type { CachedManifest, ManifestCache } from "./manifest-cache.js";
 
@@ -48,13 +48,14 @@ export function reviewApproval(approval: Approval, cached: ReadonlyMap<string, C
   const pinned = approval.pins.manifest;
   const none = (manifest: ReviewedManifest): ApprovalReview => ({ manifest, findings: [], flagged: [], granted: [], ungranted: [] });
   if (mine === undefined) return none(pinned !== undefined ? "stale" : "unknown");
-  const current = pinManifest(mine.tools);
+  const current = pinManifest(mine.tools, mine);
+  const surfaces = pinnedSurfaces(current) ?? {};
   if (pinned !== undefined && current.digest !== pinned.digest) return none("stale");
   const peers: ManifestPeer[] = [...cached.values()]
     .filter((m) => m.server !== approval.server)
     .map((m) => ({ server: m.server, tools: m.tools.map((t) => t.name), digests: pinManifest(m.tools).tools }));
-  const scan = scanManifest(mine.tools, { server: approval.server, peers });
-  const granted = scan.flagged.filter((t) => toolGranted(approval, t, current.tools[t]));
+  const scan = scanManifest(mine.tools, { server: approval.server, peers }, mine);
+  const granted = scan.flagged.filter((t) => toolGranted(approval, t, Object.hasOwn(current.tools, t) ? current.tools[t] : surfaces[t]));
   return {
     manifest: pinned !== undefined ? "pinned" : "cached",
     findings: scan.findings,

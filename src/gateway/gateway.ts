@@ -216,7 +216,15 @@ export class Gateway {
     if (!server.hasManifest) await server.ensureManifest();
     const prompt = server.resolvePrompt(name);
     if (prompt === undefined) throw unknown("prompt", name);
-    return server.supervisor.run((client) => client.getPrompt(prompt.name, args, { timeoutMs: this.deps.callTimeoutMs, ...options }), options.signal !== undefined ? { signal: options.signal } : {});
+    // Checked on the live lists, after a start that may just have revealed a changed prompt.
+    return server.supervisor.run(
+      async (client) => {
+        const withheld = server.withheldSurface("prompt", prompt.name);
+        if (withheld !== undefined) throw withheld;
+        return client.getPrompt(prompt.name, args, { timeoutMs: this.deps.callTimeoutMs, ...options });
+      },
+      options.signal !== undefined ? { signal: options.signal } : {},
+    );
   }
 
   async readResource(caller: Caller, uri: string, options: RequestOptions = {}): Promise<UpstreamResult> {
@@ -225,7 +233,15 @@ export class Gateway {
     if (parsed === undefined || server === undefined) throw unknown("resource", uri);
     this.authorizeOther(caller, server.name, resourcePermission(uri), "resource");
     assertListable(server);
-    const result = await server.supervisor.run((client) => client.readResource(parsed.uri, { timeoutMs: this.deps.callTimeoutMs, ...options }), options.signal !== undefined ? { signal: options.signal } : {});
+    // Checked on the live lists, after a start that may just have revealed a changed resource.
+    const result = await server.supervisor.run(
+      async (client) => {
+        const withheld = server.withheldSurface("resource", parsed.uri);
+        if (withheld !== undefined) throw withheld;
+        return client.readResource(parsed.uri, { timeoutMs: this.deps.callTimeoutMs, ...options });
+      },
+      options.signal !== undefined ? { signal: options.signal } : {},
+    );
     // Contents name their own URIs; clients must be able to read them back through us.
     const contents = Array.isArray(result["contents"]) ? (result["contents"] as { uri?: unknown }[]) : [];
     return { ...result, contents: contents.map((c) => (typeof c.uri === "string" ? { ...c, uri: exposedResourceUri(server.name, c.uri) } : c)) };

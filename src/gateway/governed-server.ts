@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Prompt, Resource, ResourceTemplate, Tool } from "@modelcontextprotocol/sdk/types.js";
+import { UriTemplate } from "@modelcontextprotocol/sdk/shared/uriTemplate.js";
 import type { InFlightCalls } from "../core/audit/attribution.js";
 import type { ToolCallOutcome } from "../core/audit/audit-record.js";
 import type { JsonObject } from "../core/audit/canonical-json.js";
@@ -10,7 +11,7 @@ import { describeApprovalCheck, type ApprovalCheck } from "../core/gateway/appro
 import type { BreakerState } from "../core/gateway/circuit-breaker.js";
 import type { StateChange } from "../core/gateway/lifecycle.js";
 import { describeDrift } from "../core/gateway/manifest-drift.js";
-import { pinManifest } from "../core/gateway/manifest-digest.js";
+import { pinManifest, pinnedSurfaces, surfaceKey } from "../core/gateway/manifest-digest.js";
 import type { ManifestFinding } from "../core/gateway/manifest-scan.js";
 import { RateLimiter } from "../core/gateway/rate-limiter.js";
 import { runPins, type RunPins } from "../core/gateway/source-pins.js";
@@ -202,15 +203,46 @@ export class GovernedServer implements PeerServer {
 
   exposedPrompts(): Prompt[] {
     const view = this.currentView();
-    return view === undefined ? [] : [...view.prompts].map(([exposed, prompt]) => ({ ...prompt, name: exposed }));
+    return view === undefined ? [] : [...view.prompts].filter(([, prompt]) => !view.withheld.has(surfaceKey("prompt", prompt.name))).map(([exposed, prompt]) => ({ ...prompt, name: exposed }));
   }
 
   exposedResources(): Resource[] {
-    return [...(this.currentView()?.resources ?? [])];
+    const view = this.currentView();
+    if (view === undefined) return [];
+    return this.manifest === undefined ? [] : view.resources.filter((_, i) => !view.withheld.has(surfaceKey("resource", this.manifest?.resources[i]?.uri ?? "")));
   }
 
   exposedResourceTemplates(): ResourceTemplate[] {
-    return [...(this.currentView()?.resourceTemplates ?? [])];
+    const view = this.currentView();
+    if (view === undefined) return [];
+    return view.resourceTemplates.filter((_, i) => !view.withheld.has(surfaceKey("resourceTemplate", this.manifest?.resourceTemplates[i]?.uriTemplate ?? "")));
+  }
+
+  /**
+   * The refusal of a prompts/get (`prompt`: the server's own name) or a resources/read
+   * (`resource`: the server's own URI) that ENFORCING withholds: changed since the pin, or
+   * flagged by the scan and not granted. A URI is withheld when it is a withheld resource or
+   * matches a withheld template. Audited once per item; undefined when it may be served.
+   */
+  withheldSurface(kind: "prompt" | "resource", name: string): HangarError | undefined {
+    const view = this.currentView();
+    if (view === undefined || view.withheld.size === 0) return undefined;
+    let key = surfaceKey(kind, name);
+    let reason = view.withheld.get(key);
+    if (reason === undefined && kind === "resource") {
+      for (const template of this.manifest?.resourceTemplates ?? []) {
+        const templateKey = surfaceKey("resourceTemplate", template.uriTemplate);
+        const why = view.withheld.get(templateKey);
+        if (why !== undefined && matchesTemplate(template.uriTemplate, name)) {
+          [key, reason] = [templateKey, why];
+          break;
+        }
+      }
+    }
+    if (reason === undefined) return undefined;
+    const findings = view.scan.findings.filter((f) => f.tool === key).map((f) => ({ code: f.code, path: f.path, cue: f.cue }));
+    this.once(`withheld:${key}:${pinnedSurfaces(view.current)?.[key] ?? view.current.digest}`, () => this.policyRecord(`${kind}-withheld`, { item: key, reason, mode: this.mode, verdict: "withheld" }));
+    return new HangarError("HANGAR_GATEWAY_WITHHELD", reason, { data: { server: this.name, [kind]: name, ...(findings.length > 0 ? { findings } : {}) } });
   }
 
   /** Takes one call from the rate limit; the refusal when it is used up. */
@@ -246,7 +278,7 @@ export class GovernedServer implements PeerServer {
       egress: { ...this.egress },
       restarts: snap.restarts,
       breaker: snap.breaker,
-      tools: view === undefined ? 0 : view.tools.size - view.withheld.size,
+      tools: view === undefined ? 0 : [...view.tools.values()].filter((t) => !view.withheld.has(t.name)).length,
       withheld: view === undefined ? [] : [...view.withheld.keys()].sort(),
       ...(view?.drift !== undefined ? { drift: { changed: view.drift.changed, added: view.drift.added, removed: view.drift.removed } } : {}),
     };
@@ -289,6 +321,7 @@ export class GovernedServer implements PeerServer {
   }
 
   private reportDrift(view: ManifestView): void {
+    this.reportSurfaceDrift(view);
     const drift = view.drift;
     if (drift === undefined) return;
     this.once(`drift:${drift.pinnedDigest}:${drift.currentDigest}`, () => {
@@ -306,6 +339,24 @@ export class GovernedServer implements PeerServer {
       });
       this.deps.metrics.manifestDrift(this.name);
       this.deps.logger.warn({ server: this.name, changed: drift.changed, added: drift.added, mode: this.mode }, describeDrift(this.name, drift));
+    });
+  }
+
+  /** Prompts, resources and templates that differ from the pin: audited once per change, like tools. */
+  private reportSurfaceDrift(view: ManifestView): void {
+    const drift = view.surfaceDrift;
+    if (drift === undefined) return;
+    const withheld = [...drift.changed, ...drift.added].filter((k) => view.withheld.has(k));
+    this.once(`surface-drift:${JSON.stringify(drift)}`, () => {
+      this.policyRecord("manifest-drift", {
+        surfaces: { changed: [...drift.changed], added: [...drift.added], removed: [...drift.removed] },
+        mode: this.mode,
+        verdict: this.mode === "enforcing" ? "withheld" : "flag",
+        withheld,
+        source: this.live ? "server" : "cache",
+      });
+      this.deps.metrics.manifestDrift(this.name);
+      this.deps.logger.warn({ server: this.name, ...drift, mode: this.mode }, `the prompts or resources of server ${JSON.stringify(this.name)} differ from its approval`);
     });
   }
 
@@ -383,5 +434,14 @@ export class GovernedServer implements PeerServer {
     if (this.reported.has(key)) return;
     this.reported.add(key);
     fn();
+  }
+}
+
+/** Whether `uri` is one a template expands to; a template the SDK cannot parse matches nothing. */
+function matchesTemplate(template: string, uri: string): boolean {
+  try {
+    return new UriTemplate(template).match(uri) !== null;
+  } catch {
+    return false;
   }
 }

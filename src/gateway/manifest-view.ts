@@ -1,8 +1,8 @@
 import type { Prompt, Resource, ResourceTemplate, Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { Mode } from "../core/policy/policy-schema.js";
 import { toolGranted, type Approval } from "../core/gateway/approvals.js";
-import { manifestDrift, withheldByDrift, type ManifestDrift } from "../core/gateway/manifest-drift.js";
-import { pinManifest, type PinnedManifest } from "../core/gateway/manifest-digest.js";
+import { manifestDrift, surfaceDrift, withheldByDrift, type ManifestDrift, type SurfaceDrift } from "../core/gateway/manifest-drift.js";
+import { pinManifest, pinnedSurfaces, surfaceKey, type PinnedManifest } from "../core/gateway/manifest-digest.js";
 import { scanManifest, type ManifestPeer, type ManifestScan } from "../core/gateway/manifest-scan.js";
 import { exposedResourceUri, namespaceNames } from "../core/gateway/namespacing.js";
 import type { UpstreamManifest } from "./upstream-client.js";
@@ -23,6 +23,8 @@ export interface ManifestReview {
 export interface ManifestView {
   readonly current: PinnedManifest;
   readonly drift?: ManifestDrift;
+  /** Prompts, resources and templates that differ from the pin (by surface key); never set for tools-only pins. */
+  readonly surfaceDrift?: SurfaceDrift;
   readonly scan: ManifestScan;
   /** Flagged tools no grant covers (withheld when ENFORCING). */
   readonly ungranted: readonly string[];
@@ -31,28 +33,35 @@ export interface ManifestView {
   readonly prompts: ReadonlyMap<string, Prompt>;
   readonly resources: readonly Resource[];
   readonly resourceTemplates: readonly ResourceTemplate[];
-  /** upstream tool name → why it is withheld. */
+  /** upstream tool name, or a prompt's, resource's or template's surface key (`prompt:greet`) → why it is withheld. */
   readonly withheld: ReadonlyMap<string, string>;
 }
 
 export function buildManifestView(server: string, manifest: UpstreamManifest, pinned: PinnedManifest | undefined, mode: Mode, review: ManifestReview = { peers: [] }): ManifestView {
-  const current = pinManifest(manifest.tools);
+  const current = pinManifest(manifest.tools, manifest);
   const drift = pinned !== undefined ? manifestDrift(pinned, current) : undefined;
-  const scan = scanManifest(manifest.tools, { server, peers: review.peers });
+  const changedSurfaces = pinned !== undefined ? surfaceDrift(pinned, current) : undefined;
+  const scan = scanManifest(manifest.tools, { server, peers: review.peers }, manifest);
   const approval = review.approval;
-  const ungranted = scan.flagged.filter((name) => approval === undefined || !toolGranted(approval, name, current.tools[name]));
+  const surfaces = pinnedSurfaces(current) ?? {};
+  const digestOf = (name: string): string | undefined => (Object.hasOwn(current.tools, name) ? current.tools[name] : Object.hasOwn(surfaces, name) ? surfaces[name] : undefined);
+  const ungranted = scan.flagged.filter((name) => approval === undefined || !toolGranted(approval, name, digestOf(name)));
   const withheld = new Map<string, string>();
   if (mode === "enforcing") {
     for (const name of withheldByDrift(drift)) {
       const how = drift?.added.includes(name) === true ? "was added" : "changed (name, description or input schema)";
       withheld.set(name, `tool ${JSON.stringify(name)} of server ${JSON.stringify(server)} is withheld: it ${how} since the server's approval (manifest drift, ENFORCING); review it and re-approve with: hangar approve request <policy file>`);
     }
+    for (const key of [...(changedSurfaces?.changed ?? []), ...(changedSurfaces?.added ?? [])]) {
+      const how = changedSurfaces?.added.includes(key) === true ? "was added" : "changed";
+      withheld.set(key, `${describeSurface(key)} of server ${JSON.stringify(server)} is withheld: it ${how} since the server's approval (manifest drift, ENFORCING); review it and re-approve with: hangar approve request <policy file>`);
+    }
     for (const name of ungranted) {
       if (withheld.has(name)) continue;
       const codes = [...new Set(scan.findings.filter((f) => f.tool === name).map((f) => `${f.code} at ${f.path}`))].join(", ");
       withheld.set(
         name,
-        `tool ${JSON.stringify(name)} of server ${JSON.stringify(server)} is withheld: the manifest scan flagged it (${codes || "too many findings"}) and no grant names it (ENFORCING); ` +
+        `${describeSurface(name)} of server ${JSON.stringify(server)} is withheld: the manifest scan flagged it (${codes || "too many findings"}) and no grant names it (ENFORCING); ` +
           `review it with: hangar approve list --server ${server}, then grant it with: hangar approve grant ${approval?.id ?? "<id>"} --tools ${name}`,
       );
     }
@@ -74,6 +83,7 @@ export function buildManifestView(server: string, manifest: UpstreamManifest, pi
   return {
     current,
     ...(drift !== undefined ? { drift } : {}),
+    ...(changedSurfaces !== undefined ? { surfaceDrift: changedSurfaces } : {}),
     scan,
     ungranted,
     tools,
@@ -88,4 +98,17 @@ export function buildManifestView(server: string, manifest: UpstreamManifest, pi
 export function viewFingerprint(view: ManifestView | undefined): string {
   if (view === undefined) return "";
   return JSON.stringify([view.current.digest, [...view.withheld.keys()].sort(), [...view.prompts.keys()], view.resources.map((r) => r.uri), view.resourceTemplates.map((t) => t.uriTemplate)]);
+}
+
+/** `tool "echo"`, `prompt "greet"`, `resource "fixture://info"`, `resource template "fixture://items/{id}"`. */
+export function describeSurface(key: string): string {
+  for (const [kind, label] of [
+    ["prompt", "prompt"],
+    ["resource", "resource"],
+    ["resourceTemplate", "resource template"],
+  ] as const) {
+    const prefix = surfaceKey(kind, "");
+    if (key.startsWith(prefix)) return `${label} ${JSON.stringify(key.slice(prefix.length))}`;
+  }
+  return `tool ${JSON.stringify(key)}`;
 }

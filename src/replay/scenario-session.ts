@@ -1,6 +1,6 @@
 import { createInterface } from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { ErrorCode, McpError, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode, McpError, type Prompt, type Resource, type ResourceTemplate, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { timestampMs, type AttributedEgressEvent } from "../core/baseline/observation.js";
 import type { PlannedCall } from "../core/baseline/scenario-schema.js";
 import { HangarError } from "../core/errors.js";
@@ -42,6 +42,8 @@ export interface ScenarioRun {
   readonly server: string;
   readonly serverInfo?: { readonly name: string; readonly version: string };
   readonly tools: readonly Tool[];
+  /** With `listPromptsAndResources`: the server's other lists (empty where it advertises no such capability). */
+  readonly lists?: { readonly prompts: readonly Prompt[]; readonly resources: readonly Resource[]; readonly resourceTemplates: readonly ResourceTemplate[] };
   readonly calls: readonly CallRecord[];
   /** Every egress and DNS event of the run, attributed, in arrival order. */
   readonly events: readonly AttributedEgressEvent[];
@@ -64,6 +66,8 @@ export interface ScenarioRequest {
   readonly secretSource?: Readonly<Record<string, string | undefined>>;
   /** Chooses the calls once the server's tools are known; a refusal stops before any call. */
   plan(tools: readonly Tool[]): CallPlan;
+  /** Also list prompts, resources and resource templates after the tools (approve request --quarantine). */
+  readonly listPromptsAndResources?: boolean;
   readonly onProgress?: (line: string) => void;
   readonly onBuildProgress?: ProgressListener;
   /** Every sandbox event, as it arrives (for an --events file). */
@@ -117,6 +121,7 @@ export async function runScenario(services: LaunchServices, request: ScenarioReq
   const interruptible = <T>(op: Promise<T>): Promise<T> => (abort === undefined ? op : Promise.race([op, abort]));
   try {
     const tools = await interruptible(driver.connect());
+    const lists = request.listPromptsAndResources === true ? await interruptible(driver.listOthers()) : undefined;
     const plan = request.plan(tools);
     if (!plan.ok) {
       outcome = "refused";
@@ -136,7 +141,7 @@ export async function runScenario(services: LaunchServices, request: ScenarioReq
     if (tracing.enabled) traceEgress(tracing, driver.timeline, log.events, sandbox.run);
     outcome = "ok";
     const serverInfo = driver.serverInfo;
-    return { ok: true, run: { server: policy.name, ...(serverInfo ? { serverInfo } : {}), tools, calls, events, droppedEvents: log.dropped } };
+    return { ok: true, run: { server: policy.name, ...(serverInfo ? { serverInfo } : {}), tools, ...(lists !== undefined ? { lists } : {}), calls, events, droppedEvents: log.dropped } };
   } finally {
     span.end(outcome, outcome === "ok" || outcome === "refused" ? undefined : outcome);
     await driver.close();
@@ -200,6 +205,33 @@ class ScenarioDriver {
     const who = info === undefined ? "the server" : `${info.name} ${info.version}`;
     this.options.say(`connected over MCP: ${who} offers ${tools.length} tool${tools.length === 1 ? "" : "s"}`);
     return tools;
+  }
+
+  /** prompts/list, resources/list and resources/templates/list, each only when the server advertises it; bounded like tools/list. */
+  async listOthers(): Promise<NonNullable<ScenarioRun["lists"]>> {
+    const caps = this.client.getServerCapabilities() ?? {};
+    const timeout = { timeout: this.options.timeoutMs };
+    const pages = async <T>(what: string, page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>): Promise<T[]> => {
+      const out: T[] = [];
+      let cursor: string | undefined;
+      do {
+        const result = await this.guard(what, () => page(cursor));
+        out.push(...result.items);
+        cursor = result.nextCursor;
+      } while (cursor !== undefined && out.length < 10_000);
+      return out;
+    };
+    const params = (cursor: string | undefined): { cursor?: string } => (cursor === undefined ? {} : { cursor });
+    const prompts =
+      caps.prompts !== undefined ? await pages("prompts/list", async (c) => this.client.listPrompts(params(c), timeout).then((r) => ({ items: r.prompts, nextCursor: r.nextCursor }))) : [];
+    const resources =
+      caps.resources !== undefined ? await pages("resources/list", async (c) => this.client.listResources(params(c), timeout).then((r) => ({ items: r.resources, nextCursor: r.nextCursor }))) : [];
+    const resourceTemplates =
+      caps.resources !== undefined
+        ? await pages("resources/templates/list", async (c) => this.client.listResourceTemplates(params(c), timeout).then((r) => ({ items: r.resourceTemplates, nextCursor: r.nextCursor })))
+        : [];
+    this.options.say(`listed ${prompts.length} prompts, ${resources.length} resources and ${resourceTemplates.length} resource templates`);
+    return { prompts, resources, resourceTemplates };
   }
 
   async call(call: PlannedCall): Promise<CallRecord> {

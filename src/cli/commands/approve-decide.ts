@@ -1,6 +1,6 @@
 import { HangarError } from "../../core/errors.js";
 import { approvalInForce, grantRefusal, stepAllowed, type Approval, type ApprovalStatus } from "../../core/gateway/approvals.js";
-import { pinManifest } from "../../core/gateway/manifest-digest.js";
+import { pinManifest, pinnedSurfaces, type PinnedManifest } from "../../core/gateway/manifest-digest.js";
 import { approvalDecisionEntry, readApprovals } from "../../gateway/approval-ledger.js";
 import type { HangarConfigPaths } from "../../gateway/config/load-hangar-config.js";
 import type { CachedManifest } from "../../gateway/manifest-cache.js";
@@ -56,7 +56,9 @@ export function decideApproval(
 
 function toolDigests(approval: Approval, names: readonly string[], cached: CachedManifest | undefined): Record<string, string> {
   const pinned = approval.pins.manifest;
-  const known = pinned?.tools ?? (cached !== undefined ? pinManifest(cached.tools).tools : undefined);
+  // Prompts, resources and templates are granted by surface key (prompt:<name>) beside tools.
+  const pin = pinned ?? (cached !== undefined ? pinManifest(cached.tools, cached) : undefined);
+  const known = pin === undefined ? undefined : { ...pin.tools, ...pinnedSurfaces(pin) };
   if (known === undefined) {
     throw new HangarError(
       "HANGAR_GATEWAY_APPROVAL_INVALID",
@@ -68,11 +70,16 @@ function toolDigests(approval: Approval, names: readonly string[], cached: Cache
   for (const name of names) {
     const digest = Object.hasOwn(known, name) ? known[name] : undefined;
     if (digest === undefined) {
-      throw new HangarError("HANGAR_GATEWAY_APPROVAL_INVALID", `server ${approval.server} has no tool ${JSON.stringify(name)} in the manifest ${pinned !== undefined ? "its approval pinned" : "cached"}; its tools: ${Object.keys(known).sort().join(", ")}`, {
+      throw new HangarError("HANGAR_GATEWAY_APPROVAL_INVALID", `server ${approval.server} has no tool ${JSON.stringify(name)} in the manifest ${pinned !== undefined ? "its approval pinned" : "cached"}; its tools: ${Object.keys(pin?.tools ?? {}).sort().join(", ")}${surfaceList(pin)}`, {
         data: { id: approval.id, tool: name },
       });
     }
     out[name] = digest;
   }
   return out;
+}
+
+function surfaceList(pin: PinnedManifest | undefined): string {
+  const keys = Object.keys((pin !== undefined ? pinnedSurfaces(pin) : undefined) ?? {}).sort();
+  return keys.length > 0 ? `; its prompts and resources (granted by these names): ${keys.join(", ")}` : "";
 }

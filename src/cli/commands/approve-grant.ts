@@ -21,7 +21,7 @@ export const approveGrantCommand = defineCommand({
   options: {
     config: CONFIG_OPTION,
     by: { type: "string", valueName: "<identity>", description: "Who grants it (required)." },
-    tools: { type: "string", valueName: "<a,b>", description: "Flagged tools to grant too, by the server's own names, comma-separated." },
+    tools: { type: "string", valueName: "<a,b>", description: "Flagged tools to grant too, by the server's own names, comma-separated; prompts and resources as prompt:<name>, resource:<uri>, resourceTemplate:<template>." },
     json: { type: "boolean", description: "Print { id, server, status, by, toolsOnly, tools, withheld } as JSON." },
   },
   positionals: { min: 1, max: 1 },

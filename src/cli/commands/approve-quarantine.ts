@@ -7,7 +7,8 @@ import { captureSecrets, interruptible, openServices, reporter, type ScenarioVer
 
 /**
  * `hangar approve request --quarantine`: the server started once in quarantine (deny all,
- * capture: every name resolves to the sidecar, nothing leaves), its tool list read and the
+ * capture: every name resolves to the sidecar, nothing leaves), its tools, prompts, resources
+ * and resource templates listed (each list only when the server advertises it) and the
  * sandbox removed, so the reviewer sees (and the request pins) the manifest before anything
  * trusts it. No tool is called. Returns undefined after printing why when the run failed.
  */
@@ -30,6 +31,7 @@ export async function quarantineManifest(
       baselineFile: false,
       secretSource: captureSecrets(policy, io.env),
       plan: () => ({ ok: true, calls: [] }),
+      listPromptsAndResources: true,
       onProgress: report.say,
       onBuildProgress: report.build,
       onServerLog: report.serverLog,
@@ -41,6 +43,9 @@ export async function quarantineManifest(
     io.err(`hangar: ${policy.name} did not show its manifest in quarantine: ${result.message}\n`);
     return undefined;
   }
-  // Prompts and resources are not read yet: the pin covers tools (as every pin does).
-  return { manifest: { tools: [...result.run.tools], prompts: [], resources: [], resourceTemplates: [] }, attempts: result.run.events.length };
+  const lists = result.run.lists;
+  return {
+    manifest: { tools: [...result.run.tools], prompts: [...(lists?.prompts ?? [])], resources: [...(lists?.resources ?? [])], resourceTemplates: [...(lists?.resourceTemplates ?? [])] },
+    attempts: result.run.events.length,
+  };
 }

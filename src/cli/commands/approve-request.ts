@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { stringify } from "yaml";
 import { resolve } from "node:path";
 import { silentLogger } from "../../log.js";
-import { pinManifest } from "../../core/gateway/manifest-digest.js";
+import { pinManifest, SURFACE_KINDS, surfaceKey, type PinnedManifest } from "../../core/gateway/manifest-digest.js";
 import { describeSource, runPins, type ApprovalPins } from "../../core/gateway/source-pins.js";
 import { approvalRequestEntry, readApprovals } from "../../gateway/approval-ledger.js";
 import { reviewApprovals } from "../../gateway/approval-review.js";
@@ -24,12 +24,12 @@ export const approveRequestCommand = defineCommand({
     "and the tool manifest when it is known (cached from an earlier run); otherwise the\n" +
     "manifest is pinned at the first start after the grant. Any later change needs a new approval.\n" +
     "With --quarantine the server is started once in quarantine (deny all, capture: nothing leaves),\n" +
-    "its tools are listed and scanned, and the request pins that manifest: a server that shows another\n" +
-    "one at its first real start is withheld (ENFORCING) as a rug pull would be.",
+    "its tools, prompts, resources and resource templates are listed and scanned, and the request pins that\n" +
+    "manifest: a server that shows another one at its first real start is withheld (ENFORCING) as a rug pull would be.",
   options: {
     config: CONFIG_OPTION,
     by: { type: "string", valueName: "<identity>", description: "Who asks (default: hangar.yaml's identity)." },
-    quarantine: { type: "boolean", description: "Start the server in quarantine first, to list, scan and pin its tool manifest." },
+    quarantine: { type: "boolean", description: "Start the server in quarantine first, to list, scan and pin its manifest (tools, prompts, resources)." },
     json: { type: "boolean", description: "Print { id, server, status, requestedBy, pins, scan } as JSON." },
   },
   positionals: { min: 1, max: 1 },
@@ -48,10 +48,14 @@ export const approveRequestCommand = defineCommand({
       const seen = await quarantineManifest(loaded.policy, resolve(file), values.config ?? DEFAULT_CONFIG, io);
       if (seen === undefined) return EXIT_FINDING;
       await cache.write(server, seen.manifest, new Date().toISOString());
-      io.err(`hangar: ${server} listed ${seen.manifest.tools.length} tools in quarantine; ${seen.attempts} network attempts captured at start, none left the sandbox\n`);
+      const { tools, prompts, resources, resourceTemplates } = seen.manifest;
+      io.err(
+        `hangar: ${server} listed ${tools.length} tools in quarantine; ${seen.attempts} network attempts captured at start, none left the sandbox; ` +
+          `it also listed ${prompts.length} prompts, ${resources.length} resources and ${resourceTemplates.length} resource templates\n`,
+      );
     }
     const cached = await cache.read(server);
-    const pins: ApprovalPins = { ...runPins(loaded.policy), ...(cached !== undefined ? { manifest: pinManifest(cached.tools) } : {}) };
+    const pins: ApprovalPins = { ...runPins(loaded.policy), ...(cached !== undefined ? { manifest: pinManifest(cached.tools, cached) } : {}) };
     const id = `apr-${randomBytes(4).toString("hex")}`;
     const store = openAuditForCli(paths.auditPath);
     try {
@@ -70,7 +74,7 @@ export const approveRequestCommand = defineCommand({
         ? "at the first start"
         : review.flagged.length === 0
           ? "nothing flagged"
-          : `${review.flagged.length} tool${review.flagged.length === 1 ? "" : "s"} flagged (${review.flagged.join(", ")}): withheld until granted with --tools; see hangar approve list --server ${server}`;
+          : `${review.flagged.length} ${review.flagged.some(isSurfaceKey) ? "item" : "tool"}${review.flagged.length === 1 ? "" : "s"} flagged (${review.flagged.join(", ")}): withheld until granted with --tools; see hangar approve list --server ${server}`;
     io.out(
       `${id}: approval requested for server ${server}\n` +
         `  source    ${describeSource(pins.source)}\n` +
@@ -78,8 +82,19 @@ export const approveRequestCommand = defineCommand({
         `  manifest  ${pins.manifest !== undefined ? `sha256 ${pins.manifest.digest} (${Object.keys(pins.manifest.tools).length} tools, from ${cached?.fetchedAt ?? "cache"})` : "not known yet: pinned at the first start after the grant"}\n` +
         `  scan      ${scan}\n` +
         (pins.manifest !== undefined ? `  tools     ${Object.keys(pins.manifest.tools).sort().join(", ")}\n` : "") +
+        surfaceLines(pins.manifest) +
         `grant it with: hangar approve grant ${id} --by <identity>\n`,
     );
     return EXIT_OK;
   },
 });
+
+/** The prompts, resources and templates a pin covers, one line each kind (none for tools-only pins). */
+function surfaceLines(pin: PinnedManifest | undefined): string {
+  if (pin === undefined) return "";
+  const line = (label: string, map: Readonly<Record<string, string>> | undefined): string => (map === undefined || Object.keys(map).length === 0 ? "" : `  ${label.padEnd(9)} ${Object.keys(map).sort().join(", ")}\n`);
+  return line("prompts", pin.prompts) + line("resources", pin.resources) + line("templates", pin.resourceTemplates);
+}
+
+/** `prompt:greet`, `resource:…`: a flagged item that is not a tool. */
+const isSurfaceKey = (name: string): boolean => SURFACE_KINDS.some((kind) => name.startsWith(surfaceKey(kind, "")));

@@ -77,10 +77,15 @@ export function foldApprovals(records: readonly AuditRecord[]): Map<string, Appr
     } else if (record.kind === "policy") {
       const d = record.data as unknown as PolicyData;
       if (d.action !== MANIFEST_PINNED_ACTION || d.detail === undefined) continue;
-      const detail = d.detail as { approvalId?: unknown; digest?: unknown; tools?: unknown };
+      const detail = d.detail as { approvalId?: unknown; digest?: unknown; tools?: unknown; prompts?: unknown; resources?: unknown; resourceTemplates?: unknown };
       const approval = typeof detail.approvalId === "string" ? byId.get(detail.approvalId) : undefined;
       if (approval === undefined || approval.pins.manifest !== undefined || typeof detail.digest !== "string") continue;
-      approval.pins = { ...approval.pins, manifest: { digest: detail.digest, tools: (detail.tools ?? {}) as PinnedManifest["tools"] } };
+      // Pins written before prompts and resources were pinned have none of them: left unchecked.
+      const surfaces: Mutable<Pick<PinnedManifest, "prompts" | "resources" | "resourceTemplates">> = {};
+      if (detail.prompts !== undefined) surfaces.prompts = toolDigests(detail.prompts);
+      if (detail.resources !== undefined) surfaces.resources = toolDigests(detail.resources);
+      if (detail.resourceTemplates !== undefined) surfaces.resourceTemplates = toolDigests(detail.resourceTemplates);
+      approval.pins = { ...approval.pins, manifest: { digest: detail.digest, tools: (detail.tools ?? {}) as PinnedManifest["tools"], ...surfaces } };
       approval.manifestPinnedAt = record.ts;
     }
   }

@@ -1,4 +1,4 @@
-import type { PinnedManifest } from "./manifest-digest.js";
+import { pinnedSurfaces, type PinnedManifest } from "./manifest-digest.js";
 
 /**
  * How a server's current tools differ from the manifest its approval pinned. Changed and
@@ -39,4 +39,29 @@ export function describeDrift(server: string, drift: ManifestDrift): string {
     drift.removed.length > 0 ? `removed: ${drift.removed.join(", ")}` : "",
   ].filter((p) => p !== "");
   return `the tool manifest of server ${JSON.stringify(server)} differs from its approval (${parts.join("; ")})`;
+}
+
+/**
+ * How the server's prompts, resources and resource templates differ from the pin, by
+ * surface key (`prompt:greet`, `resource:fixture://info`). Undefined when they match, and
+ * when the pin predates them (tools-only pins stay valid and leave them unchecked).
+ */
+export interface SurfaceDrift {
+  readonly changed: readonly string[];
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+}
+
+export function surfaceDrift(pinned: PinnedManifest, current: PinnedManifest): SurfaceDrift | undefined {
+  const was = pinnedSurfaces(pinned);
+  const now = pinnedSurfaces(current);
+  if (was === undefined || now === undefined) return undefined;
+  const changed: string[] = [];
+  const added: string[] = [];
+  for (const [key, digest] of Object.entries(now)) {
+    if (!Object.hasOwn(was, key)) added.push(key);
+    else if (was[key] !== digest) changed.push(key);
+  }
+  const removed = Object.keys(was).filter((key) => !Object.hasOwn(now, key));
+  return changed.length + added.length + removed.length === 0 ? undefined : { changed: changed.sort(), added: added.sort(), removed: removed.sort() };
 }

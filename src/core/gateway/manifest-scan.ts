@@ -1,10 +1,10 @@
 import { excerpt, firstHiddenCharacter, INSTRUCTION_CUES, matchCues, OTHER_SERVER_CUES, SHELL_CUES, URL_CUES, type CueSeverity, type TextCue } from "./injection-cues.js";
-import { toolDigest } from "./manifest-digest.js";
+import { surfaceKey, toolDigest } from "./manifest-digest.js";
 import { NAMESPACE_SEPARATOR } from "./namespacing.js";
 
 /**
- * The manifest scan: what in a server's tool list looks hidden or manipulative, before
- * anyone trusts it. One rule per kind of finding, each with a stable code:
+ * The manifest scan: what in a server's tool list (and its prompts, resources and resource
+ * templates) looks hidden or manipulative, before anyone trusts it. One rule per kind of finding, each with a stable code:
  *
  *   MANIFEST_HIDDEN_UNICODE          invisible or bidirectional characters, anywhere
  *   MANIFEST_MODEL_INSTRUCTION       a description that instructs the model ("ignore previous…",
@@ -36,7 +36,10 @@ export type FindingSeverity = CueSeverity;
 export interface ManifestFinding {
   readonly code: ManifestFindingCode;
   readonly severity: FindingSeverity;
-  /** The tool's name as the server lists it. */
+  /**
+   * The tool's name as the server lists it; for a prompt, resource or resource template its
+   * surface key: `prompt:<name>`, `resource:<uri>`, `resourceTemplate:<uriTemplate>`.
+   */
   readonly tool: string;
   /** Where in the tool: "description", "inputSchema.properties.path.description", "name". */
   readonly path: string;
@@ -94,12 +97,58 @@ interface Sink {
   add(code: ManifestFindingCode, severity: FindingSeverity, path: string, cue: string, text: string, index: number, length: number): void;
 }
 
-export function scanManifest(tools: readonly ScannableTool[], context: ScanContext): ManifestScan {
+/** A server's prompts, resources and resource templates, as far as the scan reads them. */
+export interface ScannableSurfaces {
+  readonly prompts?: readonly ScannablePrompt[];
+  readonly resources?: readonly ScannableResource[];
+  readonly resourceTemplates?: readonly ScannableResourceTemplate[];
+}
+
+export interface ScannablePrompt {
+  readonly name: string;
+  readonly title?: string;
+  readonly description?: string;
+  readonly arguments?: readonly { readonly name: string; readonly title?: string; readonly description?: string }[];
+}
+
+export interface ScannableResource {
+  readonly uri: string;
+  readonly name: string;
+  readonly title?: string;
+  readonly description?: string;
+  readonly mimeType?: string;
+}
+
+export interface ScannableResourceTemplate {
+  readonly uriTemplate: string;
+  readonly name: string;
+  readonly title?: string;
+  readonly description?: string;
+  readonly mimeType?: string;
+}
+
+/**
+ * Scans the tools and, when given, the prompts, resources and resource templates with the
+ * same rules. A prompt's or resource's findings and flag carry its surface key
+ * (`prompt:<name>`, `resource:<uri>`, `resourceTemplate:<uriTemplate>`) where a tool's
+ * carry its name, so grants and refusals name them the same way.
+ */
+export function scanManifest(tools: readonly ScannableTool[], context: ScanContext, surfaces: ScannableSurfaces = {}): ManifestScan {
   const peers = peerIndex(context, tools);
   const findings: ManifestFinding[] = [];
   const flagged: string[] = [];
   let truncated = false;
-  for (const tool of tools) {
+  const items: [string, (sink: Sink) => void][] = [
+    ...tools.map((tool): [string, (sink: Sink) => void] => [tool.name, (sink) => scanTool(tool, peers, sink)]),
+    ...(surfaces.prompts ?? []).map((prompt): [string, (sink: Sink) => void] => [surfaceKey("prompt", prompt.name), (sink) => scanPrompt(prompt, peers, sink)]),
+    ...(surfaces.resources ?? []).map((resource): [string, (sink: Sink) => void] => [surfaceKey("resource", resource.uri), (sink) => scanResource(resource, resource.uri, "uri", peers, sink)]),
+    ...(surfaces.resourceTemplates ?? []).map((template): [string, (sink: Sink) => void] => [
+      surfaceKey("resourceTemplate", template.uriTemplate),
+      (sink) => scanResource(template, template.uriTemplate, "uriTemplate", peers, sink),
+    ]),
+  ];
+  for (const [name, scanItem] of items) {
+    const tool = { name };
     const own: ManifestFinding[] = [];
     const seen = new Set<string>();
     let flaggedHere = false;
@@ -116,7 +165,7 @@ export function scanManifest(tools: readonly ScannableTool[], context: ScanConte
         own.push({ code, severity, tool: tool.name, path, cue, excerpt: excerpt(text, index, length) });
       },
     };
-    scanTool(tool, peers, sink);
+    scanItem(sink);
     if (flaggedHere) flagged.push(tool.name);
     findings.push(...own);
   }
@@ -161,6 +210,67 @@ function scanTool(tool: ScannableTool, peers: PeerIndex, sink: Sink): void {
   ] as const) {
     if (schema !== undefined) walkSchema(schema, root, peers, sink);
   }
+}
+
+/**
+ * A prompt: its name (hidden characters, impersonating another server's exposed name), its
+ * prose (every description rule), and its arguments, whose names are read like a schema's
+ * property names and whose descriptions like a schema's field descriptions.
+ */
+function scanPrompt(prompt: ScannablePrompt, peers: PeerIndex, sink: Sink): void {
+  hiddenUnicode(prompt.name, "name", sink);
+  impersonation(prompt.name, peers, sink);
+  prose([
+    ["title", prompt.title],
+    ["description", prompt.description],
+  ], peers, sink);
+  const args = Array.isArray(prompt.arguments) ? prompt.arguments : [];
+  args.slice(0, MAX_SCHEMA_NODES).forEach((arg, i) => {
+    if (!isObject(arg)) return;
+    const at = `arguments[${i}]`;
+    if (typeof arg.name === "string") propertyName(arg.name, `${at}.name`, sink);
+    for (const key of ["title", "description"] as const) {
+      const text = arg[key];
+      if (typeof text !== "string") continue;
+      hiddenUnicode(text, `${at}.${key}`, sink);
+      instructions(text, `${at}.${key}`, "MANIFEST_SCHEMA_INSTRUCTION", sink);
+      descriptionText(text, `${at}.${key}`, peers, sink);
+    }
+  });
+}
+
+/**
+ * A resource or template: hidden characters in its URI and name, instructions in its name,
+ * and every description rule on its title and description. The URI itself is an address,
+ * not prose: URL and shell rules do not read it.
+ */
+function scanResource(resource: ScannableResource | ScannableResourceTemplate, uri: string, uriField: "uri" | "uriTemplate", peers: PeerIndex, sink: Sink): void {
+  hiddenUnicode(uri, uriField, sink);
+  if (typeof resource.name === "string") {
+    hiddenUnicode(resource.name, "name", sink);
+    instructions(resource.name, "name", "MANIFEST_MODEL_INSTRUCTION", sink);
+    impersonation(resource.name, peers, sink);
+  }
+  if (typeof resource.mimeType === "string") hiddenUnicode(resource.mimeType, "mimeType", sink);
+  prose([
+    ["title", resource.title],
+    ["description", resource.description],
+  ], peers, sink);
+}
+
+function prose(fields: readonly (readonly [string, unknown])[], peers: PeerIndex, sink: Sink): void {
+  for (const [path, text] of fields) {
+    if (typeof text !== "string") continue;
+    hiddenUnicode(text, path, sink);
+    instructions(text, path, "MANIFEST_MODEL_INSTRUCTION", sink);
+    descriptionText(text, path, peers, sink);
+  }
+}
+
+/** Rule (prompts, resources): a name written as another server's exposed name (`github__create_issue`). */
+function impersonation(name: string, peers: PeerIndex, sink: Sink): void {
+  const exposed = peers.exposed?.exec(name);
+  if (exposed !== null && exposed !== undefined) sink.add("MANIFEST_TOOL_SHADOWING", "high", "name", "impersonates-exposed-name", name, exposed.index, exposed[0].length);
 }
 
 /** Rule: invisible and bidirectional Unicode. */
