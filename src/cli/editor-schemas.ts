@@ -30,6 +30,7 @@ const HANGAR_DESCRIPTIONS: Descriptions = {
   "runtime.watchedSecrets": "Names of environment variables (of the control plane) whose values every sandbox's sidecar watches for, raw and encoded, in requests and names; a match is secret-leak. Values under 8 characters are not watched.",
   "runtime.watchedSecrets.[]": "An environment variable name.",
   "runtime.isolation": 'How the server container is isolated from the host kernel: "runc" (namespaces, the default) or "gvisor" (runsc, a user-space kernel; recommended for untrusted servers). A policy\'s server.isolation overrides it. The sidecar always runs on runc.',
+  "runtime.transport": 'How the gateway speaks MCP to a sandboxed server: "stdio" (its attached stdio, the default) or "http" (the server runs under Hangar\'s stdio-to-HTTP bridge, as in Kubernetes, reached through a Unix socket in the run\'s folder; needs node in the server image; not with gVisor). Applies to hangar serve; hangar run, replay and quarantine speak stdio.',
   "runtime.catchAll": "Route every TCP connection and UDP datagram the server sends, to any address and port, through the sidecar (a veth and nft rules set up by short-lived hangar/netns containers), so raw-IP attempts are decided and leave events. Default false.",
   "runtime.upstreamResolvers": 'The resolvers the sidecar asks for declared names, as "address" or "address:port" (IPv4). Default: the engine\'s embedded resolver.',
   "runtime.upstreamResolvers.[]": 'A resolver: "address" or "address:port", IPv4.',

@@ -1,3 +1,8 @@
+import { stat } from "node:fs/promises";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { BRIDGE_MCP_PATH } from "../bridge/bridge-args.js";
+import { unixSocketFetch } from "../bridge/unix-socket-fetch.js";
 import { secretValueReplacer } from "../core/audit/redaction.js";
 import { HangarError, isHangarError } from "../core/errors.js";
 import type { Policy } from "../core/policy/policy-schema.js";
@@ -16,9 +21,10 @@ import { untilAborted } from "./until-aborted.js";
 /**
  * Runs each server in its Docker sandbox (src/runtime): its images built or reused, an
  * internal network with no route out, the sidecar, the hardened server; MCP over the
- * server container's attached stdio. The sidecar's and the runtime's events are the
- * launch's events, from the sandbox's first moment, so egress during `initialize` is
- * attributed too.
+ * server container's attached stdio (or, with runtime.transport http, streamable HTTP to the
+ * stdio↔HTTP bridge the server runs under, through a Unix socket the host shares). The
+ * sidecar's and the runtime's events are the launch's events, from the sandbox's first
+ * moment, so egress during `initialize` is attributed too.
  *
  * What ends a launch (its `exited`): the server container stopping (a crash, `docker
  * kill`: its exit code), its stdio closing while the container lingers, losing track of
@@ -35,7 +41,11 @@ export interface DockerLauncherDeps {
   readonly stderrTailLines?: number;
   /** After the server's stdout ends, how long to wait for its container's exit code. Default 2000 ms. */
   readonly exitGraceMs?: number;
+  /** runtime.transport http: how long the bridge gets to make its socket. Default 30000 ms. */
+  readonly bridgeReadyTimeoutMs?: number;
 }
+
+const isSocket = (path: string): Promise<boolean> => stat(path).then((s) => s.isSocket(), () => false);
 
 interface Instance {
   /** Its server is gone, or a stop was asked for: nothing of it is left to keep. */
@@ -114,6 +124,30 @@ export class DockerSandboxLauncher implements ServerLauncher {
     await Promise.allSettled(previous.filter((i) => i.ending).map((i) => i.stop()));
   }
 
+  /**
+   * runtime.transport http: the server runs under the stdio↔HTTP bridge, which makes its Unix
+   * socket in a folder of the run that the host shares; MCP is streamable HTTP over it.
+   */
+  private async bridgeTransport(server: string, socket: string, serverExit: Promise<number>, tail: readonly string[], signal?: AbortSignal): Promise<Transport> {
+    const timeoutMs = this.deps.bridgeReadyTimeoutMs ?? 30_000;
+    let exited: number | undefined;
+    void serverExit.then((code) => (exited = code), () => undefined);
+    const deadline = Date.now() + timeoutMs;
+    while (!(await isSocket(socket))) {
+      signal?.throwIfAborted();
+      const why = exited !== undefined ? `the server container exited with code ${exited}` : Date.now() > deadline ? `its bridge did not listen within ${timeoutMs} ms` : undefined;
+      if (why !== undefined) {
+        throw new HangarError("HANGAR_GATEWAY_LAUNCH_FAILED", `server ${JSON.stringify(server)}: ${why} (socket ${socket})${tail.length > 0 ? `; last stderr: ${tail.slice(-5).join(" | ")}` : ""}`, {
+          data: { server, socket, ...(exited !== undefined ? { exitCode: exited } : {}) },
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    const inner = new StreamableHTTPClientTransport(new URL(`http://hangar-bridge${BRIDGE_MCP_PATH}`), { fetch: unixSocketFetch(socket) });
+    await inner.start();
+    return inner;
+  }
+
   private async startSandbox(policy: Policy, options: LaunchOptions, image: ServerImage): Promise<LaunchedServer> {
     const { logger } = options;
     const channel = new EventChannel<SandboxEvent>();
@@ -129,6 +163,7 @@ export class DockerSandboxLauncher implements ServerLauncher {
         mode: options.mode,
         secretSource: options.secretSource,
         stateDir: options.stateDir,
+        transport: options.runtime.runtime.transport,
         onEvent: (event) => channel.publish(event),
       });
     } catch (cause) {
@@ -166,13 +201,20 @@ export class DockerSandboxLauncher implements ServerLauncher {
       }
     });
 
-    const inner = new StreamClientTransport(sandbox.stdout, sandbox.stdin);
+    let inner: Transport;
+    try {
+      inner = sandbox.mcpSocket === undefined ? new StreamClientTransport(sandbox.stdout, sandbox.stdin) : await this.bridgeTransport(policy.name, sandbox.mcpSocket, sandbox.serverExit, tail, options.signal);
+    } catch (err) {
+      await sandbox.stop().catch((e: unknown) => logger.warn({ err: e, server: policy.name }, "stopping a sandbox whose bridge never listened failed"));
+      channel.close();
+      throw err;
+    }
     const transport = new ObservedTransport(inner, () => {
       if (stopping !== undefined) return;
       // Its stdout ended: the container is exiting (its code follows), or the attach broke.
       setTimeout(() => finish({ reason: "its stdio closed" }), this.exitGraceMs).unref();
     });
-    await inner.start();
+    if (sandbox.mcpSocket === undefined) await inner.start();
 
     const instances = this.instances.get(policy.name) ?? new Set<Instance>();
     this.instances.set(policy.name, instances);

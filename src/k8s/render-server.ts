@@ -1,3 +1,4 @@
+import { HangarError } from "../core/errors.js";
 import type { Isolation, Policy, SecretRule } from "../core/policy/policy-schema.js";
 import type { CompiledPolicy } from "../core/policy/compiled-policy.js";
 import { SidecarConfigSchema, type SidecarConfigInput } from "../sidecar/sidecar-config.js";
@@ -25,6 +26,26 @@ export const PROXY_PORT = 3128;
 export const DNS_PORT = 53;
 /** Where the stdio↔HTTP bridge serves the server's MCP endpoint inside the pod. */
 export const MCP_PORT = 8080;
+/** Where the bridge's bundle is in the sidecar image, and where the server pod's init container puts it. */
+export const BRIDGE_IN_SIDECAR_IMAGE = "/app/dist/bridge/main.js";
+export const BRIDGE_DIR = "/opt/hangar";
+export const BRIDGE_FILE = `${BRIDGE_DIR}/bridge.js`;
+
+/**
+ * The server container's command: the stdio↔HTTP bridge (src/bridge) wrapping the server's
+ * stdio command, serving MCP on MCP_PORT. An npm server's bin is found by the bridge in the
+ * image (`--npm`); an image or a build needs server.command, since its entrypoint is unknown here.
+ */
+export function bridgedServerCommand(policy: Policy): string[] {
+  const { server } = policy;
+  const head = ["node", BRIDGE_FILE, "--listen", `0.0.0.0:${MCP_PORT}`];
+  if (server.command !== undefined) return [...head, "--", ...server.command, ...server.args];
+  if (server.npm !== undefined) return [...head, "--npm", server.npm.package, "--", ...server.args];
+  throw new HangarError("HANGAR_CONFIG_INVALID", `policy ${policy.name}: server.command is needed in Kubernetes, where the stdio↔HTTP bridge starts the server (the image's own entrypoint is not known when rendering)`, {
+    data: { server: policy.name },
+  });
+}
+
 /** The RuntimeClass name a cluster operator registers for gVisor (handler runsc). */
 export const GVISOR_RUNTIME_CLASS = "gvisor";
 const CONFIG_DIR = "/etc/hangar";
@@ -212,7 +233,6 @@ export function renderServer(input: ServerRenderInput): K8sObject[] {
     spec: { type: "ClusterIP", selector: selectorOf("server", name), ports: [{ name: "mcp", protocol: "TCP", port: MCP_PORT, targetPort: MCP_PORT }] },
   };
 
-  const command = policy.server.command;
   const serverDeployment: IDeployment = {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -229,11 +249,23 @@ export function renderServer(input: ServerRenderInput): K8sObject[] {
           dnsPolicy: "None",
           dnsConfig: { nameservers: [input.sidecarIp], searches: [], options: [{ name: "ndots", value: "1" }] },
           securityContext: POD_SECURITY,
+          // The bridge comes from the sidecar image (our code, one bundled file), copied with its own node.
+          initContainers: [
+            {
+              name: "bridge",
+              image: input.sidecarImage,
+              command: ["node", "-e", `require("node:fs").copyFileSync(${JSON.stringify(BRIDGE_IN_SIDECAR_IMAGE)}, ${JSON.stringify(BRIDGE_FILE)})`],
+              resources: { limits: { memory: "64Mi", cpu: "100m" }, requests: { memory: "64Mi", cpu: "100m" } },
+              securityContext: CONTAINER_SECURITY,
+              volumeMounts: [{ name: "bridge", mountPath: BRIDGE_DIR }],
+            },
+          ],
           containers: [
             {
               name: "server",
               image: input.serverImage,
-              ...(command !== undefined ? { command: [...command], args: [...policy.server.args] } : policy.server.args.length > 0 ? { args: [...policy.server.args] } : {}),
+              command: bridgedServerCommand(policy),
+              readinessProbe: { tcpSocket: { port: MCP_PORT }, periodSeconds: 5 },
               env: [
                 { name: "HOME", value: "/tmp" },
                 ...Object.entries(policy.server.env).map(([k, v]) => ({ name: k, value: v })),
@@ -255,12 +287,14 @@ export function renderServer(input: ServerRenderInput): K8sObject[] {
               securityContext: CONTAINER_SECURITY,
               volumeMounts: [
                 { name: "tmp", mountPath: "/tmp" },
+                { name: "bridge", mountPath: BRIDGE_DIR, readOnly: true },
                 ...(inspects ? [{ name: "ca", mountPath: "/etc/hangar-ca", readOnly: true }] : []),
               ],
             },
           ],
           volumes: [
             { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
+            { name: "bridge", emptyDir: { medium: "Memory", sizeLimit: "4Mi" } },
             // The certificate only: the key stays in the sidecar's mount of the same Secret.
             ...(inspects ? [{ name: "ca", secret: { secretName: names.ca, items: [{ key: "tls.crt", path: "ca.crt" }] } }] : []),
           ],

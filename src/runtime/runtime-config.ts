@@ -53,8 +53,13 @@ const sidecar = z.strictObject({
   maxRestarts: z.number().int().min(0).max(100).default(sidecarDefaults.maxRestarts),
 });
 
+/** How the control plane speaks MCP to a sandboxed server: its attached stdio, or the stdio↔HTTP bridge (src/bridge). */
+export const TRANSPORTS = ["stdio", "http"] as const;
+export type ServerTransport = (typeof TRANSPORTS)[number];
+
 const runtimeDefaults = {
   isolation: "runc" as const,
+  transport: "stdio" as const,
   catchAll: false,
   egressNetwork: "hangar-egress",
   trustedUpstreamRanges: [] as string[],
@@ -66,6 +71,14 @@ const runtimeDefaults = {
 const runtime = z.strictObject({
   /** The kernel wall around every server (a policy's server.isolation overrides it); the sidecar always runs on runc. */
   isolation: z.enum(ISOLATIONS, { error: (iss) => `${show(iss.input)} is not an isolation; expected "runc" or "gvisor"` }).default("runc"),
+  /**
+   * `stdio`: MCP over the server container's attached stdio. `http`: the server runs under our
+   * stdio↔HTTP bridge (as in a Kubernetes pod), and the control plane speaks streamable HTTP to it
+   * through a Unix socket in the run's folder (the host has no address on the sandbox's network).
+   * Needs `node` in the server image; not with gVisor. Applies to the gateway (`hangar serve`);
+   * `hangar run`, replay and quarantine speak stdio.
+   */
+  transport: z.enum(TRANSPORTS, { error: (iss) => `${show(iss.input)} is not a transport; expected "stdio" or "http"` }).default("stdio"),
   /**
    * Every TCP connection of the server, to any address and port, goes through the sidecar
    * (raw IPs included) and leaves an event; capture then sees every port. Needs the

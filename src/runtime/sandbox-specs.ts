@@ -3,6 +3,7 @@ import type { Mode, Policy } from "../core/policy/policy-schema.js";
 import type { ContainerSpec, MountSpec, NetworkSpec } from "../docker/container-engine.js";
 import { hangarLabels, LABEL_OWNER, SHARED } from "../docker/labels.js";
 import { runtimeError } from "../docker/runtime-error.js";
+import { HangarError } from "../core/errors.js";
 import type { SidecarConfigInput } from "../sidecar/sidecar-config.js";
 import { toLimits } from "./resource-limits.js";
 import { inspectBodyBytes, type RuntimeSettings } from "./runtime-config.js";
@@ -30,6 +31,24 @@ export const SERVER_CA_FILE = `${SERVER_CA_DIR}/ca.crt`;
 export const SERVER_CA_BUNDLE = `${SERVER_CA_DIR}/bundle.pem`;
 export const DNS_PORT = 53;
 export const SIDECAR_ALIAS = "sidecar";
+/** runtime.transport http: where the bridge's bundle is mounted, and the folder its Unix socket is made in (shared with the host). */
+export const BRIDGE_MOUNT_FILE = "/opt/hangar/bridge.js";
+export const BRIDGE_SOCKET_DIR = "/run/hangar-mcp";
+export const BRIDGE_SOCKET_NAME = "mcp.sock";
+
+/**
+ * The server's command under the stdio↔HTTP bridge: `node <bridge> --listen <where> -- <server...>`.
+ * The server's own command must be known (an npm package's bin or the policy's server.command).
+ */
+export function bridgedCommand(bridgeFile: string, listen: string, server: { readonly entrypoint?: readonly string[]; readonly cmd?: readonly string[] }, policyName: string): string[] {
+  if (server.entrypoint === undefined || server.entrypoint.length === 0) {
+    throw new HangarError("HANGAR_CONFIG_INVALID", `policy ${policyName}: runtime.transport "http" needs the server's command (give server.command in the policy; the image's own entrypoint is not known before it runs)`, {
+      data: { server: policyName },
+    });
+  }
+  return ["node", bridgeFile, "--listen", listen, "--", ...server.entrypoint, ...(server.cmd ?? [])];
+}
+
 /** The uid:gid every Hangar container runs as (the base image's `hangar` user). */
 export const SANDBOX_USER = "10001:10001";
 
@@ -186,6 +205,8 @@ export function serverContainerSpec(options: {
   caDir?: string;
   /** gVisor: the OCI runtime, and a host resolv.conf naming the sidecar (gVisor's netstack cannot reach Docker's 127.0.0.11). */
   gvisor?: { readonly ociRuntime: string; readonly resolvConf: string };
+  /** runtime.transport http: the bridge's bundle on the host, and the host folder where it makes its socket. */
+  bridge?: { readonly file: string; readonly socketDir: string };
 }): ContainerSpec {
   const { id, subnet, policy } = options;
   // Every common TLS stack in the server trusts the sandbox CA: Node adds ca.crt to its roots,
@@ -207,8 +228,12 @@ export function serverContainerSpec(options: {
     image: options.image.id,
     labels: labelsFor(id, "server"),
     hostname: policy.name,
-    ...(options.image.entrypoint ? { entrypoint: options.image.entrypoint } : {}),
-    ...(options.image.cmd ? { cmd: options.image.cmd } : {}),
+    ...(options.bridge !== undefined
+      ? { entrypoint: bridgedCommand(BRIDGE_MOUNT_FILE, `unix:${BRIDGE_SOCKET_DIR}/${BRIDGE_SOCKET_NAME}`, options.image, policy.name), cmd: [] }
+      : {
+          ...(options.image.entrypoint ? { entrypoint: options.image.entrypoint } : {}),
+          ...(options.image.cmd ? { cmd: options.image.cmd } : {}),
+        }),
     env: {
       // The root filesystem is read-only: a server that writes under $HOME gets the tmpfs.
       HOME: "/tmp",
@@ -232,6 +257,12 @@ export function serverContainerSpec(options: {
       ...policyMounts(policy, options.policyFile),
       ...(options.caDir !== undefined ? [{ source: options.caDir, target: SERVER_CA_DIR, readOnly: true }] : []),
       ...(options.gvisor !== undefined ? [{ source: options.gvisor.resolvConf, target: "/etc/resolv.conf", readOnly: true }] : []),
+      ...(options.bridge !== undefined
+        ? [
+            { source: options.bridge.file, target: BRIDGE_MOUNT_FILE, readOnly: true },
+            { source: options.bridge.socketDir, target: BRIDGE_SOCKET_DIR, readOnly: false },
+          ]
+        : []),
     ],
     ...(options.gvisor !== undefined ? { ociRuntime: options.gvisor.ociRuntime } : {}),
     openStdin: true,

@@ -16,9 +16,10 @@ import { assertIsolationAvailable, chooseIsolation, ociRuntimeFor, resolvConfFor
 import { EventChannel } from "./event-channel.js";
 import { OrphanReaper } from "./orphan-reaper.js";
 import type { OwnerWatchdog } from "./owner-watchdog.js";
-import type { RuntimeConfig } from "./runtime-config.js";
+import type { RuntimeConfig, ServerTransport } from "./runtime-config.js";
 import { runtimeEvent, type SandboxEvent } from "./sandbox-events.js";
 import {
+  BRIDGE_SOCKET_NAME,
   COUNTERS_FILE_NAME,
   egressNetworkSpec,
   internalNetworkSpec,
@@ -36,6 +37,7 @@ import { StartPhases } from "./start-phases.js";
 import { defaultStateDir } from "./state-dir.js";
 import { StartedSandbox } from "./started-sandbox.js";
 import { candidateSubnets, type SandboxSubnet } from "./subnet-allocator.js";
+import { bridgeBundlePath } from "../bridge/bridge-bundle.js";
 
 export interface SandboxDeps {
   readonly engine: ContainerEngine;
@@ -73,6 +75,12 @@ export interface SandboxStartOptions {
   readonly onEvent?: (event: SandboxEvent) => void;
   /** At stop, also remove the egress network if Hangar created it and no other sandbox uses it (hangar run: the last one out). */
   readonly removeEgressWhenUnused?: boolean;
+  /**
+   * "http": the server runs under the stdio↔HTTP bridge and the started sandbox's `mcpSocket` is
+   * its MCP endpoint (the gateway passes hangar.yaml's runtime.transport). Default "stdio": MCP on
+   * the attached stdio, which `hangar run`, replay and quarantine speak.
+   */
+  readonly transport?: ServerTransport;
 }
 
 const SUBNET_ATTEMPTS = 16;
@@ -115,6 +123,12 @@ export class Sandbox {
     if (settings.catchAll && isolation.isolation === "gvisor") {
       throw runtimeError("HANGAR_ISOLATION_UNAVAILABLE", `runtime.catchAll in hangar.yaml does not work with gVisor (${isolation.source}); use runc or turn catchAll off`);
     }
+    // The control plane reaches the bridge through a Unix socket on a shared folder; gVisor does not let the host connect to one made inside it.
+    const transport = options.transport ?? "stdio";
+    if (transport === "http" && isolation.isolation === "gvisor") {
+      throw runtimeError("HANGAR_ISOLATION_UNAVAILABLE", `runtime.transport "http" in hangar.yaml does not work with gVisor (${isolation.source}) in Docker; use transport "stdio" or runc`);
+    }
+    const bridgeFile = transport === "http" ? await bridgeBundlePath() : undefined;
     if (settings.catchAll && (await engine.inspectImage(DEFAULT_NETNS_IMAGE)) === undefined) {
       throw runtimeError("HANGAR_IMAGE_MISSING", `runtime.catchAll needs the ${DEFAULT_NETNS_IMAGE} image (build it with images/netns/build-netns.sh)`);
     }
@@ -185,8 +199,19 @@ export class Sandbox {
       // Created and attached while the sidecar starts: that needs only the network.
       const serverCreated = phases.time("server-create", async () => {
         const gvisor = await gvisorSettings(isolation, policyDir, subnet.sidecar);
+        const bridge = bridgeFile === undefined ? undefined : { file: bridgeFile, socketDir: await bridgeSocketDir(policyDir) };
         const serverId = await engine.createContainer(
-          serverContainerSpec({ id, subnet, policy, policyFile: options.policyFile, image: options.image, secrets: secrets.serverEnv, ...(caDir !== undefined ? { caDir } : {}), ...(gvisor ? { gvisor } : {}) }),
+          serverContainerSpec({
+            id,
+            subnet,
+            policy,
+            policyFile: options.policyFile,
+            image: options.image,
+            secrets: secrets.serverEnv,
+            ...(caDir !== undefined ? { caDir } : {}),
+            ...(gvisor ? { gvisor } : {}),
+            ...(bridge ? { bridge } : {}),
+          }),
         );
         cleanup.push(() => engine.removeContainer(serverId));
         const stdio = await engine.attach(serverId, { stdin: true });
@@ -217,6 +242,7 @@ export class Sandbox {
         events,
         policyDir,
         policyFile: options.policyFile,
+        ...(bridgeFile !== undefined ? { mcpSocket: join(policyDir, "mcp", BRIDGE_SOCKET_NAME) } : {}),
         ...(watch !== undefined ? { watch } : {}),
         ...(options.removeEgressWhenUnused === true ? { removeEgressWhenUnused: true } : {}),
       };
@@ -341,6 +367,17 @@ async function gvisorSettings(choice: IsolationChoice, policyDir: string, sideca
   const resolvConf = join(policyDir, "resolv.conf");
   await writeFile(resolvConf, resolvConfFor(sidecar), { mode: 0o644 });
   return { ociRuntime, resolvConf };
+}
+
+/**
+ * runtime.transport http: the folder the bridge makes its socket in, inside the run's policy
+ * folder (removed with it). Writable by the sandbox's uid, which is not the control plane's.
+ */
+async function bridgeSocketDir(policyDir: string): Promise<string> {
+  const dir = join(policyDir, "mcp");
+  await mkdir(dir);
+  await chmod(dir, 0o777);
+  return dir;
 }
 
 async function copyUpstreamCa(file: string, policyDir: string): Promise<true> {

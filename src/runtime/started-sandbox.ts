@@ -26,6 +26,8 @@ export interface SandboxParts {
   readonly policyDir: string;
   /** The operator's policy file the copy was made from. */
   readonly policyFile: string;
+  /** runtime.transport http: the host path of the bridge's Unix socket (there once the bridge listens). */
+  readonly mcpSocket?: string;
   /** Removes the sandbox if this process dies before stop(); released by stop(). */
   readonly watch?: OwnerWatch;
   /** At stop, also remove the egress network if Hangar created it and nothing else uses it (the last one out). */
@@ -96,6 +98,11 @@ export class StartedSandbox implements AsyncDisposable {
 
   get serverAddress(): string {
     return this.parts.network.server;
+  }
+
+  /** runtime.transport http: the host path of the server's MCP endpoint (the bridge's Unix socket); undefined for stdio. */
+  get mcpSocket(): string | undefined {
+    return this.parts.mcpSocket;
   }
 
   get sidecarRestarts(): number {

@@ -46,6 +46,7 @@ beforeAll(async () => {
       "name: sandboxed",
       "server:",
       "  image: { ref: example/sandboxed:1.0 }",
+      "  command: [/usr/local/bin/sandboxed]",
       "  isolation: gvisor",
       "  secrets: [SANDBOXED_TOKEN]",
       "egress:",
