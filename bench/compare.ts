@@ -5,22 +5,37 @@
  * in how many pairs B was the cheaper one: a change is real when B wins nearly every pair.
  *
  *   node --import tsx bench/compare.ts --a path/to/old/sidecar/main.js [--b path/to/main.js]
- *                                      [--pairs 12] [--ms 1500] [--only tls|rps]
+ *                                      [--pairs 12] [--ms 1500] [--only tls|rps|dns]
+ *                                      [--a-flags="--node-flag ..."] [--b-flags="..."]
+ *
+ * The DNS case (only with --only dns) runs dnsperf (Debian's package) at each sidecar on
+ * loopback, for the declared name and for an undeclared one; dnsperf is given the server's
+ * address, so it resolves nothing itself.
  *
  * Without --b, B is a fresh build of src/ (see bench/rig.ts).
  */
+import { spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
-import { resolve as resolvePath } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { parseArgs } from "node:util";
 import { measureCpu } from "./cpu.js";
 import { httpRps, median, tlsThroughput, type Endpoint } from "./load.js";
 import { buildSidecar, progress, Rig, type RunningSidecar } from "./rig.js";
 
 const { values: flags } = parseArgs({
-  options: { a: { type: "string" }, b: { type: "string" }, pairs: { type: "string" }, ms: { type: "string" }, only: { type: "string" } },
+  options: {
+    a: { type: "string" },
+    b: { type: "string" },
+    pairs: { type: "string" },
+    ms: { type: "string" },
+    only: { type: "string" },
+    "a-flags": { type: "string" },
+    "b-flags": { type: "string" },
+  },
 });
 if (flags.a === undefined) {
-  process.stderr.write("usage: node --import tsx bench/compare.ts --a <sidecar main.js> [--b <main.js>] [--pairs N] [--ms N] [--only tls|rps]\n");
+  process.stderr.write("usage: node --import tsx bench/compare.ts --a <sidecar main.js> [--b <main.js>] [--pairs N] [--ms N] [--only tls|rps|dns] [--a-flags F] [--b-flags F]\n");
   process.exit(2);
 }
 const PAIRS = Number(flags.pairs ?? 12);
@@ -50,8 +65,9 @@ async function main(): Promise<void> {
     const mainA = resolvePath(flags.a!);
     const mainB = flags.b !== undefined ? resolvePath(flags.b) : await buildSidecar();
     progress(`A: ${mainA}\n  … B: ${mainB}`);
-    const a = await rig.sidecar({ main: mainA });
-    const b = await rig.sidecar({ main: mainB, freePorts: true });
+    const nodeFlags = (text: string | undefined): string[] => (text ?? "").split(/\s+/).filter((f) => f.length > 0);
+    const a = await rig.sidecar({ main: mainA, nodeFlags: nodeFlags(flags["a-flags"]) });
+    const b = await rig.sidecar({ main: mainB, freePorts: true, nodeFlags: nodeFlags(flags["b-flags"]) });
 
     const rps = (via: (s: RunningSidecar) => { target: Endpoint; proxy?: Endpoint }, ms: number): Case => async (s) => {
       const { result, cpu } = await measureCpu({ sidecar: s.pid }, () =>
@@ -66,18 +82,30 @@ async function main(): Promise<void> {
     const upstreamHttp = { host: "127.0.0.2", port: httpPort };
     const explicit = (s: RunningSidecar) => ({ target: upstreamHttp, proxy: { host: "127.0.0.1", port: s.proxyPort } });
     const transparentHttp = (s: RunningSidecar) => ({ target: { host: "127.0.0.1", port: s.transparent.get(httpPort)! } });
+    const dns = (file: string): Case => async (s) => {
+      const { result, cpu } = await measureCpu({ sidecar: s.pid }, () => dnsperf(s.dnsPort, file, RUN_MS));
+      return { cpu: ((cpu.ms["sidecar"] ?? NaN) * 1000) / result.completed, rate: result.qps };
+    };
+    const dnsFiles = { allowed: join(rig.dir, "dns-allowed.txt"), denied: join(rig.dir, "dns-denied.txt") };
+    await writeFile(dnsFiles.allowed, "api.bench.test A\n");
+    await writeFile(dnsFiles.denied, "undeclared.bench.test A\n");
     const cases: [string, string, Case][] = [];
-    if (flags.only !== "tls") {
+    if (flags.only === "dns") {
+      cases.push(["DNS allowed name", "µs/query", dns(dnsFiles.allowed)], ["DNS denied name", "µs/query", dns(dnsFiles.denied)]);
+      progress("warm-up (JIT, the name ledger)");
+      for (const s of [a, b]) for (const file of Object.values(dnsFiles)) await dnsperf(s.dnsPort, file, 1000);
+    }
+    if (flags.only === undefined || flags.only === "rps") {
       cases.push(["HTTP explicit", "µs/req", rps(explicit, RUN_MS)], ["HTTP transparent", "µs/req", rps(transparentHttp, RUN_MS)]);
     }
-    if (flags.only !== "rps") {
+    if (flags.only === undefined || flags.only === "tls") {
       cases.push(
         ["TLS transparent", "ms/MB", tls((s) => ({ target: { host: "127.0.0.1", port: s.transparent.get(tlsPort)! } }))],
         ["TLS CONNECT", "ms/MB", tls((s) => ({ target: { host: "127.0.0.1", port: s.proxyPort }, connectAuthority: `api.bench.test:${tlsPort}` }))],
       );
     }
 
-    if (flags.only !== "tls") {
+    if (flags.only === undefined || flags.only === "rps") {
       progress("warm-up (JIT, pooled connections)");
       for (const s of [a, b]) {
         await rps(explicit, 3000)(s);
@@ -115,6 +143,21 @@ async function main(): Promise<void> {
   } finally {
     await rig.close();
   }
+}
+
+/** dnsperf at 127.0.0.1:port for about `ms`, 4 clients with 100 queries in flight (as bench/peers.ts). */
+async function dnsperf(port: number, file: string, ms: number): Promise<{ completed: number; qps: number }> {
+  const seconds = String(Math.max(1, Math.round(ms / 1000)));
+  const { stdout, code } = await new Promise<{ stdout: string; code: number | null }>((resolve, reject) => {
+    const child = spawn("dnsperf", ["-s", "127.0.0.1", "-p", String(port), "-d", file, "-l", seconds, "-c", "4", "-q", "100", "-t", "2"], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.once("error", (err) => reject(new Error(`dnsperf: ${err.message} (apt-get install dnsperf)`)));
+    child.once("exit", (c) => resolve({ stdout: out, code: c }));
+  });
+  const completed = Number(/Queries completed:\s+(\d+)/.exec(stdout)?.[1] ?? NaN);
+  if (code !== 0 || !(completed > 0)) throw new Error(`dnsperf at 127.0.0.1:${port} (${file}) exited with ${code}:\n${stdout}`);
+  return { completed, qps: Number(/Queries per second:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN) };
 }
 
 await main();

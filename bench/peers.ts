@@ -20,7 +20,11 @@
  *
  *   node --import tsx bench/peers.ts [--quick] [--rounds N] [--json out.json]
  *                                    [--only http|tls|dns] [--sidecar path/to/sidecar/main.js]
+ *
+ * The sidecar runs with the node flags of the image's ENTRYPOINT (images/sidecar/Dockerfile),
+ * so its RSS and CPU are those of what ships.
  */
+import { readFileSync } from "node:fs";
 import { writeFile, chmod } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { loadavg } from "node:os";
@@ -29,7 +33,7 @@ import { parseArgs } from "node:util";
 import { selfCpuMs } from "./cpu.js";
 import { median, tlsThroughput } from "./load.js";
 import { HOST, LoopbackNamespace, PeerSet, rssMb, sleep, treeCpuMs } from "./peer-set.js";
-import { buildSidecar, progress, Rig } from "./rig.js";
+import { buildSidecar, progress, Rig, ROOT } from "./rig.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -46,6 +50,15 @@ const RUN_S = quick ? 2 : 5;
 const WARMUP_S = quick ? 1 : 3;
 const STREAM_BYTES = (quick ? 64 : 256) * 1024 * 1024;
 const only = (what: string): boolean => flags.only === undefined || flags.only === what;
+
+/** The node flags between "node" and the script in the sidecar image's ENTRYPOINT. */
+function imageNodeFlags(): string[] {
+  const file = join(ROOT, "images/sidecar/Dockerfile");
+  const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(file, "utf8"))?.[1];
+  const argv = line === undefined ? undefined : (JSON.parse(line) as string[]);
+  if (argv?.[0] !== "node") throw new Error(`${file}: ENTRYPOINT: expected ["node", ...flags, script], got ${line ?? "none"}`);
+  return argv.slice(1, -1);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Clients (wrk and dnsperf run inside the namespace, like the peers).
@@ -203,7 +216,7 @@ async function main(): Promise<void> {
     const { httpPort, tlsPort, dnsPort, caCert } = rig.upstreams;
     const main = flags.sidecar !== undefined ? resolvePath(flags.sidecar) : (progress("building the sidecar (tsc -p tsconfig.build.json)"), await buildSidecar());
     progress(`starting the sidecar (${main}), Squid, tinyproxy and dnsmasq (cache on, cache off)`);
-    const sidecar = await rig.sidecar({ main, discardEvents: true });
+    const sidecar = await rig.sidecar({ main, discardEvents: true, nodeFlags: imageNodeFlags() });
     const squid = await peers.squid({ http: httpPort, tls: tlsPort });
     const tinyproxy = await peers.tinyproxy({ tls: tlsPort });
     const dnsmasq = await peers.dnsmasq("dnsmasq", dnsPort, true);

@@ -124,19 +124,22 @@ function readPlainName(msg: Buffer, start: number): { text: string; plain: boole
     if (len === 0) break;
     // Compression pointers (and the obsolete extended label types) have no place in the first question.
     if ((len & 0xc0) !== 0 || offset + len > msg.length || offset - start + len > MAX_NAME_WIRE) return undefined;
-    let label = "";
-    for (const byte of msg.subarray(offset, offset + len)) {
-      const ok = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a) || byte === 0x2d || byte === 0x5f;
-      if (ok) label += String.fromCharCode(byte);
-      else {
-        plain = false;
-        label += `\\${String(byte).padStart(3, "0")}`;
-      }
+    let ok = true;
+    for (let i = offset; i < offset + len && ok; i++) ok = isPlainByte(msg[i]!);
+    // A plain label is its bytes as they are; only the rest needs escaping byte by byte.
+    let label = ok ? msg.toString("latin1", offset, offset + len) : "";
+    if (!ok) {
+      plain = false;
+      for (const byte of msg.subarray(offset, offset + len)) label += isPlainByte(byte) ? String.fromCharCode(byte) : `\\${String(byte).padStart(3, "0")}`;
     }
     labels.push(label);
     offset += len;
   }
   return { text: labels.length === 0 ? "." : labels.join("."), plain: plain && labels.length > 0, end: offset };
+}
+
+function isPlainByte(byte: number): boolean {
+  return (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a) || byte === 0x2d || byte === 0x5f;
 }
 
 function readRecordHeader(msg: Buffer, start: number): { type: number; klass: number; ttl: number; end: number } | undefined {

@@ -2,7 +2,6 @@ import { decide, permits, permitsLookup, type Attempt, type DecisionContext, typ
 import { isHangarError } from "../../core/errors.js";
 import { EVENT_SCHEMA_VERSION, type EgressEvent } from "../../core/events.js";
 import { parseIp } from "../../core/ip.js";
-import { normaliseHostName } from "../../core/names.js";
 import type { ResolvedName, SidecarContext } from "../sidecar-context.js";
 import {
   QTYPE,
@@ -17,6 +16,7 @@ import {
   type Rcode,
   type WireRecord,
 } from "./dns-message.js";
+import { DnsAnswerCaches, type AnswerSource, type DnsAnswerCache, type PureDecision } from "./answer-cache.js";
 import { rewriteSvcb } from "./svcb-params.js";
 import type { ExtraRecordType, RecordAnswer, RecordSource } from "./upstream-client.js";
 
@@ -54,6 +54,10 @@ interface Outcome {
   readonly answers?: readonly WireRecord[];
   readonly ip?: string;
   readonly error?: string;
+  /** What the response depends on besides the question; set where a cached response may stand in (answer-cache.ts). */
+  readonly source?: AnswerSource;
+  /** The TTL written into every answer record. */
+  readonly ttl?: number;
 }
 
 const TCP_MAX = 65_535;
@@ -61,9 +65,14 @@ const MALFORMED: Verdict = { verdict: "block", reasons: ["malformed-request"] };
 
 export class DnsQueryHandler {
   private readonly ctx: SidecarContext;
+  private readonly caches = new DnsAnswerCaches();
+
+  /** The sidecar's own address as A rdata, encoded once. */
+  private readonly sidecarRdata: Buffer | undefined;
 
   constructor(private readonly options: DnsQueryHandlerOptions) {
     this.ctx = options.context;
+    this.sidecarRdata = options.answer.kind === "sidecar" ? ipv4Rdata(options.answer.address) : undefined;
   }
 
   /** The response to send, or undefined to stay silent. Never throws. */
@@ -77,21 +86,40 @@ export class DnsQueryHandler {
     const query = parsed.query;
     let outcome: Outcome;
     let name = query.name;
+    // Plain names only: their lowercase text is what every cached fact is keyed by.
+    const lower = query.plainName ? query.name.toLowerCase() : undefined;
+    let cache: DnsAnswerCache | undefined;
     try {
-      name = (query.plainName ? normaliseHostName(query.name) : undefined) ?? query.name;
-      outcome = await this.resolveQuery(query);
+      // One snapshot per query, so a reload mid-query cannot mix two policies.
+      const dc = this.ctx.decisionContext();
+      cache = this.caches.for(dc);
+      const normal = lower === undefined ? undefined : cache.normalise(lower);
+      if (normal?.repeated !== true) cache = undefined;
+      name = normal?.name ?? query.name;
+      outcome = await this.resolveQuery(dc, cache, query, normal?.name);
     } catch (err) {
       this.ctx.logger.error({ err, name }, "dns query failed unexpectedly");
       outcome = { verdict: MALFORMED, rcode: RCODE.SERVFAIL, error: "internal error" };
     }
     this.emit(origin, outcome, name, recordTypeName(query.qtype), query.name);
+    return this.respond(query, origin, outcome, lower === undefined ? undefined : cache, lower);
+  }
+
+  private respond(query: DnsQuery, origin: QueryOrigin, outcome: Outcome, cache: DnsAnswerCache | undefined, lower: string | undefined): Buffer {
+    const source = cache === undefined || lower === undefined ? undefined : outcome.source;
+    if (source !== undefined) {
+      const cached = cache!.response(lower!, query, source, outcome.ttl ?? 0);
+      if (cached !== undefined) return cached;
+    }
     const udpLimit = query.edns === undefined ? 512 : Math.min(Math.max(query.edns.udpSize, 512), this.options.maxUdpPayloadBytes);
-    return buildResponse(query, {
+    const response = buildResponse(query, {
       rcode: outcome.rcode,
       ...(outcome.answers === undefined ? {} : { answers: outcome.answers }),
       maxBytes: origin.transport === "tcp" ? TCP_MAX : udpLimit,
       ednsUdpSize: this.options.maxUdpPayloadBytes,
     });
+    if (source !== undefined) cache!.storeResponse(lower!, query, source, response);
+    return response;
   }
 
   /** Emits the event for a message that never became a query (bad framing, garbage). */
@@ -99,41 +127,59 @@ export class DnsQueryHandler {
     this.emit(origin, { verdict: MALFORMED, rcode: RCODE.FORMERR, error: reason }, undefined, undefined);
   }
 
-  private async resolveQuery(query: DnsQuery): Promise<Outcome> {
+  private async resolveQuery(dc: DecisionContext, cache: DnsAnswerCache | undefined, query: DnsQuery, name: string | undefined): Promise<Outcome> {
     if (!isClassIn(query)) return { verdict: MALFORMED, rcode: RCODE.REFUSED, error: `class ${query.qclass} is not served` };
-    // One snapshot per query, so a reload mid-query cannot mix two policies.
-    const dc = this.ctx.decisionContext();
     const type = recordTypeName(query.qtype);
-    const name = query.plainName ? normaliseHostName(query.name) : undefined;
-    const attempt = this.attempt(dc, query.name, name, type);
-    const verdict = decide(dc, attempt);
+    // The account the proxy paths share: a name asked here and then by SNI counts once. It
+    // runs on every query, cached or not: its counts are the state the decision reads.
+    const facts = name === undefined ? {} : this.ctx.names.observe(dc.policy, name);
+    const attempt: Attempt = { stage: "dns", protocol: "dns", name: query.name, recordType: type, ...facts };
     if (name === undefined) {
       // An IP literal or junk as a question: nothing to resolve, whatever the policy says.
+      const verdict = decide(dc, attempt);
       return { verdict, rcode: RCODE.NXDOMAIN, ...(permits(verdict) ? { error: "question is not a host name" } : {}) };
     }
+    // No counts (a name under no wildcard): decide() sees the same attempt every time for this
+    // snapshot, since it reads the raw name only through case-blind normalisation and secret
+    // search, so its results are kept (answer-cache.ts). With counts, decided afresh.
+    const pure = Object.keys(facts).length === 0;
+    let known: PureDecision | undefined = pure ? cache?.decision(name, query.qtype) : undefined;
+    if (pure && cache !== undefined && known === undefined) {
+      known = { verdict: decide(dc, attempt) };
+      cache.storeDecision(name, query.qtype, known);
+    }
+    const verdict = known?.verdict ?? decide(dc, attempt);
+    // Each derived check is computed only when this query type needs it, and kept when pure.
+    const lookup = (): boolean => {
+      if (known?.lookup !== undefined) return known.lookup;
+      const result = permitsLookup(dc, attempt, verdict);
+      if (known !== undefined) known.lookup = result;
+      return result;
+    };
     const capture = dc.policy.capture.enabled;
-    const nodataOrNx = (): Rcode => (this.nameAnswerable(dc, attempt) ? RCODE.NOERROR : RCODE.NXDOMAIN);
+    const nodataOrNx = (): Rcode => {
+      if (known?.answerable === undefined) {
+        const answerable = this.nameAnswerable(dc, attempt);
+        if (known === undefined) return answerable ? RCODE.NOERROR : RCODE.NXDOMAIN;
+        known.answerable = answerable;
+      }
+      return known.answerable ? RCODE.NOERROR : RCODE.NXDOMAIN;
+    };
     switch (query.qtype) {
       case QTYPE.A:
-        return capture ? this.captureAnswer(verdict) : this.answerA(dc, attempt, verdict, name);
+        return capture ? this.captureAnswer(verdict) : this.answerA(dc, attempt, verdict, name, lookup(), known);
       case QTYPE.AAAA:
         // NODATA, never NXDOMAIN, for a name whose A is answered: NXDOMAIN means "no records of
         // any type", and stub resolvers such as musl then drop the A answer too.
-        return { verdict, rcode: nodataOrNx() };
+        return bare(verdict, nodataOrNx());
       case QTYPE.TXT:
       case QTYPE.HTTPS:
       case QTYPE.SVCB:
-        if (capture || !permitsLookup(dc, attempt, verdict)) return { verdict, rcode: nodataOrNx() };
+        if (capture || !lookup()) return bare(verdict, nodataOrNx());
         return this.answerRecords(dc, attempt, verdict, name, type as ExtraRecordType);
       default:
-        return { verdict, rcode: nodataOrNx(), ...(permits(verdict) ? { error: `record type ${type} is never answered` } : {}) };
+        return { ...bare(verdict, nodataOrNx()), ...(permits(verdict) ? { error: `record type ${type} is never answered` } : {}) };
     }
-  }
-
-  private attempt(dc: DecisionContext, raw: string, name: string | undefined, recordType: string): Attempt {
-    // The account the proxy paths share: a name asked here and then by SNI counts once.
-    const facts = name === undefined ? {} : this.ctx.names.observe(dc.policy, name);
-    return { stage: "dns", protocol: "dns", name: raw, recordType, ...facts };
   }
 
   /** Whether an A query for this name would be answered (decides the NODATA/NXDOMAIN choice). */
@@ -148,8 +194,8 @@ export class DnsQueryHandler {
     return { verdict, rcode: RCODE.NOERROR, answers: [aRecord(address, this.options.answerTtlCapSeconds)], ip: address };
   }
 
-  private async answerA(dc: DecisionContext, attempt: Attempt, verdict: Verdict, name: string): Promise<Outcome> {
-    if (!permitsLookup(dc, attempt, verdict)) return { verdict, rcode: RCODE.NXDOMAIN };
+  private async answerA(dc: DecisionContext, attempt: Attempt, verdict: Verdict, name: string, lookup: boolean, known: PureDecision | undefined): Promise<Outcome> {
+    if (!lookup) return bare(verdict, RCODE.NXDOMAIN);
     this.ctx.names.charge(dc.policy, name);
     let resolved: ResolvedName;
     try {
@@ -159,13 +205,27 @@ export class DnsQueryHandler {
     }
     const ips = resolved.ips.filter((ip) => parseIp(ip)?.version === 4);
     // The rebinding check: the same decision again, now knowing where the name really points.
-    const checked = decide(dc, { ...attempt, resolvedIps: resolved.ips });
-    if (!permits(checked)) return { verdict: checked, rcode: RCODE.NXDOMAIN };
-    if (ips.length === 0) return { verdict: checked, rcode: RCODE.NOERROR };
+    // The ledger never changes an entry's address array, so the same array means the same
+    // addresses, and for a pure decision the same verdict.
+    let checked: Verdict;
+    if (known?.rebound?.ips === resolved.ips) checked = known.rebound.verdict;
+    else {
+      checked = decide(dc, { ...attempt, resolvedIps: resolved.ips });
+      if (known !== undefined) known.rebound = { ips: resolved.ips, verdict: checked };
+    }
+    if (!permits(checked)) return bare(checked, RCODE.NXDOMAIN);
+    if (ips.length === 0) return bare(checked, RCODE.NOERROR);
     const mode = this.options.answer;
     const given = mode.kind === "sidecar" ? [mode.address] : ips;
     const ttl = this.remainingTtl(resolved.expiresAt);
-    return { verdict: checked, rcode: RCODE.NOERROR, answers: given.map((ip) => aRecord(ip, ttl)), ip: given[0]! };
+    return {
+      verdict: checked,
+      rcode: RCODE.NOERROR,
+      answers: this.sidecarRdata === undefined ? given.map((ip) => aRecord(ip, ttl)) : [{ type: QTYPE.A, ttl, rdata: this.sidecarRdata }],
+      ip: given[0]!,
+      source: { rcode: RCODE.NOERROR, ips: resolved.ips, expiresAt: resolved.expiresAt },
+      ttl,
+    };
   }
 
   private async answerRecords(dc: DecisionContext, attempt: Attempt, verdict: Verdict, name: string, type: ExtraRecordType): Promise<Outcome> {
@@ -208,7 +268,9 @@ export class DnsQueryHandler {
 
   private emit(origin: QueryOrigin, outcome: Outcome, name: string | undefined, recordType: string | undefined, asSent?: string): void {
     const v = outcome.verdict;
-    const event: EgressEvent = {
+    // Filled in place, without the throwaway objects of conditional spreads: one event per
+    // query is on the hot path.
+    const event: { -readonly [K in keyof EgressEvent]: EgressEvent[K] } = {
       v: EVENT_SCHEMA_VERSION,
       ts: new Date(this.ctx.now()).toISOString(),
       id: this.ctx.newId(),
@@ -217,23 +279,28 @@ export class DnsQueryHandler {
       server: this.ctx.server,
       verdict: v.verdict,
       reasons: v.reasons,
-      ...(v.rule === undefined ? {} : { rule: v.rule }),
-      ...(v.leaks === undefined ? {} : { secretLeaks: v.leaks }),
-      ...(name === undefined ? {} : { name }),
-      ...(asSent === undefined || asSent === name ? {} : { nameAsSent: asSent.slice(0, 512) }),
-      ...(recordType === undefined ? {} : { recordType }),
       protocol: "dns",
       path: "dns",
       client: origin.address,
-      ...(outcome.ip === undefined ? {} : { ip: outcome.ip }),
-      ...(outcome.error === undefined ? {} : { error: outcome.error }),
     };
+    if (v.rule !== undefined) event.rule = v.rule;
+    if (v.leaks !== undefined) event.secretLeaks = v.leaks;
+    if (name !== undefined) event.name = name;
+    if (asSent !== undefined && asSent !== name) event.nameAsSent = asSent.slice(0, 512);
+    if (recordType !== undefined) event.recordType = recordType;
+    if (outcome.ip !== undefined) event.ip = outcome.ip;
+    if (outcome.error !== undefined) event.error = outcome.error;
     try {
       this.ctx.events.emit(event);
     } catch (err) {
       this.ctx.logger.error({ err }, "event sink failed");
     }
   }
+}
+
+/** An outcome whose response is the question and an rcode only, so a cached one can stand in. */
+function bare(verdict: Verdict, rcode: Rcode): Outcome {
+  return { verdict, rcode, source: { rcode } };
 }
 
 function aRecord(address: string, ttl: number): WireRecord {
