@@ -186,6 +186,7 @@ export function decide(ctx: DecisionContext, attempt: Attempt): Verdict {
   }
   // A credential shape is expected only where the frozen baseline saw this route carry it.
   const expected =
+    credentials.length > 0 &&
     ctx.baseline?.requests !== undefined &&
     name !== undefined &&
     attempt.port !== undefined &&
