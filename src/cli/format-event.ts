@@ -139,7 +139,7 @@ function verdictLabel(verdict: unknown): string {
 }
 
 const WARN_LIFECYCLE = new Set(["reload-failed"]);
-const WARN_RUNTIME = new Set(["sidecar-exited", "sidecar-restart-failed", "sidecar-given-up", "server-exited"]);
+const WARN_RUNTIME = new Set(["sidecar-exited", "sidecar-restart-failed", "sidecar-given-up", "server-exited", "cpu-limit-failed"]);
 
 function formatNotice(e: Fields, source: "sidecar" | "runtime"): { label: string; body: string } {
   const action = str(e["action"]) ?? "?";

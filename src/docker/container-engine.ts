@@ -184,6 +184,8 @@ export interface ContainerEngine {
   /** Idempotent: stopping a stopped or missing container is not an error. */
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   killContainer(id: string, signal: string): Promise<void>;
+  /** Sets a running (or created) container's CPU quota; 0 lifts it. */
+  updateCpuLimit(id: string, nanoCpus: number): Promise<void>;
   /** Forced and idempotent. */
   removeContainer(id: string): Promise<void>;
   inspectContainer(idOrName: string): Promise<ContainerInfo | undefined>;

@@ -217,6 +217,14 @@ export class DockerContainerEngine implements ContainerEngine {
     }
   }
 
+  async updateCpuLimit(id: string, nanoCpus: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).update({ NanoCpus: nanoCpus });
+    } catch (err) {
+      throw wrap(`update the CPU limit of ${id}`, err);
+    }
+  }
+
   async stopContainer(id: string, timeoutSeconds: number): Promise<void> {
     await tolerate(`stop ${id}`, () => this.docker.getContainer(id).stop({ t: timeoutSeconds }), undefined, [304]);
   }

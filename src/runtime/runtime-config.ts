@@ -61,6 +61,7 @@ const runtimeDefaults = {
   isolation: "runc" as const,
   transport: "stdio" as const,
   catchAll: false,
+  startCpuBoostMs: 1000,
   egressNetwork: "hangar-egress",
   trustedUpstreamRanges: [] as string[],
   sandboxSubnets: "10.213.0.0/16",
@@ -85,6 +86,13 @@ const runtime = z.strictObject({
    * hangar/netns image (ip and nft), run for a moment with NET_ADMIN at each start.
    */
   catchAll: z.boolean().default(false),
+  /**
+   * Start-up CPU boost, in ms: the sidecar runs without its CPU quota until it serves, and the
+   * server for this long after it is let go (memory and pids limits hold from the first
+   * instant). Node's start is a burst that a 0.5 CPU quota stretches to twice its length.
+   * A server gets its quota after this window whatever it does; 0 applies every quota at creation.
+   */
+  startCpuBoostMs: z.number().int().min(0).max(10_000).default(runtimeDefaults.startCpuBoostMs),
   /** The network sidecars use to reach declared destinations; created when missing. */
   egressNetwork: networkName.default(runtimeDefaults.egressNetwork),
   /** CIDRs whose addresses the sidecar may dial although they are private (internal APIs, tests). */

@@ -16,6 +16,7 @@ export interface RuntimeEvent {
     | "sidecar-restart-failed"
     | "sidecar-given-up"
     | "server-exited"
+    | "cpu-limit-failed"
     | "sandbox-stopped";
   readonly detail?: Readonly<Record<string, unknown>>;
 }

@@ -1,11 +1,12 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { Mode, Policy } from "../core/policy/policy-schema.js";
-import type { ContainerSpec, MountSpec, NetworkSpec } from "../docker/container-engine.js";
+import type { ContainerSpec, MountSpec, NetworkSpec, ResourceLimits } from "../docker/container-engine.js";
 import { hangarLabels, LABEL_OWNER, SHARED } from "../docker/labels.js";
 import { runtimeError } from "../docker/runtime-error.js";
 import { HangarError } from "../core/errors.js";
 import type { SidecarConfigInput } from "../sidecar/sidecar-config.js";
 import { toLimits } from "./resource-limits.js";
+import { GATE_MOUNT_FILE, gatedCommand } from "./start-gate.js";
 import { inspectBodyBytes, type RuntimeSettings } from "./runtime-config.js";
 import type { SandboxSubnet } from "./subnet-allocator.js";
 
@@ -141,6 +142,8 @@ export function sidecarContainerSpec(
     runtime: RuntimeSettings;
     /** Host folder holding policy.yaml (and baseline.json), mounted read-only at /etc/hangar. */
     policyDir: string;
+    /** Created without its CPU quota (runtime.startCpuBoostMs); the control plane sets it once the sidecar serves. */
+    cpuBoost?: boolean;
   } & SidecarOverrides,
 ): ContainerSpec {
   const { mode, capture, baseline, tls, secrets } = options;
@@ -156,7 +159,7 @@ export function sidecarContainerSpec(
     env: { HANGAR_SIDECAR_CONFIG: JSON.stringify(sidecarConfig({ subnet, runtime, ...overrides })) },
     endpoint: { network: sandboxNames(id).network, ipv4Address: subnet.sidecar, aliases: [SIDECAR_ALIAS] },
     tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=16m" },
-    limits: toLimits(limits),
+    limits: boosted(toLimits(limits), options.cpuBoost),
     sysctls: {
       // Binds 53 and declared ports < 1024 without any capability.
       "net.ipv4.ip_unprivileged_port_start": "0",
@@ -207,6 +210,10 @@ export function serverContainerSpec(options: {
   gvisor?: { readonly ociRuntime: string; readonly resolvConf: string };
   /** runtime.transport http: the bridge's bundle on the host, and the host folder where it makes its socket. */
   bridge?: { readonly file: string; readonly socketDir: string };
+  /** The start gate's file on the host (start-gate.ts): a node command waits for the control plane's line. */
+  gateFile?: string;
+  /** Created without its CPU quota (runtime.startCpuBoostMs); the control plane sets it after the boost. */
+  cpuBoost?: boolean;
 }): ContainerSpec {
   const { id, subnet, policy } = options;
   // Every common TLS stack in the server trusts the sandbox CA: Node adds ca.crt to its roots,
@@ -222,18 +229,15 @@ export function serverContainerSpec(options: {
           GIT_SSL_CAINFO: SERVER_CA_BUNDLE,
         };
   const proxy = `http://${subnet.sidecar}:${PROXY_PORT}`;
+  const command = serverCommand(options);
   return {
     ...HARDENING,
     name: sandboxNames(id).server,
     image: options.image.id,
     labels: labelsFor(id, "server"),
     hostname: policy.name,
-    ...(options.bridge !== undefined
-      ? { entrypoint: bridgedCommand(BRIDGE_MOUNT_FILE, `unix:${BRIDGE_SOCKET_DIR}/${BRIDGE_SOCKET_NAME}`, options.image, policy.name), cmd: [] }
-      : {
-          ...(options.image.entrypoint ? { entrypoint: options.image.entrypoint } : {}),
-          ...(options.image.cmd ? { cmd: options.image.cmd } : {}),
-        }),
+    ...(command.entrypoint !== undefined ? { entrypoint: command.entrypoint } : {}),
+    ...(command.cmd !== undefined ? { cmd: command.cmd } : {}),
     env: {
       // The root filesystem is read-only: a server that writes under $HOME gets the tmpfs.
       HOME: "/tmp",
@@ -251,10 +255,11 @@ export function serverContainerSpec(options: {
     // Docker's embedded resolver forwards to the sidecar; queries arrive from the server's own address.
     dns: [subnet.sidecar],
     tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
-    limits: toLimits(policy.server.resources),
+    limits: boosted(toLimits(policy.server.resources), options.cpuBoost),
     sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
     mounts: [
       ...policyMounts(policy, options.policyFile),
+      ...(command.gated && options.gateFile !== undefined ? [{ source: options.gateFile, target: GATE_MOUNT_FILE, readOnly: true }] : []),
       ...(options.caDir !== undefined ? [{ source: options.caDir, target: SERVER_CA_DIR, readOnly: true }] : []),
       ...(options.gvisor !== undefined ? [{ source: options.gvisor.resolvConf, target: "/etc/resolv.conf", readOnly: true }] : []),
       ...(options.bridge !== undefined
@@ -269,4 +274,28 @@ export function serverContainerSpec(options: {
     stopSignal: "SIGTERM",
     stopTimeoutSeconds: 5,
   };
+}
+
+/**
+ * The server's entrypoint and cmd: the bridge's when the transport is http, else the image's;
+ * with the start gate preloaded when a gate file is given and the command starts node.
+ */
+export function serverCommand(options: {
+  policy: Policy;
+  image: { readonly entrypoint?: readonly string[]; readonly cmd?: readonly string[] };
+  bridge?: { readonly file: string };
+  gateFile?: string;
+}): { entrypoint?: string[]; cmd?: string[]; gated: boolean } {
+  const plain =
+    options.bridge !== undefined
+      ? { entrypoint: bridgedCommand(BRIDGE_MOUNT_FILE, `unix:${BRIDGE_SOCKET_DIR}/${BRIDGE_SOCKET_NAME}`, options.image, options.policy.name), cmd: [] as string[] }
+      : { entrypoint: options.image.entrypoint && [...options.image.entrypoint], cmd: options.image.cmd && [...options.image.cmd] };
+  const gated = options.gateFile === undefined ? undefined : gatedCommand(plain.entrypoint);
+  const entrypoint = gated ?? plain.entrypoint;
+  return { ...(entrypoint !== undefined ? { entrypoint } : {}), ...(plain.cmd !== undefined ? { cmd: plain.cmd } : {}), gated: gated !== undefined };
+}
+
+/** Limits with the CPU quota lifted for a start-up boost (set later with ContainerEngine.updateCpuLimit). */
+function boosted(limits: ResourceLimits, boost: boolean | undefined): ResourceLimits {
+  return boost === true ? { ...limits, nanoCpus: 0 } : limits;
 }

@@ -23,6 +23,7 @@ import {
   COUNTERS_FILE_NAME,
   egressNetworkSpec,
   internalNetworkSpec,
+  serverCommand,
   serverContainerSpec,
   sidecarContainerSpec,
   type CaptureOverride,
@@ -33,10 +34,12 @@ import { DEFAULT_NETNS_IMAGE } from "../images/netns-image-builder.js";
 import { GatewayInstaller } from "./sandbox-gateway.js";
 import { sandboxSecrets } from "./sandbox-secrets.js";
 import { createSandboxCa, type CaMaterial } from "../sidecar/proxy/tls/sandbox-ca.js";
+import { GATE_FILE_NAME, GATE_OPEN_LINE, GATE_SOURCE } from "./start-gate.js";
 import { StartPhases } from "./start-phases.js";
 import { defaultStateDir } from "./state-dir.js";
 import { StartedSandbox } from "./started-sandbox.js";
 import { candidateSubnets, type SandboxSubnet } from "./subnet-allocator.js";
+import { toLimits } from "./resource-limits.js";
 import { bridgeBundlePath } from "../bridge/bridge-bundle.js";
 
 export interface SandboxDeps {
@@ -170,8 +173,13 @@ export class Sandbox {
       };
       // runtime.catchAll: set up once the server's netns exists, and again in each restarted sidecar's.
       let reinstallGateway = async (): Promise<void> => undefined;
+      // Start-up CPU boost: both containers are created without their CPU quota, set later.
+      const cpuBoost = settings.startCpuBoostMs > 0;
+      // The sidecar's container runs (its netns exists) before its node is ready: a gated server's catch-all routes go in meanwhile.
+      let sidecarRunning: (id: string | undefined) => void = () => undefined;
+      const sidecarContainer = new Promise<string | undefined>((resolveRunning) => (sidecarRunning = resolveRunning));
       const sidecarReady = phases.time("sidecar", async () => {
-        const sidecarId = await engine.createContainer(sidecarContainerSpec({ id, subnet, runtime: settings, policyDir, ...overrides }));
+        const sidecarId = await engine.createContainer(sidecarContainerSpec({ id, subnet, runtime: settings, policyDir, cpuBoost, ...overrides }));
         cleanup.push(() => engine.removeContainer(sidecarId));
         await engine.connectNetwork(sidecarId, { network: egress.name });
         const supervisor = new SidecarSupervisor({
@@ -187,46 +195,65 @@ export class Sandbox {
           now: this.now,
           countersFile: join(policyDir, COUNTERS_FILE_NAME),
           ...(settings.catchAll ? { afterRestart: () => reinstallGateway() } : {}),
+          onContainerStarted: () => sidecarRunning(sidecarId),
           ...(ca !== undefined || secrets.sidecar.length > 0
             ? { stdinLine: JSON.stringify({ ...(ca !== undefined ? { caCertPem: ca.certPem, caKeyPem: ca.keyPem } : {}), ...(secrets.sidecar.length > 0 ? { secrets: secrets.sidecar } : {}) }) }
             : {}),
         });
         cleanup.push(() => supervisor.stop(1));
         await supervisor.start();
+        // It serves: from now on it runs under its quota, restarts included (docker update persists).
+        if (cpuBoost) await phases.time("sidecar-limit", () => engine.updateCpuLimit(sidecarId, toLimits(settings.sidecar).nanoCpus));
         return { sidecarId, supervisor };
       });
 
-      // Created and attached while the sidecar starts: that needs only the network.
+      // Created and attached while the sidecar starts: that needs only the network. A node
+      // server is started too, held by its start gate (start-gate.ts) until the sidecar serves.
+      const gateFile = join(policyDir, GATE_FILE_NAME);
       const serverCreated = phases.time("server-create", async () => {
         const gvisor = await gvisorSettings(isolation, policyDir, subnet.sidecar);
         const bridge = bridgeFile === undefined ? undefined : { file: bridgeFile, socketDir: await bridgeSocketDir(policyDir) };
-        const serverId = await engine.createContainer(
-          serverContainerSpec({
-            id,
-            subnet,
-            policy,
-            policyFile: options.policyFile,
-            image: options.image,
-            secrets: secrets.serverEnv,
-            ...(caDir !== undefined ? { caDir } : {}),
-            ...(gvisor ? { gvisor } : {}),
-            ...(bridge ? { bridge } : {}),
-          }),
-        );
+        await writeFile(gateFile, GATE_SOURCE, { mode: 0o644 });
+        const serverOptions = {
+          id,
+          subnet,
+          policy,
+          policyFile: options.policyFile,
+          image: options.image,
+          secrets: secrets.serverEnv,
+          gateFile,
+          cpuBoost,
+          ...(caDir !== undefined ? { caDir } : {}),
+          ...(gvisor ? { gvisor } : {}),
+          ...(bridge ? { bridge } : {}),
+        };
+        const serverId = await engine.createContainer(serverContainerSpec(serverOptions));
         cleanup.push(() => engine.removeContainer(serverId));
         const stdio = await engine.attach(serverId, { stdin: true });
         cleanup.push(async () => stdio.close());
-        return { serverId, stdio };
+        const gated = serverCommand(serverOptions).gated;
+        if (gated) await phases.time("server-start", () => engine.startContainer(serverId));
+        return { serverId, stdio, gated };
       });
-      const [{ sidecarId, supervisor }, { serverId, stdio }] = await settled(sidecarReady, serverCreated);
-      // Started only once the sidecar serves: its first DNS query or connection finds it there.
-      await phases.time("server-start", () => engine.startContainer(serverId));
-      if (settings.catchAll) {
-        const gateway = new GatewayInstaller(engine, DEFAULT_NETNS_IMAGE, this.now);
+      // runtime.catchAll: the veth, nft rules and routes need both namespaces, not the sidecar's node.
+      const gateway = new GatewayInstaller(engine, DEFAULT_NETNS_IMAGE, this.now);
+      const installGateway = async (sidecarId: string, serverId: string): Promise<void> => {
         const target = { id, subnet, sidecarId, serverId, workDir: join(policyDir, "gateway") };
         reinstallGateway = async () => void (await gateway.install(target));
         await phases.time("gateway", () => gateway.install(target));
-      }
+      };
+      // A gated server runs (held) beside the sidecar's container: the routes go in while the sidecar's node starts.
+      const routed = serverCreated.then(async ({ serverId, gated }) => {
+        const sidecarId = settings.catchAll && gated ? await Promise.race([sidecarContainer, sidecarReady.then(() => undefined, () => undefined)]) : undefined;
+        if (sidecarId !== undefined) await installGateway(sidecarId, serverId);
+        return sidecarId !== undefined;
+      });
+      const [[{ sidecarId, supervisor }, { serverId, stdio, gated }], routedEarly] = await settled(settled(sidecarReady, serverCreated), routed);
+      // Not gated: started only once the sidecar serves, so its first DNS query or connection finds it there.
+      if (!gated) await phases.time("server-start", () => engine.startContainer(serverId));
+      if (settings.catchAll && !routedEarly) await installGateway(sidecarId, serverId);
+      // The gated server's code runs from here: the sidecar serves, and the catch-all routes are in.
+      if (gated) await writeLine(stdio, GATE_OPEN_LINE);
 
       logger.info({ server: id.server, run: id.run, network: network.name, sidecar: subnet.sidecar }, "sandbox started");
       events.publish(runtimeEvent(id.server, "sandbox-started", this.now(), { run: id.run, subnet: subnet.subnet, sidecar: subnet.sidecar, phases: phases.toJSON() }));
@@ -242,6 +269,7 @@ export class Sandbox {
         events,
         policyDir,
         policyFile: options.policyFile,
+        ...(cpuBoost ? { cpuBoost: { nanoCpus: toLimits(policy.server.resources).nanoCpus, ms: settings.startCpuBoostMs } } : {}),
         ...(bridgeFile !== undefined ? { mcpSocket: join(policyDir, "mcp", BRIDGE_SOCKET_NAME) } : {}),
         ...(watch !== undefined ? { watch } : {}),
         ...(options.removeEgressWhenUnused === true ? { removeEgressWhenUnused: true } : {}),
@@ -352,6 +380,13 @@ async function settled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
   if (ra.status === "rejected") throw ra.reason;
   if (rb.status === "rejected") throw rb.reason;
   return [ra.value, rb.value];
+}
+
+/** Written before the server may read it; a stdin that is gone fails the start. */
+async function writeLine(stdio: { readonly stdin: NodeJS.WritableStream | undefined }, line: string): Promise<void> {
+  const stdin = stdio.stdin;
+  if (stdin === undefined) throw runtimeError("HANGAR_DOCKER", "the server's stdin is not attached; its start gate cannot open");
+  await new Promise<void>((resolveWrite, reject) => stdin.write(line, (err) => (err ? reject(err) : resolveWrite())));
 }
 
 /** Whether any rule of the policy has the sidecar terminate TLS. */

@@ -32,6 +32,8 @@ export interface SidecarSupervisorOptions {
   readonly countersFile?: string;
   /** Runs after each restart, before it counts as done: a restarted container has a new netns to set up again (runtime.catchAll). */
   readonly afterRestart?: () => Promise<void>;
+  /** Called once the first launch's container runs (its netns exists), before it is ready. */
+  readonly onContainerStarted?: () => void;
 }
 
 const TAIL_LINES = 20;
@@ -108,6 +110,7 @@ export class SidecarSupervisor {
 
     const started = new Promise<void>((resolve) => (this.onStarted = resolve));
     await engine.startContainer(containerId);
+    if (this.restartCount === 0) this.options.onContainerStarted?.();
     if (this.options.stdinLine !== undefined) io.stdin?.write(`${this.options.stdinLine}\n`);
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([

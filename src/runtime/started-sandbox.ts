@@ -32,6 +32,8 @@ export interface SandboxParts {
   readonly watch?: OwnerWatch;
   /** At stop, also remove the egress network if Hangar created it and nothing else uses it (the last one out). */
   readonly removeEgressWhenUnused?: boolean;
+  /** The server started without its CPU quota (runtime.startCpuBoostMs): set to `nanoCpus` after `ms`. */
+  readonly cpuBoost?: { readonly nanoCpus: number; readonly ms: number };
 }
 
 /** After EOF on its stdin, how long the server gets to send its last answers and exit by itself. */
@@ -55,6 +57,12 @@ export class StartedSandbox implements AsyncDisposable {
   readonly serverId: string;
   /** Resolves with the server's exit code when its container stops (for any reason). */
   readonly serverExit: Promise<number>;
+  /**
+   * Resolves once the server runs under its CPU quota: at once without a start-up boost, else
+   * when the boost ends. If the quota cannot be set the server is killed (never left unbounded).
+   */
+  readonly cpuLimited: Promise<void>;
+  private boostTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -75,6 +83,26 @@ export class StartedSandbox implements AsyncDisposable {
     });
     // Nobody may be awaiting it; a failed wait must not become an unhandled rejection.
     this.serverExit.catch(() => undefined);
+    this.cpuLimited = parts.cpuBoost === undefined ? Promise.resolve() : this.endBoost(parts.cpuBoost);
+  }
+
+  private endBoost(boost: { readonly nanoCpus: number; readonly ms: number }): Promise<void> {
+    return new Promise<void>((resolveLimit) => {
+      this.boostTimer = setTimeout(() => {
+        this.boostTimer = undefined;
+        this.engine
+          .updateCpuLimit(this.serverId, boost.nanoCpus)
+          .catch(async (err: unknown) => {
+            if (this.stopping !== undefined) return;
+            this.logger.error({ err, server: this.server, run: this.run }, "could not set the server's CPU quota after its start-up boost; killing it");
+            this.parts.events.publish(runtimeEvent(this.server, "cpu-limit-failed", this.now(), { run: this.run }));
+            await this.engine.killContainer(this.serverId, "SIGKILL").catch(() => undefined);
+          })
+          .finally(resolveLimit);
+      }, boost.ms);
+      // The quota is moot once the sandbox stops; the timer must not hold the process either.
+      this.boostTimer.unref();
+    });
   }
 
   /** The server's stdin: write MCP messages here; end() closes it (the server sees EOF). */
@@ -161,6 +189,7 @@ export class StartedSandbox implements AsyncDisposable {
 
   private async teardown(): Promise<void> {
     const { parts, engine } = this;
+    clearTimeout(this.boostTimer);
     parts.stdio.stdin?.end();
     const errors: unknown[] = [];
     const attempt = async (what: string, op: () => Promise<unknown>): Promise<void> => {
