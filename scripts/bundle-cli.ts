@@ -57,6 +57,8 @@ await build({
   // dockerode is bundled (its BuildKit and ssh modules stay outside, loaded lazily: lazyCjs).
   external: ["better-sqlite3", "pino", "@peculiar/x509", "reflect-metadata", "tldts", ...LAZY_CJS.map((l) => l.real)],
   plugins: [lazyCjs],
+  minifyWhitespace: true,
+  minifySyntax: true,
   // CommonJS dependencies that call require() need one in an ES module.
   banner: { js: 'import { createRequire as __hangarCreateRequire } from "node:module";\nconst require = __hangarCreateRequire(import.meta.url);' },
   logLevel: "warning",

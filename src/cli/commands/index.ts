@@ -23,6 +23,7 @@ export const verbs: readonly LazyVerb[] = [
       ["schema", "Print the policy file's JSON Schema (for editors and CI)"],
     ],
     load: async () => (await import("./policy.js")).policyCommand,
+    loadSubcommand: { lint: async () => (await import("./policy-lint.js")).policyLintCommand },
   },
   {
     name: "baseline",
