@@ -1,4 +1,5 @@
 import { stat } from "node:fs/promises";
+import { join } from "node:path";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { BRIDGE_MCP_PATH } from "../bridge/bridge-args.js";
@@ -9,6 +10,7 @@ import type { Policy } from "../core/policy/policy-schema.js";
 import type { ServerImage } from "../images/build-progress.js";
 import { EventChannel } from "../runtime/event-channel.js";
 import { readLines } from "../runtime/json-lines.js";
+import { ServerLogStore } from "../runtime/server-log-store.js";
 import type { Sandbox } from "../runtime/sandbox.js";
 import type { SandboxEvent } from "../runtime/sandbox-events.js";
 import type { StartedSandbox } from "../runtime/started-sandbox.js";
@@ -175,8 +177,14 @@ export class DockerSandboxLauncher implements ServerLauncher {
     const secretValues = policy.server.secrets.map((name) => options.secretSource[name] ?? "").filter((v) => v !== "");
     const redact = secretValueReplacer(secretValues);
     const tail: string[] = [];
+    // Kept for `hangar logs` (<stateDir>/logs), during the run and after it, as `hangar run` keeps it.
+    const serverLog = await new ServerLogStore({ dir: join(options.stateDir, "logs") }).open(policy.name, sandbox.run).catch((err: unknown) => {
+      logger.warn({ err, server: policy.name }, "the server's stderr will not be kept for hangar logs");
+      return undefined;
+    });
     readLines(sandbox.stderr, (raw) => {
       const line = redact(raw.slice(0, MAX_STDERR_LINE));
+      serverLog?.write(line);
       logger.debug({ server: policy.name, line }, "server stderr");
       tail.push(line);
       if (tail.length > this.tailLines) tail.shift();
@@ -206,6 +214,7 @@ export class DockerSandboxLauncher implements ServerLauncher {
       inner = sandbox.mcpSocket === undefined ? new StreamClientTransport(sandbox.stdout, sandbox.stdin) : await this.bridgeTransport(policy.name, sandbox.mcpSocket, sandbox.serverExit, tail, options.signal);
     } catch (err) {
       await sandbox.stop().catch((e: unknown) => logger.warn({ err: e, server: policy.name }, "stopping a sandbox whose bridge never listened failed"));
+      serverLog?.close();
       channel.close();
       throw err;
     }
@@ -225,6 +234,7 @@ export class DockerSandboxLauncher implements ServerLauncher {
         try {
           await sandbox.stop();
         } finally {
+          serverLog?.close();
           finish({ reason: "stopped" });
           channel.close();
           instances.delete(instance);

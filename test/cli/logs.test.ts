@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -75,5 +75,23 @@ describe("hangar logs", () => {
     const result = await followed;
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.trimEnd().split("\n").map((l) => (JSON.parse(l) as { line: string }).line)).toEqual(["start", "later line", "last line"]);
+  });
+
+  it("with a Hangar configuration, also finds the logs `hangar serve` keeps under its gateway.stateDir", async () => {
+    const runState = await stateWith([["memory", "m1", ["from hangar run"]]]);
+    const configDir = mkdtempSync(join(tmpdir(), "hangar-config-"));
+    dirs.push(configDir);
+    writeFileSync(join(configDir, "hangar.yaml"), "version: 1\nservers: [github.yaml]\ngateway:\n  stateDir: served\n");
+    const served = new ServerLogStore({ dir: join(configDir, "served", "logs") });
+    const w = await served.open("github", "g1");
+    w.write("served line");
+    w.close();
+    const result = await logs(["github", "--config", join(configDir, "hangar.yaml")], runState);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe("served line\n");
+    // hangar run's own logs are still found beside them.
+    expect((await logs(["memory", "--config", join(configDir, "hangar.yaml")], runState)).stdout).toBe("from hangar run\n");
+    // Without the configuration, serve's logs are not where the verb looks.
+    expect((await logs(["github"], runState)).code).toBe(1);
   });
 });

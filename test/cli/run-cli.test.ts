@@ -35,8 +35,20 @@ describe("the verb list", () => {
     expect((await hangar(["--help"], { commands: counted })).code).toBe(0);
     expect((await hangar(["polcy"], { commands: counted })).stderr).toMatch(/did you mean "policy"/);
     expect(loaded).toEqual([]);
+    // policy lint loads its own code only (loadSubcommand), not the policy group's.
     expect(await hangar(["policy", "lint", "--help"], { commands: counted })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: hangar policy lint /) });
+    expect(loaded).toEqual([]);
+    expect(await hangar(["policy", "explain", "--help"], { commands: counted })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: hangar policy explain /) });
     expect(loaded).toEqual(["policy"]);
+  });
+
+  it("a sub-verb loaded on its own is the group's own sub-verb, and odd names still reach the group", async () => {
+    const policy = verbs.find((v) => v.name === "policy")!;
+    const own = await policy.loadSubcommand!["lint"]!();
+    const group = await policy.load();
+    expect(group.subcommands?.find((c) => c.name === "lint")).toBe(own);
+    // Not an own sub-verb: the group answers (here: an unknown command, exit 2), never Object.prototype.
+    expect(await hangar(["policy", "constructor"])).toMatchObject({ code: 2, stderr: expect.stringMatching(/unknown command/) });
   });
 });
 

@@ -1,11 +1,14 @@
+import { existsSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { selectorTerms } from "../../docker/labels.js";
+import { loadHangarConfigPaths } from "../../gateway/config/load-hangar-config.js";
 import { suggestKey } from "../../policy/suggest-key.js";
 import { ServerLogStore, type ServerLogEntry } from "../../runtime/server-log-store.js";
 import { defaultStateDir, STATE_DIR_ENV } from "../../runtime/state-dir.js";
 import { EXIT_FINDING, EXIT_OK, type CliIo, type Command } from "../command.js";
 import { defineCommand } from "../define-command.js";
+import { DEFAULT_CONFIG } from "./gateway-options.js";
 import { dockerUnavailableMessage, openDockerContext, type DockerVerbDeps } from "../docker-context.js";
 
 export interface LogsDeps extends DockerVerbDeps {
@@ -22,7 +25,8 @@ export function createLogsCommand(deps: LogsDeps = {}): Command {
     usage: "hangar logs <server|run> [--run <id>] [--follow] [--json] [--state-dir <dir>]",
     description:
       "Prints what the server of a sandbox wrote on stderr. `hangar run` keeps it under the state directory\n" +
-      "(<state-dir>/logs/<server>/<run>.log, at most 1 MiB per run and the newest 50 runs), so it is there\n" +
+      "(<state-dir>/logs/<server>/<run>.log, at most 1 MiB per run and the newest 50 runs), and `hangar serve`\n" +
+      "under hangar.yaml's gateway.stateDir (with --config, HANGAR_CONFIG or ./hangar.yaml), so it is there\n" +
       "while the sandbox runs and after it has ended. <server> shows its newest run; name a run (see\n" +
       "hangar ps) to see another. --follow keeps printing new lines until the sandbox ends (or Ctrl-C).",
     options: {
@@ -35,8 +39,9 @@ export function createLogsCommand(deps: LogsDeps = {}): Command {
     details: "Exit status: 0 when the log was shown, 1 when no run of that name or id has a log, 2 on a usage error.",
     async run({ values, positionals }, io) {
       const target = positionals[0]!;
-      const store = new ServerLogStore({ dir: join(values["state-dir"] !== undefined ? resolve(values["state-dir"]) : defaultStateDir(io.env), "logs") });
-      const entries = await store.list();
+      const stores = (await logDirs(values, io)).map((dir) => new ServerLogStore({ dir }));
+      const store = stores[0]!;
+      const entries = (await Promise.all(stores.map((s) => s.list()))).flat().sort((a, b) => b.modifiedMs - a.modifiedMs);
       const matches = entries.filter((e) => (e.run === target && values.run === undefined) || (e.server === target && (values.run === undefined || e.run === values.run)));
       const entry = matches[0];
       if (entry === undefined) {
@@ -69,6 +74,19 @@ export function createLogsCommand(deps: LogsDeps = {}): Command {
 }
 
 export const logsCommand = createLogsCommand();
+
+/**
+ * Where logs are looked for: --state-dir alone when given; else `hangar run`'s state directory
+ * and, when a Hangar configuration is named (--config, HANGAR_CONFIG) or ./hangar.yaml exists,
+ * the gateway's stateDir from it, where `hangar serve` keeps its servers' logs.
+ */
+async function logDirs(values: { readonly "state-dir"?: string | undefined; readonly config?: string | undefined }, io: CliIo): Promise<string[]> {
+  if (values["state-dir"] !== undefined) return [join(resolve(values["state-dir"]), "logs")];
+  const dirs = [join(defaultStateDir(io.env), "logs")];
+  const config = values.config ?? (existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined);
+  if (config !== undefined) dirs.push(join((await loadHangarConfigPaths(config)).stateDir, "logs"));
+  return [...new Set(dirs)];
+}
 
 function notFound(entries: readonly ServerLogEntry[], target: string, run: string | undefined, dir: string): string {
   if (entries.length === 0) return `no server logs in ${dir} (hangar run keeps each server's stderr there; --state-dir or ${STATE_DIR_ENV} names another place)`;

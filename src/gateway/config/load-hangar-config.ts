@@ -218,6 +218,8 @@ export interface HangarConfigPaths {
   readonly tokens: string;
   /** `approvals.requireDistinctGranter`: a requester may not grant their own request. */
   readonly requireDistinctGranter: boolean;
+  /** gateway.stateDir: where serve's sandboxes keep their policy copies and their servers' logs. */
+  readonly stateDir: string;
 }
 
 /**
@@ -239,5 +241,6 @@ export async function loadHangarConfigPaths(path: string): Promise<HangarConfigP
     status: resolve(dir, g.status),
     tokens: resolve(dir, g.tokens),
     requireDistinctGranter: parsed.data.approvals.requireDistinctGranter,
+    stateDir: resolve(dir, g.stateDir),
   };
 }
