@@ -1,7 +1,9 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { createInterface } from "node:readline";
+import { declaredHostCheck, describeArgumentViolations } from "../../core/gateway/argument-rules.js";
 import { describeArgumentFindings } from "../../core/gateway/argument-scan.js";
+import { describeResultFindings } from "../../core/gateway/result-scan.js";
 import type { Mode, Policy } from "../../core/policy/policy-schema.js";
 import { pipeGuardedStdio } from "../../gateway/guarded-stdio.js";
 import { ToolRulesGuard } from "../../gateway/tool-rules-guard.js";
@@ -27,7 +29,9 @@ export const runCommand = defineCommand({
     "Progress, the server's stderr and the sidecar's events go to stderr; stdout carries only MCP.\n" +
     "The server's stderr is also kept under the state directory ($HANGAR_STATE_DIR), for `hangar logs`.\n" +
     "The policy's tools section applies as under `hangar serve`: refused tools are left out of tools/list,\n" +
-    "and a call to one, or past tools.rateLimit, gets an MCP error without reaching the server.\n" +
+    "and a call to one, with arguments outside tools.arguments, or past tools.rateLimit, gets an MCP error\n" +
+    "without reaching the server; tool results with injection cues are reported, and withheld under\n" +
+    "tools.results: strict (ENFORCING).\n" +
     "When stdin closes, or on SIGINT/SIGTERM, everything is torn down.",
   options: {
     config: { type: "string", valueName: "<hangar.yaml>", description: "Runtime config (egress network, trusted ranges, sidecar limits)." },
@@ -121,8 +125,8 @@ export const runCommand = defineCommand({
       io.err(`hangar: warning: the server's stderr will not be kept for hangar logs: ${(err as Error).message}\n`);
       return undefined;
     });
-    // The arguments are scanned for credentials as under `hangar serve`, in the run's effective mode.
-    const bridged = bridge(sandbox, loaded.policy.tools, mode ?? loaded.policy.egress.mode, io, say, serverLog);
+    // Arguments and results are checked as under `hangar serve`, in the run's effective mode.
+    const bridged = bridge(sandbox, loaded.policy, mode ?? loaded.policy.egress.mode, io, say, serverLog);
     try {
       return await bridged.ended;
     } finally {
@@ -148,7 +152,7 @@ function isSandboxStarted(event: SandboxEvent): event is SandboxEvent & { detail
  */
 function bridge(
   sandbox: StartedSandbox,
-  tools: Policy["tools"],
+  policy: Policy,
   mode: Mode,
   io: CliIo,
   say: (text: string) => void,
@@ -161,13 +165,16 @@ function bridge(
   });
 
   const stdinClosed = new Promise<"stdin-closed">((resolve) => stdin.once("end", () => resolve("stdin-closed")));
-  const guard = new ToolRulesGuard({ server: sandbox.server, tools, now: () => Date.now(), arguments: { mode } });
+  const guard = new ToolRulesGuard({ server: sandbox.server, tools: policy.tools, now: () => Date.now(), arguments: { mode }, mode, declaredHost: declaredHostCheck(policy) });
   const unpipe = pipeGuardedStdio(
     guard,
     { fromClient: stdin, toClient: stdout, toServer: sandbox.stdin, fromServer: sandbox.stdout },
     {
       onRefused: (tool, error) => say(`hangar: tools/call ${JSON.stringify(tool)} refused: ${error.message}`),
       onFlagged: (tool, findings) => say(`hangar: tools/call ${JSON.stringify(tool)} would be refused (observing): ${describeArgumentFindings(findings)}`),
+      onRuled: (tool, violations) => say(`hangar: tools/call ${JSON.stringify(tool)} would be refused (observing): argument ${describeArgumentViolations(violations)}`),
+      onResult: ({ tool, verdict, findings }) =>
+        say(`hangar: result of tools/call ${JSON.stringify(tool)} ${verdict === "block" ? "withheld" : verdict === "would-block" ? "would be withheld (observing)" : "flagged"}: ${describeResultFindings(findings)}`),
       onOversize: (from, bytes) => io.err(`hangar: dropped a ${bytes}-byte MCP line from the ${from}: too long\n`),
     },
   );

@@ -1,5 +1,8 @@
 import { posix } from "node:path";
+import { parseIp } from "../ip.js";
 import { hostPatternMatches, normaliseHostName, parseHostPattern } from "../names.js";
+import { compilePolicy, findCidrRule, findHostRule } from "../policy/compiled-policy.js";
+import type { Policy } from "../policy/policy-schema.js";
 import { globMatches } from "./glob.js";
 
 /**
@@ -137,6 +140,15 @@ function failedCheck(check: ArgumentCheck, value: string, context: ArgumentRuleC
     }
   }
   return undefined;
+}
+
+/** The `declaredHost` of a server's policy: a name one of its egress host rules matches, or an IP inside one of its CIDR rules. */
+export function declaredHostCheck(policy: Policy): (host: string) => boolean {
+  const compiled = compilePolicy(policy);
+  return (host) => {
+    const ip = parseIp(host);
+    return ip !== undefined ? findCidrRule(compiled, ip) !== undefined : findHostRule(compiled, host) !== undefined;
+  };
 }
 
 /** An absolute path inside `dir` once `.` and `..` are resolved; a NUL byte or a relative path never is. */

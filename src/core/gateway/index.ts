@@ -53,5 +53,5 @@ export {
 } from "./manifest-scan.js";
 export { ARGUMENT_DETECTORS, describeArgumentFindings, scanArguments, type ArgumentDetector, type ArgumentFinding, type ArgumentScan, type ArgumentScanOptions } from "./argument-scan.js";
 export { DEFAULT_FLOW_LIMITS, describeChain, FlowTracker, labelsOf, type FlowCall, type FlowLimits, type FlowRule, type FlowViolation } from "./flow-tracker.js";
-export { checkArgumentRules, describeArgumentViolations, parseArgumentPath, withoutViolatingValues, type ArgumentCheck, type ArgumentRule, type ArgumentRuleViolation } from "./argument-rules.js";
-export { describeResultFindings, RESULT_FINDING_CODES, scanResult, type ResultFinding, type ResultFindingCode } from "./result-scan.js";
+export { checkArgumentRules, declaredHostCheck, describeArgumentViolations, parseArgumentPath, withoutViolatingValues, type ArgumentCheck, type ArgumentRule, type ArgumentRuleViolation } from "./argument-rules.js";
+export { decideResult, describeResultFindings, RESULT_FINDING_CODES, scanResult, type ResultFinding, type ResultFindingCode, type ResultVerdict } from "./result-scan.js";

@@ -1,3 +1,4 @@
+import type { Mode, Policy } from "../policy/policy-schema.js";
 import { firstHiddenCharacter, INSTRUCTION_CUES, matchCues, type CueSeverity, type TextCue } from "./injection-cues.js";
 
 /**
@@ -78,6 +79,22 @@ export function scanResult(result: unknown): ResultFinding[] {
   }
   if (budget.exceeded) add({ code: "RESULT_TOO_LARGE", severity: "medium", path: "$", cue: "too-large-to-scan" });
   return out;
+}
+
+/**
+ * What a server policy's `tools.results` (default "flag") makes of one tool result: undefined
+ * when it is not scanned or carries nothing; otherwise its findings and the verdict: "flag"
+ * (recorded, passed on), "block" (strict, ENFORCING: withheld from the client) or
+ * "would-block" (strict, OBSERVING). The one decision `hangar serve` and `hangar run` share.
+ */
+export type ResultVerdict = "flag" | "block" | "would-block";
+
+export function decideResult(result: unknown, results: Policy["tools"]["results"], mode: Mode): { verdict: ResultVerdict; findings: ResultFinding[] } | undefined {
+  const policy = results ?? "flag";
+  if (policy === "off") return undefined;
+  const findings = scanResult(result);
+  if (findings.length === 0) return undefined;
+  return { verdict: policy === "flag" ? "flag" : mode === "enforcing" ? "block" : "would-block", findings };
 }
 
 /** `RESULT_MODEL_INSTRUCTION at $.content[0].text [override-instructions]`, for messages. */
