@@ -175,6 +175,8 @@ export class Sandbox {
       let reinstallGateway = async (): Promise<void> => undefined;
       // Start-up CPU boost: both containers are created without their CPU quota, set later.
       const cpuBoost = settings.startCpuBoostMs > 0;
+      // runsc cannot change a running sandbox's limits (no `update`): a gVisor server gets its quota at creation.
+      const serverBoost = cpuBoost && ociRuntimeFor(isolation.isolation) === undefined;
       // The sidecar's container runs (its netns exists) before its node is ready: a gated server's catch-all routes go in meanwhile.
       let sidecarRunning: (id: string | undefined) => void = () => undefined;
       const sidecarContainer = new Promise<string | undefined>((resolveRunning) => (sidecarRunning = resolveRunning));
@@ -222,7 +224,7 @@ export class Sandbox {
           image: options.image,
           secrets: secrets.serverEnv,
           gateFile,
-          cpuBoost,
+          cpuBoost: serverBoost,
           ...(caDir !== undefined ? { caDir } : {}),
           ...(gvisor ? { gvisor } : {}),
           ...(bridge ? { bridge } : {}),
@@ -269,7 +271,7 @@ export class Sandbox {
         events,
         policyDir,
         policyFile: options.policyFile,
-        ...(cpuBoost ? { cpuBoost: { nanoCpus: toLimits(policy.server.resources).nanoCpus, ms: settings.startCpuBoostMs } } : {}),
+        ...(serverBoost ? { cpuBoost: { nanoCpus: toLimits(policy.server.resources).nanoCpus, ms: settings.startCpuBoostMs } } : {}),
         ...(bridgeFile !== undefined ? { mcpSocket: join(policyDir, "mcp", BRIDGE_SOCKET_NAME) } : {}),
         ...(watch !== undefined ? { watch } : {}),
         ...(options.removeEgressWhenUnused === true ? { removeEgressWhenUnused: true } : {}),

@@ -37,6 +37,7 @@ function recordingEngine(options: { sidecarExits?: boolean; updateFails?: readon
   const implemented: Partial<ContainerEngine> = {
     inspectImage: async (ref) => ({ id: "sha256:s", tags: [ref], repoDigests: [], labels: {} }),
     listContainers: async () => [],
+    ociRuntimes: async () => ["runc", "runsc"],
     listNetworks: async () => [],
     inspectNetwork: async () => undefined,
     createNetwork: async (spec) => {
@@ -184,6 +185,16 @@ describe("the start gate and the start-up CPU boost", () => {
     expect(calls.some((c) => c.startsWith("cpu "))).toBe(false);
     expect(calls.indexOf("start server")).toBeGreaterThan(calls.indexOf("sidecar ready"));
     expect(calls.some((c) => c.startsWith("stdin server"))).toBe(false);
+    await box.stop();
+  });
+
+  it("a gVisor server gets its quota at creation (runsc cannot update a running sandbox); its sidecar, on runc, is still boosted", async () => {
+    const { engine, calls, specs } = recordingEngine({});
+    const box = await (await startIn(engine, undefined, { entrypoint: ["node", "/srv/main.js"], runtime: { startCpuBoostMs: 20, isolation: "gvisor" } })).started;
+    expect(specs.get("server")?.limits?.nanoCpus).toBe(250_000_000);
+    expect(specs.get("sidecar")?.limits?.nanoCpus).toBe(0);
+    await box.cpuLimited;
+    expect(calls.filter((c) => c.startsWith("cpu "))).toEqual(["cpu sidecar 500000000"]);
     await box.stop();
   });
 });
