@@ -9,8 +9,9 @@
  *                                      [--a-flags="--node-flag ..."] [--b-flags="..."]
  *
  * The DNS case (only with --only dns) runs dnsperf (Debian's package) at each sidecar on
- * loopback, for the declared name and for an undeclared one; dnsperf is given the server's
- * address, so it resolves nothing itself.
+ * loopback, for the declared name, for an undeclared one, and for 10 000 distinct undeclared
+ * names (dnsperf loops over the file); dnsperf is given the server's address, so it resolves
+ * nothing itself.
  *
  * Without --b, B is a fresh build of src/ (see bench/rig.ts).
  */
@@ -86,12 +87,14 @@ async function main(): Promise<void> {
       const { result, cpu } = await measureCpu({ sidecar: s.pid }, () => dnsperf(s.dnsPort, file, RUN_MS));
       return { cpu: ((cpu.ms["sidecar"] ?? NaN) * 1000) / result.completed, rate: result.qps };
     };
-    const dnsFiles = { allowed: join(rig.dir, "dns-allowed.txt"), denied: join(rig.dir, "dns-denied.txt") };
+    const dnsFiles = { allowed: join(rig.dir, "dns-allowed.txt"), denied: join(rig.dir, "dns-denied.txt"), distinct: join(rig.dir, "dns-distinct.txt") };
     await writeFile(dnsFiles.allowed, "api.bench.test A\n");
     await writeFile(dnsFiles.denied, "undeclared.bench.test A\n");
+    // Never-repeated denied names, as a tunnelling sender sends them (bench/peers.ts's denied file).
+    await writeFile(dnsFiles.distinct, Array.from({ length: 10_000 }, (_, i) => `d${i}.denied.bench.test A\n`).join(""));
     const cases: [string, string, Case][] = [];
     if (flags.only === "dns") {
-      cases.push(["DNS allowed name", "µs/query", dns(dnsFiles.allowed)], ["DNS denied name", "µs/query", dns(dnsFiles.denied)]);
+      cases.push(["DNS allowed name", "µs/query", dns(dnsFiles.allowed)], ["DNS denied name", "µs/query", dns(dnsFiles.denied)], ["DNS distinct denied names", "µs/query", dns(dnsFiles.distinct)]);
       progress("warm-up (JIT, the name ledger)");
       for (const s of [a, b]) for (const file of Object.values(dnsFiles)) await dnsperf(s.dnsPort, file, 1000);
     }

@@ -1,4 +1,5 @@
 import { domainToASCII } from "node:url";
+import { NOT_PLAIN, normalisePlainHostName } from "./plain-host-name.js";
 
 // The only ASCII a raw host name may hold is letters, digits, "-", "_" and ".". Anything
 // else goes first: domainToASCII parses like a URL host, so it would cut at "/", "?", "#"
@@ -14,6 +15,12 @@ const NUMERIC_LABEL = /^(\d+|0x[0-9a-f]*)$/;
  * Returns undefined for anything that is not a valid DNS host name.
  */
 export function normaliseHostName(raw: string): string | undefined {
+  const plain = normalisePlainHostName(raw);
+  return plain === NOT_PLAIN ? normaliseHostNameByUrl(raw) : plain;
+}
+
+/** The full normalisation, through the URL parser; normaliseHostName skips it for plain names. */
+export function normaliseHostNameByUrl(raw: string): string | undefined {
   let name = raw.trim();
   if (name.endsWith(".")) name = name.slice(0, -1);
   if (name.length === 0 || name.length > 253 || FORBIDDEN_ASCII.test(name)) return undefined;

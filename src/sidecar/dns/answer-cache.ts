@@ -46,11 +46,16 @@ interface Template {
 const MAX_TEMPLATE_BYTES = 512;
 
 export class DnsAnswerCache {
-  private readonly normalised = new Map<string, string | undefined>();
-  private readonly decisions = new Map<string, PureDecision>();
-  private readonly templates = new Map<string, Template>();
+  /** Lowercase name → its normalised form, or null when it is not a host name. */
+  private readonly normalised: GenerationMap<string | null>;
+  private readonly decisions: GenerationMap<PureDecision>;
+  private readonly templates: GenerationMap<Template>;
 
-  constructor(private readonly maxEntries: number) {}
+  constructor(maxEntries: number) {
+    this.normalised = new GenerationMap(maxEntries);
+    this.decisions = new GenerationMap(maxEntries);
+    this.templates = new GenerationMap(maxEntries);
+  }
 
   /**
    * normaliseHostName of a plain (ASCII letters, digits, "-", "_") name given in lowercase, and
@@ -58,9 +63,10 @@ export class DnsAnswerCache {
    * kept, so a stream of fresh names (a scan, a tunnel) costs no more than without the cache.
    */
   normalise(lowerName: string): { readonly name: string | undefined; readonly repeated: boolean } {
-    if (this.normalised.has(lowerName)) return { name: this.normalised.get(lowerName), repeated: true };
+    const known = this.normalised.get(lowerName);
+    if (known !== undefined) return { name: known ?? undefined, repeated: true };
     const name = normaliseHostName(lowerName);
-    bounded(this.normalised, lowerName, name, this.maxEntries);
+    this.normalised.set(lowerName, name ?? null);
     return { name, repeated: false };
   }
 
@@ -69,7 +75,7 @@ export class DnsAnswerCache {
   }
 
   storeDecision(name: string, qtype: number, decision: PureDecision): void {
-    bounded(this.decisions, `${qtype}:${name}`, decision, this.maxEntries);
+    this.decisions.set(`${qtype}:${name}`, decision);
   }
 
   /** The cached response for this query and source, patched for it; undefined on a miss. */
@@ -98,7 +104,7 @@ export class DnsAnswerCache {
       ttlOffsets.push(offset + 6);
       offset += 12 + bytes.readUInt16BE(offset + 10);
     }
-    bounded(this.templates, templateKey(lowerName, query), { source, bytes: Buffer.from(bytes), ttlOffsets }, this.maxEntries);
+    this.templates.set(templateKey(lowerName, query), { source, bytes: Buffer.from(bytes), ttlOffsets });
   }
 }
 
@@ -128,13 +134,37 @@ function sameSource(a: AnswerSource, b: AnswerSource): boolean {
   return a.rcode === b.rcode && a.ips === b.ips && a.expiresAt === b.expiresAt;
 }
 
-/** Inserts at the young end of the Map's order, dropping the oldest entries beyond `max`. */
-function bounded<V>(map: Map<string, V>, key: string, value: V, max: number): void {
-  map.delete(key);
-  map.set(key, value);
-  while (map.size > max) {
-    const oldest = map.keys().next();
-    if (oldest.done === true) break;
-    map.delete(oldest.value);
+/**
+ * At most `max` entries in two generations of half that: inserts go to the young one, and a
+ * full young generation becomes the old one, whose entries all go at once. No per-insert
+ * eviction (a Map's oldest key is found by skipping its deleted slots), so a stream of fresh
+ * names pays one Map.set each. An entry read from the old generation moves to the young one.
+ */
+class GenerationMap<V> {
+  private young = new Map<string, V>();
+  private old = new Map<string, V>();
+  private readonly half: number;
+
+  constructor(max: number) {
+    this.half = Math.max(1, Math.floor(max / 2));
+  }
+
+  get(key: string): V | undefined {
+    const value = this.young.get(key);
+    if (value !== undefined) return value;
+    const aged = this.old.get(key);
+    if (aged !== undefined) {
+      this.old.delete(key);
+      this.set(key, aged);
+    }
+    return aged;
+  }
+
+  set(key: string, value: V): void {
+    if (!this.young.has(key) && this.young.size >= this.half) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(key, value);
   }
 }

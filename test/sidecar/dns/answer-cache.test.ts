@@ -76,6 +76,25 @@ describe("DnsAnswerCache: a cached response patched for the next query", () => {
     expect(cache.decision("a.example", QTYPE.A)).toBeUndefined();
     expect(cache.decision("c.example", QTYPE.A)?.verdict).toEqual(verdict);
   });
+
+  it("keeps an entry that is read while fresh ones stream past, and drops the one never read again", () => {
+    const cache = new DnsAnswerCache(4);
+    const verdict = { verdict: "block", reasons: ["undeclared-host"] } as const;
+    for (const name of ["a.example", "b.example", "c.example"]) cache.storeDecision(name, QTYPE.A, { verdict });
+    expect(cache.decision("a.example", QTYPE.A)?.verdict).toEqual(verdict);
+    for (const name of ["d.example", "e.example"]) cache.storeDecision(name, QTYPE.A, { verdict });
+    expect(cache.decision("a.example", QTYPE.A)?.verdict).toEqual(verdict);
+    expect(cache.decision("b.example", QTYPE.A)).toBeUndefined();
+    expect(cache.decision("e.example", QTYPE.A)?.verdict).toEqual(verdict);
+  });
+
+  it("normalises a plain name once, says when it was asked before, and refuses what is not a host name", () => {
+    const cache = new DnsAnswerCache(16);
+    expect(cache.normalise("api.example.com")).toEqual({ name: "api.example.com", repeated: false });
+    expect(cache.normalise("api.example.com")).toEqual({ name: "api.example.com", repeated: true });
+    expect(cache.normalise("127.0.0.1")).toEqual({ name: undefined, repeated: false });
+    expect(cache.normalise("127.0.0.1")).toEqual({ name: undefined, repeated: true });
+  });
 });
 
 describe("DnsServer with its answer cache", () => {
