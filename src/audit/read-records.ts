@@ -15,6 +15,8 @@ import { RECORD_COLUMNS } from "./schema.js";
 export interface ScanResult {
   readonly logId: string;
   readonly count: number;
+  /** The last record's seq in the snapshot scanned (0 for an empty log): a later scan with afterSeq = headSeq misses nothing. */
+  readonly headSeq: number;
 }
 
 interface Row {
@@ -35,8 +37,10 @@ export function scanAuditLog(path: string, filter: RecordFilter, visit: (record:
     // Without a filter on data, SQLite can stop at the limit itself.
     const limit = Number.isFinite(max) && !filtersData(filter) ? ` LIMIT ${max}` : "";
     let count = 0;
+    let headSeq = 0;
     db.exec("BEGIN");
     try {
+      headSeq = (db.prepare("SELECT seq FROM records ORDER BY seq DESC LIMIT 1").get() as { seq: number } | undefined)?.seq ?? 0;
       for (const row of db.prepare(`SELECT ${RECORD_COLUMNS} FROM records ${where} ORDER BY seq${limit}`).iterate(...params)) {
         if (count >= max) break;
         const r = row as Row;
@@ -51,7 +55,7 @@ export function scanAuditLog(path: string, filter: RecordFilter, visit: (record:
     } finally {
       db.exec("COMMIT");
     }
-    return { logId, count };
+    return { logId, count, headSeq };
   } finally {
     db.close();
   }

@@ -1,8 +1,9 @@
 import type { Logger } from "pino";
-import { checkApproval, type Approval, type ApprovalCheck } from "../core/gateway/approvals.js";
+import type { AuditRecord } from "../core/audit/audit-record.js";
+import { checkApproval, foldApprovals, type Approval, type ApprovalCheck } from "../core/gateway/approvals.js";
 import type { PinnedManifest } from "../core/gateway/manifest-digest.js";
 import type { RunPins } from "../core/gateway/source-pins.js";
-import { manifestPinnedEntry, readApprovals } from "./approval-ledger.js";
+import { manifestPinnedEntry, readApprovalRecords } from "./approval-ledger.js";
 import type { AuditWriter } from "./audit-writer.js";
 
 /**
@@ -12,6 +13,8 @@ import type { AuditWriter } from "./audit-writer.js";
  */
 export class ApprovalGate {
   private cache: { at: number; approvals: Map<string, Approval> } | undefined;
+  /** The approval records read so far, and up to where: each re-read scans only what was appended since. */
+  private ledger: { logId: string; headSeq: number; records: AuditRecord[] } | undefined;
   private readonly checks = new Map<string, { approvals: Map<string, Approval>; check: ApprovalCheck }>();
 
   constructor(
@@ -49,7 +52,7 @@ export class ApprovalGate {
     try {
       // Our own unflushed entries (a pin just written) must be visible to the read.
       this.audit.flush();
-      approvals = readApprovals(this.audit.path);
+      approvals = this.readApprovals();
     } catch (err) {
       // Fail closed: an unreadable log approves nothing.
       this.logger.error({ err }, "cannot read approvals from the audit log; treating every server as unapproved");
@@ -57,5 +60,27 @@ export class ApprovalGate {
     }
     this.cache = { at: now, approvals };
     return approvals;
+  }
+
+  /**
+   * The log holds every call's record, so reading it whole each time grew with its size (45 ms
+   * at 100k records, every second). Approval records are few: they are kept, and only records
+   * after the last head read are scanned. Another log at the path (a new id, or a head behind
+   * the one read) is read from the start.
+   */
+  private readApprovals(): Map<string, Approval> {
+    const known = this.ledger;
+    const read = readApprovalRecords(this.audit.path, known?.headSeq ?? 0);
+    if (read === undefined) {
+      this.ledger = undefined;
+      return new Map();
+    }
+    if (known !== undefined && (read.logId !== known.logId || read.headSeq < known.headSeq)) {
+      this.ledger = undefined;
+      return this.readApprovals();
+    }
+    const records = known === undefined ? read.records : [...known.records, ...read.records];
+    this.ledger = { logId: read.logId, headSeq: read.headSeq, records };
+    return foldApprovals(records);
   }
 }

@@ -12,12 +12,18 @@ import type { ApprovalPins } from "../core/gateway/source-pins.js";
  * writing is an audit entry like any other.
  */
 export function readApprovals(auditPath: string): Map<string, Approval> {
-  if (!existsSync(auditPath)) return new Map();
+  const read = readApprovalRecords(auditPath);
+  return read === undefined ? new Map() : foldApprovals(read.records);
+}
+
+/** The records approvals fold from (approvals and manifest pins) after `afterSeq`, and the head of the log they were read from; undefined without a log. */
+export function readApprovalRecords(auditPath: string, afterSeq = 0): { logId: string; headSeq: number; records: AuditRecord[] } | undefined {
+  if (!existsSync(auditPath)) return undefined;
   const records: AuditRecord[] = [];
-  scanAuditLog(auditPath, { kinds: ["approval", "policy"] }, (record) => {
+  const { logId, headSeq } = scanAuditLog(auditPath, { kinds: ["approval", "policy"], afterSeq }, (record) => {
     if (record.kind === "approval" || (record.data as unknown as PolicyData).action === MANIFEST_PINNED_ACTION) records.push(record);
   });
-  return foldApprovals(records);
+  return { logId, headSeq, records };
 }
 
 /** `policyText`: the validated policy as YAML, kept beside the pins so `approve list --diff` can show its lines. */

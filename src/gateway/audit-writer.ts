@@ -10,9 +10,15 @@ import type { AuditEntry } from "../core/audit/audit-record.js";
  * loses at most the last interval's records (a power loss may lose more; see the audit
  * README on synchronous=NORMAL). A failed append is logged and counted; the calls
  * themselves are not failed by it.
+ *
+ * writeDeferred queues a builder instead of an entry: it runs when its batch is appended,
+ * in queue order, so the work of building a record (a tool call's redaction and result
+ * summary) is not done while the client waits for its answer either.
  */
+export type DeferredEntry = () => AuditEntry;
+
 export class AuditWriter {
-  private queue: AuditEntry[] = [];
+  private queue: (AuditEntry | DeferredEntry)[] = [];
   private scheduled: NodeJS.Timeout | undefined;
   private failures = 0;
   private closed = false;
@@ -34,8 +40,21 @@ export class AuditWriter {
   }
 
   write(entry: AuditEntry): void {
+    this.enqueue(entry);
+  }
+
+  /**
+   * Queues `build`, called once when its batch is appended (or on flush). It must capture
+   * only values nobody changes in the meantime. A builder that throws is logged, and its
+   * place in the log holds an `audit-entry-failed` record instead.
+   */
+  writeDeferred(build: DeferredEntry): void {
+    this.enqueue(build);
+  }
+
+  private enqueue(entry: AuditEntry | DeferredEntry): void {
     if (this.closed) {
-      this.logger.error({ kind: entry.kind }, "audit entry after close; dropped");
+      this.logger.error({ kind: typeof entry === "function" ? "deferred" : entry.kind }, "audit entry after close; dropped");
       return;
     }
     this.queue.push(entry);
@@ -53,13 +72,22 @@ export class AuditWriter {
       this.scheduled = undefined;
     }
     if (this.queue.length === 0 || this.store.closed) return;
-    const batch = this.queue;
+    const batch = this.queue.map((entry) => (typeof entry === "function" ? this.build(entry) : entry));
     this.queue = [];
     try {
       this.store.appendBatch(batch);
     } catch (err) {
       this.failures += 1;
       this.logger.error({ err, entries: batch.length }, "audit append failed; entries lost");
+    }
+  }
+
+  private build(deferred: DeferredEntry): AuditEntry {
+    try {
+      return deferred();
+    } catch (err) {
+      this.logger.error({ err }, "building an audit entry failed; recorded as audit-entry-failed");
+      return { kind: "policy", data: { action: "audit-entry-failed", detail: { error: err instanceof Error ? err.message : String(err) } } };
     }
   }
 

@@ -5,12 +5,10 @@ import type { InFlightCalls } from "../core/audit/attribution.js";
 import type { ToolCallOutcome } from "../core/audit/audit-record.js";
 import { toolCallEntry } from "../core/audit/entries.js";
 import { HangarError, isHangarError } from "../core/errors.js";
-import { parseIp } from "../core/ip.js";
-import { compilePolicy, findCidrRule, findHostRule } from "../core/policy/compiled-policy.js";
 import { describeApprovalCheck } from "../core/gateway/approvals.js";
-import { checkArgumentRules, withoutViolatingValues } from "../core/gateway/argument-rules.js";
+import { checkArgumentRules, declaredHostCheck, withoutViolatingValues } from "../core/gateway/argument-rules.js";
 import { scanArguments } from "../core/gateway/argument-scan.js";
-import { scanResult } from "../core/gateway/result-scan.js";
+import { decideResult } from "../core/gateway/result-scan.js";
 import { labelsOf, type FlowTracker } from "../core/gateway/flow-tracker.js";
 import { exposedResourceUri, parseResourceUri, serverOf } from "../core/gateway/namespacing.js";
 import type { Rbac } from "../core/gateway/rbac.js";
@@ -287,11 +285,7 @@ export class Gateway {
   private declaredHosts(server: GovernedServer): (host: string) => boolean {
     let check = this.hostChecks.get(server.name);
     if (check === undefined) {
-      const compiled = compilePolicy(server.policy);
-      check = (host) => {
-        const ip = parseIp(host);
-        return ip !== undefined ? findCidrRule(compiled, ip) !== undefined : findHostRule(compiled, host) !== undefined;
-      };
+      check = declaredHostCheck(server.policy);
       this.hostChecks.set(server.name, check);
     }
     return check;
@@ -303,10 +297,9 @@ export class Gateway {
    */
   private screenResult(call: PendingCall, server: GovernedServer, tool: string, result: UpstreamResult): HangarError | undefined {
     const policy = server.policy.tools.results ?? "flag";
-    if (policy === "off") return undefined;
-    const findings = scanResult(result);
-    if (findings.length === 0) return undefined;
-    const verdict = policy === "flag" ? "flag" : server.mode === "enforcing" ? "block" : "would-block";
+    const decided = decideResult(result, policy, server.mode);
+    if (decided === undefined) return undefined;
+    const { verdict, findings } = decided;
     this.deps.audit.write({
       kind: "policy",
       data: {
@@ -407,29 +400,36 @@ export class Gateway {
     return err;
   }
 
-  /** `tool` is the upstream name, undefined when the exposed name resolved to none. */
+  /**
+   * `tool` is the upstream name, undefined when the exposed name resolved to none. The audit
+   * record is built (redaction, result summary) when its batch is appended, after the answer
+   * went out: what it is built from is fixed here, and neither the arguments nor the result
+   * are changed after the call.
+   */
   private record(call: PendingCall, server: GovernedServer | undefined, tool: string | undefined, outcome: ToolCallOutcome, extra: { result?: unknown; error?: string; errorCode?: string; reached?: boolean }): void {
     const endedAt = this.deps.now();
     const serverName = server?.name ?? serverOf(call.exposed) ?? "";
-    const entry = toolCallEntry(
-      {
-        callId: call.callId,
-        identity: call.caller.identity,
-        ...(call.caller.session !== undefined ? { session: call.caller.session } : {}),
-        server: serverName,
-        tool: tool ?? call.exposed,
-        arguments: call.args ?? {},
-        ...(extra.result !== undefined ? { result: extra.result } : {}),
-        durationMs: endedAt - call.startedAt,
-        outcome,
-        ...(extra.error !== undefined ? { error: extra.error } : {}),
-        ts: new Date(endedAt).toISOString(),
-      },
-      { secretValues: [...(server?.secretValues ?? []), ...(call.redact ?? [])] },
+    const secretValues = call.redact === undefined ? (server?.secretValues ?? []) : [...(server?.secretValues ?? []), ...call.redact];
+    this.deps.audit.writeDeferred(() =>
+      toolCallEntry(
+        {
+          callId: call.callId,
+          identity: call.caller.identity,
+          ...(call.caller.session !== undefined ? { session: call.caller.session } : {}),
+          server: serverName,
+          tool: tool ?? call.exposed,
+          arguments: call.args ?? {},
+          ...(extra.result !== undefined ? { result: extra.result } : {}),
+          durationMs: endedAt - call.startedAt,
+          outcome,
+          ...(extra.error !== undefined ? { error: extra.error } : {}),
+          ts: new Date(endedAt).toISOString(),
+        },
+        { secretValues },
+      ),
     );
-    this.deps.audit.write(entry);
     const reached = extra.result !== undefined || extra.reached === true;
-    call.span.set({ "hangar.reached": reached });
+    if (call.span.recording) call.span.set({ "hangar.reached": reached });
     call.span.end(outcome, outcome === "ok" ? undefined : (extra.errorCode ?? outcome));
     this.deps.metrics.toolCall(serverName, tool ?? "(unknown)", outcome, reached ? (endedAt - call.startedAt) / 1000 : undefined);
     server?.countCall(outcome, extra.error);

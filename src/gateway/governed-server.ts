@@ -83,6 +83,8 @@ export class GovernedServer implements PeerServer {
   private digests: { revision: number; tools: Readonly<Record<string, string>> } | undefined;
   private live = false;
   private view: { basis: string; view: ManifestView } | undefined;
+  /** What the view was last checked against: the approval check and the peers' revisions (see currentView). */
+  private viewChecked: { check: ApprovalCheck; peers: readonly PeerServer[] | undefined; peerRevisions: number } | undefined;
   private readonly reported = new Set<string>();
   private readonly calls = emptyCallCounts();
   private readonly egress = emptyEgressCounts();
@@ -154,9 +156,18 @@ export class GovernedServer implements PeerServer {
   currentView(): ManifestView | undefined {
     if (this.manifest === undefined) return undefined;
     const check = this.approval();
+    // Every call asks (several times): unless the approval check (the gate hands out the same
+    // object until it re-reads the approvals) or a peer's manifest moved, the view stands.
+    // Revisions only grow, so their sum moves whenever one does.
+    const fleet = this.deps.peers?.();
+    let peerRevisions = 0;
+    for (const p of fleet ?? []) peerRevisions += p.manifestRevision;
+    const checked = this.viewChecked;
+    if (this.view !== undefined && checked !== undefined && checked.check === check && checked.peers === fleet && checked.peerRevisions === peerRevisions) return this.view.view;
+    this.viewChecked = { check, peers: fleet, peerRevisions };
     const approval = check.status === "unapproved" ? undefined : check.approval;
     const pinned = approval?.pins.manifest;
-    const peers = (this.deps.peers?.() ?? []).filter((p) => p.name !== this.name);
+    const peers = (fleet ?? []).filter((p) => p.name !== this.name);
     // Rebuilt when the approval, its pin or its per-tool grants change, or a peer's tools do.
     const basis = `${approval?.id ?? "-"}:${pinned?.digest ?? "-"}:${JSON.stringify(approval?.grantedTools ?? {})}:${peers.map((p) => `${p.name}@${p.manifestRevision}`).join(",")}`;
     if (this.view === undefined || this.view.basis !== basis) {

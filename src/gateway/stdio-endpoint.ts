@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { Logger } from "pino";
 import type { Gateway } from "./gateway.js";
 import { createSessionServer } from "./mcp-endpoint.js";
+import { StdioServerLineTransport } from "./stdio-server-transport.js";
 
 /**
  * The gateway over stdio: one session, run as the configured identity (hangar.yaml's
@@ -18,7 +18,8 @@ export interface StdioEndpoint {
 
 export async function serveStdio(gateway: Gateway, options: { identity: string; stdin: Readable; stdout: Writable; version: string; logger: Logger }): Promise<StdioEndpoint> {
   const session = randomUUID();
-  const transport = new StdioServerTransport(options.stdin, options.stdout);
+  // Lines are parsed once; the SDK's Protocol and Server validate each message (see stdio-server-transport.ts).
+  const transport = new StdioServerLineTransport(options.stdin, options.stdout);
   const server = createSessionServer(gateway, () => ({ identity: options.identity, session }), { version: options.version, logger: options.logger });
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
