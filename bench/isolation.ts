@@ -39,6 +39,7 @@ import { AttackerSession as JsonLineSession, ensureFixtureImage, FIXTURES_IMAGE 
 import { withFileLock } from "../test/docker/support/file-lock.js";
 import { ensureCliSidecarImage, writeRunConfig } from "../test/docker/support/hangar-cli.js";
 import { HangarRunSession } from "../test/docker/support/hangar-run-session.js";
+import { TestResolver } from "../test/docker/support/test-resolver.js";
 import { makeTestPki } from "../test/support/tls.js";
 import { cpuMsOf } from "./cpu.js";
 import { median } from "./load.js";
@@ -74,6 +75,8 @@ interface Bench {
   readonly fixtures: ImageInfo;
   readonly sidecarImage: string;
   readonly labels: Record<string, string>;
+  /** The sidecars' only upstream resolver (writeRunConfig finds it too): never the engine's, which forwards off this machine. */
+  readonly resolver: TestResolver;
 }
 
 interface LoadResult {
@@ -101,7 +104,8 @@ async function setUp(): Promise<Bench> {
   const egress = await engine.createNetwork({ ...egressNetworkSpec(`hangar-egress-${run}`), labels });
   const dir = await mkdtemp(join(tmpdir(), `hangar-bench-${run}-`));
   await chmod(dir, 0o755);
-  return { engine, run, dir, egress, fixtures, sidecarImage, labels };
+  const resolver = await TestResolver.start(engine, { name: `hangar-${run}-upstream-dns`, image: fixtures.id, network: egress, labels, dir: join(dir, "resolver") });
+  return { engine, run, dir, egress, fixtures, sidecarImage, labels, resolver };
 }
 
 async function tearDown(b: Bench): Promise<void> {
@@ -122,9 +126,12 @@ async function startUpstreams(b: Bench, pki: { cert: string; key: string }): Pro
       user: SANDBOX_USER,
       init: true,
       sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
-      endpoint: { network: b.egress.name, aliases: [alias] },
+      endpoint: { network: b.egress.name },
     });
     await b.engine.startContainer(id);
+    const ip = (await b.engine.inspectContainer(id))?.addresses[b.egress.name];
+    if (ip === undefined) throw new Error(`upstream ${alias} has no address on the egress network`);
+    b.resolver.register([alias], ip);
   }
   await sleep(1000);
 }
@@ -174,7 +181,7 @@ async function sandboxFor(b: Bench, isolation: Isolation, clientDir: string): Pr
   const policyFile = join(b.dir, `bench-${isolation}.yaml`);
   await writeFile(policyFile, stringify(input));
   const runtime = RuntimeConfigSchema.parse({
-    runtime: { egressNetwork: b.egress.name, trustedUpstreamRanges: b.egress.subnets.map((s) => s.subnet), sidecar: { image: b.sidecarImage } },
+    runtime: { egressNetwork: b.egress.name, trustedUpstreamRanges: b.egress.subnets.map((s) => s.subnet), upstreamResolvers: b.resolver.upstreamResolvers, sidecar: { image: b.sidecarImage } },
   });
   return new Sandbox({ engine: b.engine, logger: silentLogger() }).start({
     policy: PolicySchema.parse(input),

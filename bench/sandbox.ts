@@ -43,6 +43,7 @@ import { AttackerSession as JsonLineSession, ensureFixtureImage, FIXTURES_IMAGE 
 import { withFileLock } from "../test/docker/support/file-lock.js";
 import { ensureCliSidecarImage, hangarCliCommand, writeRunConfig, type HangarCliCommand } from "../test/docker/support/hangar-cli.js";
 import { HangarRunSession } from "../test/docker/support/hangar-run-session.js";
+import { TestResolver } from "../test/docker/support/test-resolver.js";
 import { cpuMsOf } from "./cpu.js";
 import { median } from "./load.js";
 
@@ -81,6 +82,8 @@ interface Bench {
   readonly fixtures: ImageInfo;
   readonly sidecarImage: string;
   readonly labels: Record<string, string>;
+  /** The sidecars' only upstream resolver (writeRunConfig finds it too): never the engine's, which forwards off this machine. */
+  readonly resolver: TestResolver;
 }
 
 interface LoadResult {
@@ -123,7 +126,8 @@ async function setUp(): Promise<Bench> {
   const labels = hangarLabels({ server: "bench", role: "test", run });
   const egress = await engine.createNetwork({ ...egressNetworkSpec(`hangar-egress-${run}`), labels });
   const dir = await mkdtemp(join(tmpdir(), `hangar-bench-${run}-`));
-  return { docker, engine, run, dir, egress, fixtures, sidecarImage, labels };
+  const resolver = await TestResolver.start(engine, { name: `hangar-${run}-upstream-dns`, image: fixtures.id, network: egress, labels, dir: join(dir, "resolver") });
+  return { docker, engine, run, dir, egress, fixtures, sidecarImage, labels, resolver };
 }
 
 async function tearDown(b: Bench): Promise<void> {
@@ -287,11 +291,13 @@ async function startUpstream(b: Bench): Promise<string> {
     env: { NAME: "bench", PORT: String(UPSTREAM_PORT) },
     user: SANDBOX_USER,
     init: true,
+    // The Docker alias is for the direct client, a plain container on the egress network; sidecars ask our resolver.
     endpoint: { network: b.egress.name, aliases: [UPSTREAM_HOST] },
   });
   await b.engine.startContainer(id);
   const ip = (await b.engine.inspectContainer(id))?.addresses[b.egress.name];
   if (ip === undefined) throw new Error("the upstream has no address on the egress network");
+  b.resolver.register([UPSTREAM_HOST], ip);
   for (let i = 0; ; i++) {
     const ok = await fetch(`http://${ip}:${UPSTREAM_PORT}/__count`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
     if (ok) return ip;
@@ -339,7 +345,7 @@ async function overhead(b: Bench): Promise<Overhead> {
   const policyFile = join(b.dir, "bench-load.yaml");
   await writeFile(policyFile, stringify(policyInput));
   const runtime = RuntimeConfigSchema.parse({
-    runtime: { egressNetwork: b.egress.name, trustedUpstreamRanges: b.egress.subnets.map((s) => s.subnet), sidecar: { image: b.sidecarImage } },
+    runtime: { egressNetwork: b.egress.name, trustedUpstreamRanges: b.egress.subnets.map((s) => s.subnet), upstreamResolvers: b.resolver.upstreamResolvers, sidecar: { image: b.sidecarImage } },
   });
   const box = await new Sandbox({ engine: b.engine, logger: silentLogger() }).start({
     policy: PolicySchema.parse(policyInput),

@@ -22,6 +22,8 @@ beforeAll(async () => {
   const egress = await env.egressNetwork();
   // This file's run id labels them, so env.cleanup() removes them whatever happens.
   upstreams = await startDemoUpstreams(env.engine, { network: egress.name, run: env.run });
+  // The sandbox's sidecar asks this file's resolver (the demo's Docker aliases serve docker compose users).
+  await env.registerUpstreams([upstreams.allowed, upstreams.evil]);
 }, 600_000);
 
 afterAll(async () => {

@@ -53,7 +53,7 @@ beforeAll(async () => {
       servers: [`policies/${server}.yaml`],
       identity: "local-user",
       audit: { path: ".hangar/audit.db" },
-      runtime: { egressNetwork: egress.name, sidecar: { image: TEST_SIDECAR_IMAGE } },
+      runtime: { egressNetwork: egress.name, upstreamResolvers: await env.upstreamResolvers(), sidecar: { image: TEST_SIDECAR_IMAGE } },
       rbac: { roles: { all: { allow: ["*"] } }, bindings: { "*": ["all"] } },
       gateway: { startTimeoutMs: 180_000, callTimeoutMs: 30_000, healthIntervalMs: 0, idleTimeoutMs: 0 },
       flows: [{ name: "toxic-flow", deny: { after: ["reads-private"], call: ["writes-public"] } }],

@@ -57,7 +57,7 @@ beforeAll(async () => {
       servers: [`policies/${server}.yaml`],
       identity: "local-user",
       audit: { path: ".hangar/audit.db" },
-      runtime: { egressNetwork: egress.name, trustedUpstreamRanges: egress.subnets.map((s) => s.subnet), sidecar: { image: TEST_SIDECAR_IMAGE } },
+      runtime: { egressNetwork: egress.name, trustedUpstreamRanges: egress.subnets.map((s) => s.subnet), upstreamResolvers: await env.upstreamResolvers(), sidecar: { image: TEST_SIDECAR_IMAGE } },
       rbac: { roles: { all: { allow: ["*"] } }, bindings: { "*": ["all"] } },
       gateway: { startTimeoutMs: 120_000, callTimeoutMs: 30_000, healthIntervalMs: 0, idleTimeoutMs: 0 },
     }),

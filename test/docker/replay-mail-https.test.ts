@@ -75,6 +75,7 @@ beforeAll(async () => {
       runtime: {
         egressNetwork: egress.name,
         trustedUpstreamRanges: egress.subnets.map((s) => s.subnet),
+        upstreamResolvers: await env.upstreamResolvers(),
         sidecar: { image: env.sidecarImage },
         upstreamCaFile: "./mail-api-ca.pem",
       },

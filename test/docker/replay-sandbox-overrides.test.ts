@@ -75,8 +75,9 @@ describe("Sandbox.start with a baseline or a capture override", () => {
     const missing = await start(join(dir, "missing.json"));
     expect(isHangarError(missing, "HANGAR_CONFIG_INVALID")).toBe(true);
     expect((missing as Error).message).toMatch(/missing\.json: no such file/);
-    // Nothing of a sandbox was created (this file's egress network is the test's own).
-    expect((await env.leftovers()).filter((o) => o !== `network ${runtime.runtime.egressNetwork}`)).toEqual([]);
+    // Nothing of a sandbox was created (this file's egress network and resolver are the test's own).
+    const own = [`network ${runtime.runtime.egressNetwork}`, `container ${(await env.resolver()).name}`];
+    expect((await env.leftovers()).filter((o) => !own.includes(o))).toEqual([]);
   });
 
   it.runIf(realSidecarSourceExists())("mounts the policy's own baseline.file (relative to the policy) and the sidecar enforces it", async () => {

@@ -40,6 +40,8 @@ describe.each(ISOLATIONS)("isolation %s", (isolation: Isolation) => {
     const egress = await env.egressNetwork();
     // Labelled with this file's run: env.cleanup() removes them whatever happens.
     upstreams = await startDemoUpstreams(env.engine, { network: egress.name, run: env.run });
+    // The sidecar asks this file's resolver, never the engine's.
+    await env.registerUpstreams([upstreams.allowed, upstreams.evil]);
     const state = await env.stateRoot();
     // Through hangar.yaml's runtime.isolation: the operator-wide setting is what runs here.
     const config = await writeRunConfig(join(state, "hangar.yaml"), { egress, sidecarImage, isolation });

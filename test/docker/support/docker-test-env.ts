@@ -19,6 +19,7 @@ import { RuntimeConfigSchema, type RuntimeConfig } from "../../../src/runtime/ru
 import { egressNetworkSpec } from "../../../src/runtime/sandbox-specs.js";
 import { withFileLock } from "./file-lock.js";
 import { ensureTestSidecarImage } from "./sidecar-image.js";
+import { requireOurResolvers, TestResolver } from "./test-resolver.js";
 
 export const FIXTURES_IMAGE = "hangar-test/fixtures:local";
 export const STUB_SIDECAR_IMAGE = "hangar-test/stub-sidecar:local";
@@ -41,9 +42,13 @@ export class DockerTestEnv {
   readonly logger: Logger = silentLogger();
   private egress: Promise<NetworkInfo> | undefined;
   private stateDir: Promise<string> | undefined;
+  private ourResolver: Promise<TestResolver> | undefined;
 
   private constructor(
+    /** Refuses to create a sidecar whose upstream resolvers are not containers of this file (see requireOurResolvers). */
     readonly engine: ContainerEngine,
+    /** Addresses of the containers this file started on its egress network. */
+    private readonly ours: Set<string>,
     readonly fixtures: ImageInfo,
     readonly sidecarImage: string,
     /** True when the real sidecar (src/sidecar/main.ts) is built into sidecarImage. */
@@ -55,14 +60,49 @@ export class DockerTestEnv {
     const engine = new DockerContainerEngine(new Dockerode());
     await engine.ping();
     const images = await prepareTestImages(engine);
-    return new DockerTestEnv(engine, images.fixtures, images.sidecarImage, images.realSidecar);
+    const ours = new Set<string>();
+    return new DockerTestEnv(requireOurResolvers(engine, (ip) => ours.has(ip)), ours, images.fixtures, images.sidecarImage, images.realSidecar);
   }
 
-  /** A per-file egress network, so tests never depend on (or disturb) a shared one. */
+  /** A per-file egress network, so tests never depend on (or disturb) a shared one; with this file's resolver on it. */
   async egressNetwork(): Promise<NetworkInfo> {
+    const network = await this.network();
+    // writeRunConfig finds the resolver by the network: whoever holds the network has one.
+    await this.resolver();
+    return network;
+  }
+
+  private network(): Promise<NetworkInfo> {
     // Memoised as a promise: concurrent callers share one network.
     this.egress ??= this.engine.createNetwork({ ...egressNetworkSpec(`hangar-egress-${this.run}`), labels: this.labels() });
     return this.egress;
+  }
+
+  /** The resolver every sidecar of this file asks (see TestResolver); its log tells what they asked. */
+  resolver(): Promise<TestResolver> {
+    this.ourResolver ??= (async () => {
+      const resolver = await TestResolver.start(this.engine, {
+        name: `hangar-${this.run}-upstream-dns`,
+        image: this.fixtures.id,
+        network: await this.network(),
+        labels: this.labels(),
+        dir: join(await this.stateRoot(), "resolver"),
+      });
+      this.ours.add(resolver.ip);
+      return resolver;
+    })();
+    return this.ourResolver;
+  }
+
+  /** Upstreams started elsewhere (the demo's, which carry Docker aliases for docker compose users): answered by this file's resolver too. */
+  async registerUpstreams(upstreams: ReadonlyArray<{ readonly name: string; readonly ip: string }>): Promise<void> {
+    const resolver = await this.resolver();
+    for (const upstream of upstreams) resolver.register([upstream.name], upstream.ip);
+  }
+
+  /** runtime.upstreamResolvers for a hangar.yaml a test writes itself. */
+  async upstreamResolvers(): Promise<string[]> {
+    return (await this.resolver()).upstreamResolvers;
   }
 
   labels(): Record<string, string> {
@@ -75,6 +115,7 @@ export class DockerTestEnv {
       runtime: {
         egressNetwork: egress.name,
         trustedUpstreamRanges: egress.subnets.map((s) => s.subnet),
+        upstreamResolvers: await this.upstreamResolvers(),
         sidecar: { image: this.sidecarImage, ...(overrides.maxRestarts !== undefined ? { maxRestarts: overrides.maxRestarts } : {}) },
       },
     });
@@ -99,9 +140,13 @@ export class DockerTestEnv {
     return this.stateDir;
   }
 
-  /** Starts one of our fixture programs on the egress network. */
+  /**
+   * Starts one of our fixture programs on the egress network. `aliases`: names this file's
+   * resolver answers with its address (the sidecars' only resolver). They are not Docker
+   * aliases: nothing of ours resolves them through the engine's resolver.
+   */
   async runFixture(program: string, options: { name: string; env?: Record<string, string>; sysctls?: Record<string, string>; aliases?: string[] }): Promise<RunningFixture> {
-    const egress = await this.egressNetwork();
+    const egress = await this.network();
     const id = await this.engine.createContainer({
       name: `hangar-${this.run}-${options.name}`,
       image: this.fixtures.id,
@@ -110,13 +155,15 @@ export class DockerTestEnv {
       env: options.env ?? {},
       user: "10001:10001",
       init: true,
-      endpoint: { network: egress.name, ...(options.aliases ? { aliases: options.aliases } : {}) },
+      endpoint: { network: egress.name },
       ...(options.sysctls ? { sysctls: options.sysctls } : {}),
     });
     await this.engine.startContainer(id);
     const info = await this.engine.inspectContainer(id);
     const ip = info?.addresses[egress.name];
     if (ip === undefined) throw new Error(`fixture ${options.name} has no address on ${egress.name}`);
+    this.ours.add(ip);
+    if (options.aliases !== undefined) (await this.resolver()).register(options.aliases, ip);
     return { id, ip };
   }
 

@@ -69,6 +69,8 @@ export async function openGatewayProject(env: DockerTestEnv, options: { gateway?
 
   const egress = await env.egressNetwork();
   const upstreams = await startDemoUpstreams(env.engine, { network: egress.name, run: env.run });
+  // The sidecars ask this file's resolver, not the engine's (which knows the demo's Docker aliases).
+  await env.registerUpstreams([upstreams.allowed, upstreams.evil]);
   const tagged = await preTagServerImages(env, [
     ["everything.yaml", everything],
     ["filesystem.yaml", filesystem],
@@ -86,6 +88,7 @@ export async function openGatewayProject(env: DockerTestEnv, options: { gateway?
         egressNetwork: egress.name,
         // The demo upstreams live on this private network; the sidecar may dial them.
         trustedUpstreamRanges: egress.subnets.map((s) => s.subnet),
+        upstreamResolvers: await env.upstreamResolvers(),
         sidecar: { image: TEST_SIDECAR_IMAGE },
       },
       rbac: { roles: { all: { allow: ["*"] } }, bindings: { "*": ["all"] } },
@@ -168,7 +171,7 @@ export interface ServeHttp {
   stop(): Promise<number | null>;
 }
 
-export async function startServeHttp(project: GatewayProject): Promise<ServeHttp> {
+export async function startServeHttp(project: Pick<GatewayProject, "config" | "hangarArgs" | "childEnv">): Promise<ServeHttp> {
   const child = spawn(process.execPath, project.hangarArgs("serve", "--config", project.config, "--http", "127.0.0.1:0"), { stdio: ["ignore", "ignore", "pipe"], env: project.childEnv() });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => void (stderr += chunk.toString()));

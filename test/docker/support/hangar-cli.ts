@@ -7,6 +7,7 @@ import { hangarPackageRoot } from "../../../src/images/package-root.js";
 import { SidecarImageBuilder } from "../../../src/images/sidecar-image-builder.js";
 import { withFileLock } from "./file-lock.js";
 import { TEST_SIDECAR_IMAGE } from "./sidecar-image.js";
+import { TestResolver } from "./test-resolver.js";
 
 /**
  * How tests and benches start the real `hangar` CLI as a process, and the sidecar image it
@@ -71,12 +72,19 @@ export async function ensureCliSidecarImage(engine: ContainerEngine): Promise<st
   return tag;
 }
 
-/** A hangar.yaml for spawned CLIs: the given egress network, its subnets trusted (our upstreams live there). */
+/**
+ * A hangar.yaml for spawned CLIs: the given egress network, its subnets trusted (our upstreams
+ * live there), and the resolver of ours started on it as the sidecars' only upstream resolver
+ * (DockerTestEnv.egressNetwork starts one; a bench starts its own). None there: it throws.
+ */
 export async function writeRunConfig(file: string, options: { egress: NetworkInfo; sidecarImage: string; isolation?: "runc" | "gvisor" }): Promise<string> {
+  const resolver = TestResolver.on(options.egress.name);
+  if (resolver === undefined) throw new Error(`no resolver of ours on ${options.egress.name}: the sidecars would ask the engine's, which forwards off this machine`);
   const runtime = {
     ...(options.isolation !== undefined ? { isolation: options.isolation } : {}),
     egressNetwork: options.egress.name,
     trustedUpstreamRanges: options.egress.subnets.map((s) => s.subnet),
+    upstreamResolvers: resolver.upstreamResolvers,
     sidecar: { image: options.sidecarImage },
   };
   await writeFile(file, stringify({ version: 1, runtime }));

@@ -67,6 +67,7 @@ export async function startUpstream(
     name: alias.replace(/\./g, "-"),
     env: { NAME: alias, ...(tls !== undefined ? { PORT: "443", TLS_CERT: tls.cert, TLS_KEY: tls.key } : { PORT: "80" }) },
     sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
+    // Answered by this file's resolver, the sidecars' only one.
     aliases: [alias],
   });
   const counter = async (): Promise<{ count: number; seen: SeenRequest[] }> => {
