@@ -8,6 +8,7 @@ import Dockerode from "dockerode";
 import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO_ALLOWED_HOST, DEMO_EVIL_HOST } from "../../src/cli/demo-upstreams.js";
+import { GATE_MOUNT_FILE } from "../../src/runtime/start-gate.js";
 import { selectorTerms } from "../../src/docker/labels.js";
 import { BRIDGE_MOUNT_FILE } from "../../src/runtime/sandbox-specs.js";
 import { eventually, textOf } from "../gateway/support/harness.js";
@@ -67,7 +68,8 @@ describe("hangar serve with runtime.transport http", () => {
       const [server] = await env.engine.listContainers({ labels: selectorTerms({ server: name, role: "server" }) });
       expect(server, `the server container of ${name}`).toBeDefined();
       const info = await docker.getContainer(server!.id).inspect();
-      expect(info.Config.Entrypoint?.slice(0, 5)).toEqual(["node", BRIDGE_MOUNT_FILE, "--listen", "unix:/run/hangar-mcp/mcp.sock", "--"]);
+      // The bridge starts under the start gate (src/runtime/start-gate.ts), like any node server.
+      expect(info.Config.Entrypoint?.slice(0, 7)).toEqual(["node", "--require", GATE_MOUNT_FILE, BRIDGE_MOUNT_FILE, "--listen", "unix:/run/hangar-mcp/mcp.sock", "--"]);
       expect(info.HostConfig.PortBindings ?? {}).toEqual({});
       expect(Object.keys(info.NetworkSettings.Networks)).toEqual([expect.stringMatching(new RegExp(`^hangar-${name}-[0-9a-f]+-net$`))]);
       expect(info.HostConfig.ReadonlyRootfs).toBe(true);

@@ -73,7 +73,8 @@ describe("hangar logs", () => {
     const phases = session.stderrLines.find((l) => l.startsWith("hangar: start phases: "));
     const names = [...(phases ?? "").matchAll(/(\S+) (\d+) ms/g)].map((m) => m[1]);
     // (Steps run side by side are listed as they end: compared as a set.)
-    expect(names.sort()).toEqual(["cli", "policy", "docker", "images", "checks", "reap+egress", "network", "server-create", "sidecar", "server-start", "sandbox"].sort());
+    // sidecar-limit: the sidecar's CPU quota set once it serves (runtime.startCpuBoostMs).
+    expect(names.sort()).toEqual(["cli", "policy", "docker", "images", "checks", "reap+egress", "network", "server-create", "sidecar", "sidecar-limit", "server-start", "sandbox"].sort());
     const logFile = join(stateDir, "logs", box.server, `${box.run}.log`);
     await waitFor("the server's first stderr line in its log", async () => (await readFile(logFile, "utf8").catch(() => "")).includes(STDERR_LINE));
     // What the CLI printed as [everything] lines is what was kept.
