@@ -23,7 +23,6 @@ import {
   COUNTERS_FILE_NAME,
   egressNetworkSpec,
   internalNetworkSpec,
-  serverCommand,
   serverContainerSpec,
   sidecarContainerSpec,
   type CaptureOverride,
@@ -215,8 +214,7 @@ export class Sandbox {
       const serverCreated = phases.time("server-create", async () => {
         const gvisor = await gvisorSettings(isolation, policyDir, subnet.sidecar);
         const bridge = bridgeFile === undefined ? undefined : { file: bridgeFile, socketDir: await bridgeSocketDir(policyDir) };
-        await writeFile(gateFile, GATE_SOURCE, { mode: 0o644 });
-        const serverOptions = {
+        const spec = serverContainerSpec({
           id,
           subnet,
           policy,
@@ -228,12 +226,14 @@ export class Sandbox {
           ...(caDir !== undefined ? { caDir } : {}),
           ...(gvisor ? { gvisor } : {}),
           ...(bridge ? { bridge } : {}),
-        };
-        const serverId = await engine.createContainer(serverContainerSpec(serverOptions));
+        });
+        // Gated when its command starts node (serverCommand): then, and only then, the gate is mounted.
+        const gated = spec.mounts?.some((m) => m.source === gateFile) === true;
+        if (gated) await writeFile(gateFile, GATE_SOURCE, { mode: 0o644 });
+        const serverId = await engine.createContainer(spec);
         cleanup.push(() => engine.removeContainer(serverId));
         const stdio = await engine.attach(serverId, { stdin: true });
         cleanup.push(async () => stdio.close());
-        const gated = serverCommand(serverOptions).gated;
         if (gated) await phases.time("server-start", () => engine.startContainer(serverId));
         return { serverId, stdio, gated };
       });

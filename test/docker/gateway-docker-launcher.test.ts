@@ -12,6 +12,7 @@ import { NpmStager } from "../../src/images/npm-stager.js";
 import { ServerImageBuilder } from "../../src/images/server-image-builder.js";
 import { loadPolicyFile } from "../../src/policy/index.js";
 import { Sandbox } from "../../src/runtime/sandbox.js";
+import { ServerLogStore } from "../../src/runtime/server-log-store.js";
 import { DockerTestEnv, ROOT, waitFor } from "./support/docker-test-env.js";
 
 /**
@@ -92,6 +93,11 @@ describe("DockerSandboxLauncher", () => {
     expect(names.slice(0, 2)).toEqual(["lifecycle:started", "runtime:sandbox-started"]);
     expect(names.at(-1)).toBe("runtime:sandbox-stopped");
     expect(await objectsOf(policy.name)).toEqual([]);
+    // Its stderr is kept for `hangar logs` under the state directory, after the sandbox is gone.
+    const store = new ServerLogStore({ dir: join(await env.stateRoot(), "logs") });
+    const [entry] = (await store.list()).filter((e) => e.server === policy.name);
+    expect(entry).toBeDefined();
+    expect(await store.read(entry!)).toMatch(/Starting default \(STDIO\) server/);
   });
 
   it("ends `exited` with the exit code of a killed server; the next launch of that server first removes the dead sandbox", async () => {
