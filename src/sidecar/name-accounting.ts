@@ -35,6 +35,9 @@ export interface NameAccountingSnapshot {
 
 export const DEFAULT_BUDGET_WINDOW_MS = 3_600_000;
 
+/** What observe() returns for every name under no wildcard: no counts, one shared object. */
+export const NO_FACTS: NameFacts = Object.freeze({});
+
 export class NameAccounting {
   private readonly asked: SubdomainRate;
   private readonly lookedUp: SubdomainRate;
@@ -51,7 +54,7 @@ export class NameAccounting {
    */
   observe(policy: CompiledPolicy, name: string): NameFacts {
     const rule = findHostRule(policy, name);
-    if (rule?.pattern.kind !== "wildcard") return {};
+    if (rule?.pattern.kind !== "wildcard") return NO_FACTS;
     const unique = this.asked.observe(rule.text, name, nameBits(labelsUnder(rule.pattern, name)));
     return {
       uniqueSubdomainsPerMinute: unique,

@@ -20,6 +20,8 @@ export interface ResolvedName {
 export interface NameResolver {
   /** Resolve `name` (normalised) to IPv4 addresses, from the ledger when fresh. Throws HangarError HANGAR_DNS_UPSTREAM. */
   resolve(name: string): Promise<ResolvedName>;
+  /** What resolve() would give at once from a fresh ledger entry for `name` (normalised), or undefined. */
+  peek?(name: string): ResolvedName | undefined;
 }
 
 export interface SidecarContext {

@@ -76,12 +76,16 @@ describe("EventWriter", () => {
     expect(lines()).toHaveLength(3);
   });
 
-  it("flushes on its own after the turn with the default scheduler", async () => {
+  it("flushes on its own a few milliseconds later with the default scheduler, gathering what came meanwhile", async () => {
     const writes: string[] = [];
     const writer = new EventWriter({ out: { write: (c: string) => writes.push(c) } });
     writer.emit(event(0));
-    writer.emit(event(1));
     await new Promise((r) => setImmediate(r));
+    // Later turns (a request's close comes in another turn than its decide) join the same write.
+    writer.emit(event(1));
+    expect(writes).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 20));
     expect(writes).toHaveLength(1);
+    expect(writes[0]!.split("\n").filter((l) => l.length > 0)).toHaveLength(2);
   });
 });

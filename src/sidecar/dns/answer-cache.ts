@@ -11,7 +11,7 @@ import type { DnsQuery, Rcode } from "./dns-message.js";
  *   counts for such a name, so decide() sees the same attempt every time and its verdict
  *   cannot change until the snapshot does. Names under a wildcard carry per-query rates
  *   (tunnelling, budget) and are decided afresh on every query;
- * - the encoded response, keyed by (name, type, EDNS or not) and tied to the answer it was
+ * - the encoded response, keyed by (name, type, EDNS or not; class IN only) and tied to the answer it was
  *   built from (rcode, and for A answers the very ledger entry: its address array and
  *   expiry). Every send copies it and patches what differs per query: the ID, the RD flag,
  *   the question bytes as sent (0x20 casing) and the TTL left on the ledger entry, which is
@@ -24,8 +24,8 @@ export interface PureDecision {
   lookup?: boolean;
   /** Whether an A query for the name would be answered (NODATA rather than NXDOMAIN), once needed. */
   answerable?: boolean;
-  /** The rebinding re-decision for the ledger answer `ips` (by identity). */
-  rebound?: { readonly ips: readonly string[]; readonly verdict: Verdict };
+  /** The rebinding re-decision for the ledger answer `ips` (by identity), and its IPv4 addresses. */
+  rebound?: { readonly ips: readonly string[]; readonly ipv4: readonly string[]; readonly verdict: Verdict };
 }
 
 /** What a response was built from; a cached response is reused only for the same source. */
@@ -45,16 +45,34 @@ interface Template {
 /** Largest response cached: it fits every transport's limit, so it is never one that was truncated. */
 const MAX_TEMPLATE_BYTES = 512;
 
+/** What is kept for one name: decisions by query type, responses by query type and EDNS. */
+interface NameEntry {
+  decisions?: Map<number, PureDecision>;
+  templates?: Map<number, Template>;
+}
+
+/** A normalised question name, and whether the name was asked before. */
+interface Normalised {
+  readonly name: string | undefined;
+  repeated: boolean;
+}
+
+const CLASS_IN = 1;
+
 export class DnsAnswerCache {
-  /** Lowercase name → its normalised form, or null when it is not a host name. */
-  private readonly normalised: GenerationMap<string | null>;
-  private readonly decisions: GenerationMap<PureDecision>;
-  private readonly templates: GenerationMap<Template>;
+  /** Lowercase name → its normalised form (name undefined when it is not a host name). */
+  private readonly normalised: GenerationMap<Normalised>;
+  /**
+   * Decisions (keyed by normalised name) and responses (keyed by lowercase name): one entry per
+   * name, so a query costs one lookup with the name's own string, no key built from parts. A
+   * name's lowercase and normalised forms are nearly always the same text, and either way what
+   * is kept is a pure function of that text.
+   */
+  private readonly names: GenerationMap<NameEntry>;
 
   constructor(maxEntries: number) {
     this.normalised = new GenerationMap(maxEntries);
-    this.decisions = new GenerationMap(maxEntries);
-    this.templates = new GenerationMap(maxEntries);
+    this.names = new GenerationMap(maxEntries);
   }
 
   /**
@@ -64,23 +82,27 @@ export class DnsAnswerCache {
    */
   normalise(lowerName: string): { readonly name: string | undefined; readonly repeated: boolean } {
     const known = this.normalised.get(lowerName);
-    if (known !== undefined) return { name: known ?? undefined, repeated: true };
-    const name = normaliseHostName(lowerName);
-    this.normalised.set(lowerName, name ?? null);
-    return { name, repeated: false };
+    if (known !== undefined) {
+      known.repeated = true;
+      return known;
+    }
+    const fresh: Normalised = { name: normaliseHostName(lowerName), repeated: false };
+    this.normalised.set(lowerName, fresh);
+    return fresh;
   }
 
   decision(name: string, qtype: number): PureDecision | undefined {
-    return this.decisions.get(`${qtype}:${name}`);
+    return this.names.get(name)?.decisions?.get(qtype);
   }
 
   storeDecision(name: string, qtype: number, decision: PureDecision): void {
-    this.decisions.set(`${qtype}:${name}`, decision);
+    (this.entry(name).decisions ??= new Map()).set(qtype, decision);
   }
 
   /** The cached response for this query and source, patched for it; undefined on a miss. */
   response(lowerName: string, query: DnsQuery, source: AnswerSource, ttl: number): Buffer | undefined {
-    const hit = this.templates.get(templateKey(lowerName, query));
+    if (query.qclass !== CLASS_IN) return undefined;
+    const hit = this.names.get(lowerName)?.templates?.get(templateKey(query));
     if (hit === undefined || !sameSource(hit.source, source)) return undefined;
     const out = Buffer.allocUnsafe(hit.bytes.length);
     hit.bytes.copy(out);
@@ -95,7 +117,7 @@ export class DnsAnswerCache {
   storeResponse(lowerName: string, query: DnsQuery, source: AnswerSource, bytes: Buffer): void {
     // A truncated (TC) response was cut for this transport's limit; a bad EDNS version gets no answers.
     const truncated = (bytes[2]! & 0x02) !== 0;
-    if (truncated || bytes.length > MAX_TEMPLATE_BYTES || (query.edns !== undefined && query.edns.version !== 0)) return;
+    if (query.qclass !== CLASS_IN || truncated || bytes.length > MAX_TEMPLATE_BYTES || (query.edns !== undefined && query.edns.version !== 0)) return;
     const answers = bytes.readUInt16BE(6);
     const ttlOffsets: number[] = [];
     // Our answers are owned by a 2-byte pointer to the question: pointer, type, class, TTL, rdlength, rdata.
@@ -104,7 +126,13 @@ export class DnsAnswerCache {
       ttlOffsets.push(offset + 6);
       offset += 12 + bytes.readUInt16BE(offset + 10);
     }
-    this.templates.set(templateKey(lowerName, query), { source, bytes: Buffer.from(bytes), ttlOffsets });
+    (this.entry(lowerName).templates ??= new Map()).set(templateKey(query), { source, bytes: Buffer.from(bytes), ttlOffsets });
+  }
+
+  private entry(name: string): NameEntry {
+    let entry = this.names.get(name);
+    if (entry === undefined) this.names.set(name, (entry = {}));
+    return entry;
   }
 }
 
@@ -126,8 +154,9 @@ export class DnsAnswerCaches {
   }
 }
 
-function templateKey(lowerName: string, query: DnsQuery): string {
-  return `${query.qtype}:${query.qclass}:${query.edns === undefined ? 0 : 1}:${lowerName}`;
+/** Query type and EDNS or not (class IN only), as one small integer. */
+function templateKey(query: DnsQuery): number {
+  return query.qtype * 2 + (query.edns === undefined ? 0 : 1);
 }
 
 function sameSource(a: AnswerSource, b: AnswerSource): boolean {

@@ -44,6 +44,8 @@ export interface DnsQuery {
   readonly name: string;
   /** Every label byte is a letter, digit, "-" or "_". */
   readonly plainName: boolean;
+  /** `name` in lowercase for a plain name (the very same string when it has no capitals); else `name`. */
+  readonly lowerName: string;
   readonly qtype: number;
   readonly qclass: number;
   /** The question section exactly as received, echoed in the response (keeps the client's 0x20 casing). */
@@ -84,7 +86,8 @@ export function parseQuery(msg: Buffer, maxBytes: number): ParsedQuery {
   const qtype = msg.readUInt16BE(offset);
   const qclass = msg.readUInt16BE(offset + 2);
   offset += 4;
-  const question = Buffer.from(msg.subarray(12, offset));
+  // A view, not a copy: each datagram and TCP frame is a buffer of its own.
+  const question = msg.subarray(12, offset);
 
   let edns: Edns | undefined;
   for (let i = 0; i < ar; i++) {
@@ -101,6 +104,7 @@ export function parseQuery(msg: Buffer, maxBytes: number): ParsedQuery {
     recursionDesired: (flags & 0x0100) !== 0,
     name: name.text,
     plainName: name.plain,
+    lowerName: name.lower,
     qtype,
     qclass,
     question,
@@ -113,9 +117,12 @@ export function isClassIn(query: DnsQuery): boolean {
   return query.qclass === CLASS_IN;
 }
 
-function readPlainName(msg: Buffer, start: number): { text: string; plain: boolean; end: number } | undefined {
-  const labels: string[] = [];
+/** Scratch space for a plain name's text: the wire form with each length byte made a dot. */
+const nameScratch = Buffer.alloc(MAX_NAME_WIRE);
+
+function readPlainName(msg: Buffer, start: number): { text: string; lower: string; plain: boolean; end: number } | undefined {
   let plain = true;
+  let capitals = false;
   let offset = start;
   for (;;) {
     if (offset >= msg.length) return undefined;
@@ -124,19 +131,44 @@ function readPlainName(msg: Buffer, start: number): { text: string; plain: boole
     if (len === 0) break;
     // Compression pointers (and the obsolete extended label types) have no place in the first question.
     if ((len & 0xc0) !== 0 || offset + len > msg.length || offset - start + len > MAX_NAME_WIRE) return undefined;
-    let ok = true;
-    for (let i = offset; i < offset + len && ok; i++) ok = isPlainByte(msg[i]!);
-    // A plain label is its bytes as they are; only the rest needs escaping byte by byte.
-    let label = ok ? msg.toString("latin1", offset, offset + len) : "";
-    if (!ok) {
-      plain = false;
-      for (const byte of msg.subarray(offset, offset + len)) label += isPlainByte(byte) ? String.fromCharCode(byte) : `\\${String(byte).padStart(3, "0")}`;
+    for (let i = offset; i < offset + len; i++) {
+      const byte = msg[i]!;
+      if (byte >= 0x41 && byte <= 0x5a) capitals = true;
+      else if (plain && !isPlainByte(byte)) plain = false;
     }
-    labels.push(label);
     offset += len;
   }
-  return { text: labels.length === 0 ? "." : labels.join("."), plain: plain && labels.length > 0, end: offset };
+  const end = offset;
+  if (end === start + 1) return { text: ".", lower: ".", plain: false, end };
+  if (plain) {
+    // The common case, in one pass and one string (two with capitals): "\x03api\x07example" → "api.example".
+    const size = end - start - 2;
+    msg.copy(nameScratch, 0, start + 1, end - 1);
+    for (let i = msg[start]!; i < size; ) {
+      const next = i + 1 + nameScratch[i]!;
+      nameScratch[i] = DOT;
+      i = next;
+    }
+    const text = nameScratch.toString("latin1", 0, size);
+    if (!capitals) return { text, lower: text, plain, end };
+    for (let i = 0; i < size; i++) {
+      const byte = nameScratch[i]!;
+      if (byte >= 0x41 && byte <= 0x5a) nameScratch[i] = byte + 0x20;
+    }
+    return { text, lower: nameScratch.toString("latin1", 0, size), plain, end };
+  }
+  // Only the rest needs escaping byte by byte.
+  const labels: string[] = [];
+  for (let at = start; msg[at]! !== 0; at += 1 + msg[at]!) {
+    let label = "";
+    for (const byte of msg.subarray(at + 1, at + 1 + msg[at]!)) label += isPlainByte(byte) ? String.fromCharCode(byte) : `\\${String(byte).padStart(3, "0")}`;
+    labels.push(label);
+  }
+  const text = labels.join(".");
+  return { text, lower: text, plain, end };
 }
+
+const DOT = 0x2e;
 
 function isPlainByte(byte: number): boolean {
   return (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a) || byte === 0x2d || byte === 0x5f;

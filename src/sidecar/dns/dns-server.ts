@@ -1,5 +1,5 @@
 import { createSocket, type Socket as UdpSocket, type RemoteInfo } from "node:dgram";
-import { createServer, type Server as TcpServer, type Socket } from "node:net";
+import { createServer, isIPv4, type Server as TcpServer, type Socket } from "node:net";
 import { HangarError } from "../../core/errors.js";
 import { parseIp } from "../../core/ip.js";
 import type { SidecarContext } from "../sidecar-context.js";
@@ -119,7 +119,7 @@ export class DnsServer {
     this.state = "listening";
     let lastError: unknown;
     for (let attempt = 0; attempt < (this.port === 0 ? PORT_ATTEMPTS : 1); attempt++) {
-      const udp = createSocket({ type: "udp4" });
+      const udp = createSocket({ type: "udp4", lookup: literalOnly });
       try {
         const port = await bindUdp(udp, this.host, this.port);
         const tcp = createServer((socket) => this.onConnection(socket));
@@ -207,29 +207,50 @@ export class DnsServer {
     }
     const origin: QueryOrigin = { address: rinfo.address, port: rinfo.port, transport: "udp" };
     // The send callback counts as part of the query, so close() cannot shut the socket under it.
-    this.run(msg, origin, (response) =>
-      this.state === "closed"
-        ? undefined
-        : new Promise<void>((resolve) =>
-            udp.send(response, rinfo.port, rinfo.address, (err) => {
-              if (err) this.logger.debug({ err }, "dns udp send failed");
-              resolve();
-            }),
-          ),
-    );
+    this.run(msg, origin, (response, done) => {
+      if (this.state === "closed") return done();
+      udp.send(response, rinfo.port, rinfo.address, (err) => {
+        if (err) this.logger.debug({ err }, "dns udp send failed");
+        done();
+      });
+    });
   }
 
-  private run(msg: Buffer, origin: QueryOrigin, reply: (response: Buffer) => Promise<void> | undefined, after?: () => void): void {
+  /**
+   * Answers one query: `reply` is called with the response (and must call `done` once sent),
+   * `after` once the query is over. Most queries are answered in this very call (the handler
+   * is synchronous unless it must wait for upstream), without a promise per step.
+   */
+  private run(msg: Buffer, origin: QueryOrigin, reply: (response: Buffer, done: () => void) => void, after?: () => void): void {
     this.inflight += 1;
-    void this.handler
-      .handle(msg, origin)
-      .then((response) => (response === undefined ? undefined : reply(response)))
-      .catch((err: unknown) => this.logger.error({ err }, "dns reply failed"))
-      .finally(() => {
-        this.inflight -= 1;
-        after?.();
-        if (this.inflight === 0) this.drained?.();
+    const done = (): void => {
+      this.inflight -= 1;
+      after?.();
+      if (this.inflight === 0) this.drained?.();
+    };
+    const deliver = (response: Buffer | undefined): void => {
+      if (response === undefined) return done();
+      try {
+        reply(response, done);
+      } catch (err) {
+        this.logger.error({ err }, "dns reply failed");
+        done();
+      }
+    };
+    let answer: ReturnType<DnsQueryHandler["handle"]>;
+    try {
+      answer = this.handler.handle(msg, origin);
+    } catch (err) {
+      // handle() is meant never to throw; if it does, this query goes unanswered, not the process.
+      this.logger.error({ err }, "dns reply failed");
+      return done();
+    }
+    if (answer instanceof Promise) {
+      answer.then(deliver, (err: unknown) => {
+        this.logger.error({ err }, "dns reply failed");
+        done();
       });
+    } else deliver(answer);
   }
 
   private onConnection(socket: Socket): void {
@@ -285,9 +306,9 @@ export class DnsServer {
         this.run(
           frame,
           origin,
-          (response) => {
+          (response, done) => {
             if (!socket.destroyed) socket.write(frameMessage(response));
-            return undefined;
+            done();
           },
           () => {
             conn.inflight -= 1;
@@ -321,6 +342,17 @@ function listenTcp(tcp: TcpServer, host: string, port: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/**
+ * dgram's address lookup (bind and every send). Replies go to the address a query came from,
+ * always an IPv4 literal: it is passed through at once (the default lookup defers each send by
+ * a tick), and anything else is refused, so the socket never makes the sidecar ask the host's
+ * resolver.
+ */
+function literalOnly(address: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  if (isIPv4(address)) callback(null, address, 4);
+  else callback(new HangarError("HANGAR_USAGE", `DNS server: UDP address ${JSON.stringify(address)} is not an IPv4 literal, and names are never resolved here`), address, 4);
 }
 
 function safeClose(udp: UdpSocket): void {

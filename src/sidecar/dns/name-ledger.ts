@@ -66,6 +66,12 @@ export class NameLedger implements NameResolver {
     return { name: entry.name, ips: entry.ips, expiresAt: entry.expiresAt };
   }
 
+  /** resolve()'s answer for a normalised name the table holds fresh and positive, without a promise; else undefined. */
+  peek(name: string): ResolvedName | undefined {
+    const hit = this.table.get(name);
+    return hit !== undefined && !hit.nxdomain && hit.expiresAt > this.options.now() ? hit : undefined;
+  }
+
   /** The fresh, positive ledger answer for `name`, without asking upstream. */
   lookupCached(rawName: string): ResolvedName | undefined {
     const name = normaliseHostName(rawName);

@@ -1,7 +1,8 @@
 import { decide, permits, permitsLookup, type Attempt, type DecisionContext, type Verdict } from "../../core/decision.js";
 import { isHangarError } from "../../core/errors.js";
-import { EVENT_SCHEMA_VERSION, type EgressEvent } from "../../core/events.js";
 import { parseIp } from "../../core/ip.js";
+import { takesEncodedEvents, type EncodedEventSink } from "../event-writer.js";
+import { NO_FACTS } from "../name-accounting.js";
 import type { ResolvedName, SidecarContext } from "../sidecar-context.js";
 import {
   QTYPE,
@@ -17,6 +18,7 @@ import {
   type WireRecord,
 } from "./dns-message.js";
 import { DnsAnswerCaches, type AnswerSource, type DnsAnswerCache, type PureDecision } from "./answer-cache.js";
+import { DnsEventEncoder, dnsEvent, type DnsEventFields } from "./dns-event.js";
 import { rewriteSvcb } from "./svcb-params.js";
 import type { ExtraRecordType, RecordAnswer, RecordSource } from "./upstream-client.js";
 
@@ -66,17 +68,24 @@ const MALFORMED: Verdict = { verdict: "block", reasons: ["malformed-request"] };
 export class DnsQueryHandler {
   private readonly ctx: SidecarContext;
   private readonly caches = new DnsAnswerCaches();
+  private readonly encoder = new DnsEventEncoder();
+  /** The sink when it takes events as JSON text (the event writer): then no object is built. */
+  private readonly encodedSink: EncodedEventSink | undefined;
 
   /** The sidecar's own address as A rdata, encoded once. */
   private readonly sidecarRdata: Buffer | undefined;
 
   constructor(private readonly options: DnsQueryHandlerOptions) {
     this.ctx = options.context;
+    this.encodedSink = takesEncodedEvents(this.ctx.events) ? this.ctx.events : undefined;
     this.sidecarRdata = options.answer.kind === "sidecar" ? ipv4Rdata(options.answer.address) : undefined;
   }
 
-  /** The response to send, or undefined to stay silent. Never throws. */
-  async handle(message: Buffer, origin: QueryOrigin): Promise<Buffer | undefined> {
+  /**
+   * The response to send, or undefined to stay silent. Never throws, and never rejects. Answered
+   * at once unless upstream must be asked: only then is the result a promise.
+   */
+  handle(message: Buffer, origin: QueryOrigin): Buffer | undefined | Promise<Buffer | undefined> {
     const parsed = parseQuery(message, this.options.maxMessageBytes);
     if (!parsed.ok) {
       const { reason, header } = parsed.rejection;
@@ -84,10 +93,10 @@ export class DnsQueryHandler {
       return header === undefined ? undefined : buildHeaderOnlyResponse(header);
     }
     const query = parsed.query;
-    let outcome: Outcome;
+    let outcome: Outcome | Promise<Outcome>;
     let name = query.name;
     // Plain names only: their lowercase text is what every cached fact is keyed by.
-    const lower = query.plainName ? query.name.toLowerCase() : undefined;
+    const lower = query.plainName ? query.lowerName : undefined;
     let cache: DnsAnswerCache | undefined;
     try {
       // One snapshot per query, so a reload mid-query cannot mix two policies.
@@ -96,12 +105,27 @@ export class DnsQueryHandler {
       const normal = lower === undefined ? undefined : cache.normalise(lower);
       if (normal?.repeated !== true) cache = undefined;
       name = normal?.name ?? query.name;
-      outcome = await this.resolveQuery(dc, cache, query, normal?.name);
+      outcome = this.resolveQuery(dc, cache, query, normal?.name);
     } catch (err) {
-      this.ctx.logger.error({ err, name }, "dns query failed unexpectedly");
-      outcome = { verdict: MALFORMED, rcode: RCODE.SERVFAIL, error: "internal error" };
+      outcome = this.failed(err, name);
     }
-    this.emit(origin, outcome, name, recordTypeName(query.qtype), query.name);
+    if (outcome instanceof Promise) {
+      return outcome.then(
+        (o) => this.finish(query, origin, o, name, cache, lower),
+        (err: unknown) => this.finish(query, origin, this.failed(err, name), name, cache, lower),
+      );
+    }
+    return this.finish(query, origin, outcome, name, cache, lower);
+  }
+
+  private failed(err: unknown, name: string): Outcome {
+    this.ctx.logger.error({ err, name }, "dns query failed unexpectedly");
+    return { verdict: MALFORMED, rcode: RCODE.SERVFAIL, error: "internal error" };
+  }
+
+  /** The one event, then the response. */
+  private finish(query: DnsQuery, origin: QueryOrigin, outcome: Outcome, name: string, cache: DnsAnswerCache | undefined, lower: string | undefined): Buffer {
+    this.emit(origin, outcome, name, recordTypeName(query.qtype), query.name, query.plainName);
     return this.respond(query, origin, outcome, lower === undefined ? undefined : cache, lower);
   }
 
@@ -127,12 +151,12 @@ export class DnsQueryHandler {
     this.emit(origin, { verdict: MALFORMED, rcode: RCODE.FORMERR, error: reason }, undefined, undefined);
   }
 
-  private async resolveQuery(dc: DecisionContext, cache: DnsAnswerCache | undefined, query: DnsQuery, name: string | undefined): Promise<Outcome> {
+  private resolveQuery(dc: DecisionContext, cache: DnsAnswerCache | undefined, query: DnsQuery, name: string | undefined): Outcome | Promise<Outcome> {
     if (!isClassIn(query)) return { verdict: MALFORMED, rcode: RCODE.REFUSED, error: `class ${query.qclass} is not served` };
     const type = recordTypeName(query.qtype);
     // The account the proxy paths share: a name asked here and then by SNI counts once. It
     // runs on every query, cached or not: its counts are the state the decision reads.
-    const facts = name === undefined ? {} : this.ctx.names.observe(dc.policy, name);
+    const facts = name === undefined ? NO_FACTS : this.ctx.names.observe(dc.policy, name);
     const attempt: Attempt = { stage: "dns", protocol: "dns", name: query.name, recordType: type, ...facts };
     if (name === undefined) {
       // An IP literal or junk as a question: nothing to resolve, whatever the policy says.
@@ -142,7 +166,7 @@ export class DnsQueryHandler {
     // No counts (a name under no wildcard): decide() sees the same attempt every time for this
     // snapshot, since it reads the raw name only through case-blind normalisation and secret
     // search, so its results are kept (answer-cache.ts). With counts, decided afresh.
-    const pure = Object.keys(facts).length === 0;
+    const pure = facts === NO_FACTS;
     let known: PureDecision | undefined = pure ? cache?.decision(name, query.qtype) : undefined;
     if (pure && cache !== undefined && known === undefined) {
       known = { verdict: decide(dc, attempt) };
@@ -194,25 +218,29 @@ export class DnsQueryHandler {
     return { verdict, rcode: RCODE.NOERROR, answers: [aRecord(address, this.options.answerTtlCapSeconds)], ip: address };
   }
 
-  private async answerA(dc: DecisionContext, attempt: Attempt, verdict: Verdict, name: string, lookup: boolean, known: PureDecision | undefined): Promise<Outcome> {
+  private answerA(dc: DecisionContext, attempt: Attempt, verdict: Verdict, name: string, lookup: boolean, known: PureDecision | undefined): Outcome | Promise<Outcome> {
     if (!lookup) return bare(verdict, RCODE.NXDOMAIN);
     this.ctx.names.charge(dc.policy, name);
-    let resolved: ResolvedName;
-    try {
-      resolved = await this.ctx.resolver.resolve(name);
-    } catch (err) {
-      return upstreamFailure(verdict, err);
-    }
-    const ips = resolved.ips.filter((ip) => parseIp(ip)?.version === 4);
+    // A fresh ledger answer needs no wait; only a trip upstream makes this query asynchronous.
+    const fresh = this.ctx.resolver.peek?.(name);
+    if (fresh !== undefined) return this.answerResolved(dc, attempt, verdict, known, fresh);
+    return this.ctx.resolver.resolve(name).then(
+      (resolved) => this.answerResolved(dc, attempt, verdict, known, resolved),
+      (err: unknown) => upstreamFailure(verdict, err),
+    );
+  }
+
+  private answerResolved(dc: DecisionContext, attempt: Attempt, verdict: Verdict, known: PureDecision | undefined, resolved: ResolvedName): Outcome {
     // The rebinding check: the same decision again, now knowing where the name really points.
     // The ledger never changes an entry's address array, so the same array means the same
     // addresses, and for a pure decision the same verdict.
-    let checked: Verdict;
-    if (known?.rebound?.ips === resolved.ips) checked = known.rebound.verdict;
-    else {
-      checked = decide(dc, { ...attempt, resolvedIps: resolved.ips });
-      if (known !== undefined) known.rebound = { ips: resolved.ips, verdict: checked };
+    let rebound = known?.rebound;
+    if (rebound?.ips !== resolved.ips) {
+      rebound = { ips: resolved.ips, ipv4: resolved.ips.filter((ip) => parseIp(ip)?.version === 4), verdict: decide(dc, { ...attempt, resolvedIps: resolved.ips }) };
+      if (known !== undefined) known.rebound = rebound;
     }
+    const checked = rebound.verdict;
+    const ips = rebound.ipv4;
     if (!permits(checked)) return bare(checked, RCODE.NXDOMAIN);
     if (ips.length === 0) return bare(checked, RCODE.NOERROR);
     const mode = this.options.answer;
@@ -266,32 +294,23 @@ export class DnsQueryHandler {
     return Math.max(0, Math.min(this.options.answerTtlCapSeconds, left));
   }
 
-  private emit(origin: QueryOrigin, outcome: Outcome, name: string | undefined, recordType: string | undefined, asSent?: string): void {
-    const v = outcome.verdict;
-    // Filled in place, without the throwaway objects of conditional spreads: one event per
-    // query is on the hot path.
-    const event: { -readonly [K in keyof EgressEvent]: EgressEvent[K] } = {
-      v: EVENT_SCHEMA_VERSION,
-      ts: new Date(this.ctx.now()).toISOString(),
-      id: this.ctx.newId(),
-      type: "dns",
-      phase: "decide",
-      server: this.ctx.server,
-      verdict: v.verdict,
-      reasons: v.reasons,
-      protocol: "dns",
-      path: "dns",
-      client: origin.address,
-    };
-    if (v.rule !== undefined) event.rule = v.rule;
-    if (v.leaks !== undefined) event.secretLeaks = v.leaks;
-    if (name !== undefined) event.name = name;
-    if (asSent !== undefined && asSent !== name) event.nameAsSent = asSent.slice(0, 512);
-    if (recordType !== undefined) event.recordType = recordType;
-    if (outcome.ip !== undefined) event.ip = outcome.ip;
-    if (outcome.error !== undefined) event.error = outcome.error;
+  private emit(origin: QueryOrigin, outcome: Outcome, name: string | undefined, recordType: string | undefined, asSent?: string, plain = false): void {
     try {
-      this.ctx.events.emit(event);
+      const fields: DnsEventFields = {
+        ts: this.encoder.timestamp(this.ctx.now()),
+        id: this.ctx.newId(),
+        server: this.ctx.server,
+        verdict: outcome.verdict,
+        client: origin.address,
+        name,
+        asSent,
+        plain,
+        recordType,
+        ip: outcome.ip,
+        error: outcome.error,
+      };
+      if (this.encodedSink !== undefined) this.encodedSink.emitEncoded(this.encoder.line(fields));
+      else this.ctx.events.emit(dnsEvent(fields));
     } catch (err) {
       this.ctx.logger.error({ err }, "event sink failed");
     }

@@ -21,6 +21,21 @@ describe("parseQuery", () => {
     expect(parsed.ok && parsed.query.plainName).toBe(false);
   });
 
+  it("reads plain names of every label shape as sent, with their lowercase beside (the same string when already lowercase)", () => {
+    const names = ["a", "api.example.com", "Api.Example.COM", "x_1-y.B.c", `${"Q".repeat(63)}.${"r".repeat(63)}.${"s".repeat(63)}.${"t".repeat(61)}`, "ZZ.zz", "0.1.2.3"];
+    for (const name of names) {
+      const parsed = parseQuery(encodeQuery(name, "A"), 4096);
+      if (!parsed.ok) throw new Error(`${name}: ${parsed.rejection.reason}`);
+      expect(parsed.query).toMatchObject({ name, lowerName: name.toLowerCase(), plainName: true });
+      expect(parsed.query.question).toEqual(encodeQuery(name, "A").subarray(12, 12 + parsed.query.question.length));
+      if (name === name.toLowerCase()) expect(parsed.query.lowerName).toBe(parsed.query.name);
+    }
+    // A name with one odd byte is escaped whole, capitals kept, and never treated as plain.
+    const header = encodeQuery("x", "A").subarray(0, 12);
+    const parsed = parseQuery(Buffer.concat([header, Buffer.from([2, 0x41, 0x62, 3, 0x61, 0x20, 0x62, 0, 0, 1, 0, 1])]), 4096);
+    expect(parsed.ok && parsed.query).toMatchObject({ name: "Ab.a\\032b", lowerName: "Ab.a\\032b", plainName: false });
+  });
+
   it("never throws on random input", () => {
     for (let i = 0; i < 5000; i++) {
       const buf = randomBytes(i % 300);

@@ -1,6 +1,7 @@
 import { createSocket } from "node:dgram";
 import { connect, type Socket } from "node:net";
 import dnsPacket from "dns-packet";
+import type { EventSink } from "../../../src/core/events.js";
 import { DnsServer, type DnsServerLimits } from "../../../src/sidecar/dns/dns-server.js";
 import { NameLedger } from "../../../src/sidecar/dns/name-ledger.js";
 import { UpstreamDnsClient } from "../../../src/sidecar/dns/upstream-client.js";
@@ -108,6 +109,8 @@ export interface HarnessOptions extends Omit<TestContextOptions, "resolver"> {
   answer?: AnswerMode;
   limits?: Partial<DnsServerLimits>;
   now?: () => number;
+  /** Where events go instead of ctx.sink (an EventWriter, to take the encoded-line path). */
+  events?: EventSink;
 }
 
 export interface Harness {
@@ -127,7 +130,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const now = options.now ?? (() => Date.now());
   const ledger = new NameLedger({ upstream: client, now });
   const base = testContext({ ...options, resolver: ledger });
-  const ctx = Object.assign(base, { now });
+  const ctx = Object.assign(base, { now }, options.events === undefined ? {} : { events: options.events });
   const server = new DnsServer({
     context: ctx,
     records: client,
