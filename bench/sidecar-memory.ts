@@ -21,7 +21,7 @@ const { values: flags } = parseArgs({
 });
 const main = resolvePath(ROOT, flags.sidecar ?? "dist/sidecar/main.js");
 const SETTLE_MS = Number(flags.settle ?? 3000);
-const VARIANTS: string[][] = (flags.flags ?? ["none", "--max-semi-space-size=1", "--max-semi-space-size=1 --v8-pool-size=1", "--max-semi-space-size=1 --lite-mode"]).map((f) =>
+const VARIANTS: string[][] = (flags.flags ?? ["none", "--single-threaded", "--max-semi-space-size=1", "--max-semi-space-size=1 --v8-pool-size=1", "--max-semi-space-size=1 --lite-mode"]).map((f) =>
   f.split(/\s+/).filter((x) => x.length > 0 && x !== "none"),
 );
 
