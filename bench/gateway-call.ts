@@ -16,7 +16,14 @@
  *                 OTLP/HTTP (protobuf; JSON for the last) to a receiver of ours on loopback: the
  *                 added p50 of tracing, and its CPU per call, against the same variants untraced
  *
- *   node --import tsx bench/gateway-call.ts [--calls 2000] [--rounds 5] [--json]
+ *   gateway@baseline  with --baseline <dir>: `hangar serve` of another checkout (its
+ *                 src/cli/main.ts, e.g. `git archive HEAD` unpacked in /tmp with node_modules
+ *                 linked), on its own copy of the project: before and after, side by side
+ *   --serve-only  only direct, gateway and gateway@baseline (no in-process, checks or tracing variants)
+ *   --dist        run `hangar serve` as it ships (`node dist/cli/main.js` of each tree, built) instead of src through tsx
+ *   --serve-cpu-prof <dir>  run each `hangar serve` under `node --cpu-prof`, profiles written to <dir>
+ *
+ *   node --import tsx bench/gateway-call.ts [--calls 2000] [--rounds 5] [--baseline <dir>] [--serve-only] [--json]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -46,11 +53,26 @@ import { openGateway } from "../src/gateway/open-gateway.js";
 import { silentLogger } from "../src/log.js";
 import { fixtureServerCommand } from "../test/gateway/support/fixture-server.js";
 
-const { values } = parseArgs({ options: { calls: { type: "string", default: "2000" }, rounds: { type: "string", default: "5" }, json: { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  options: {
+    calls: { type: "string", default: "2000" },
+    rounds: { type: "string", default: "5" },
+    json: { type: "boolean", default: false },
+    baseline: { type: "string" },
+    "serve-only": { type: "boolean", default: false },
+    "serve-cpu-prof": { type: "string" },
+    dist: { type: "boolean", default: false },
+  },
+});
 const CALLS = Number(values.calls);
 const ROUNDS = Number(values.rounds);
 const WARMUP = 300;
-const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+const SERVE_ONLY = values["serve-only"] === true;
+/** Node flags for each `hangar serve` process (a CPU profile when asked for). */
+const SERVE_NODE_ARGS = values["serve-cpu-prof"] !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${values["serve-cpu-prof"]}`] : [];
+/** Node arguments that run the `hangar` CLI of the tree at `root`: its src through tsx, or its built dist (--dist). */
+const cliArgs = (root: string): string[] => (values.dist === true ? [join(root, "dist/cli/main.js")] : ["--import", import.meta.resolve("tsx"), join(root, "src/cli/main.ts")]);
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** The flow of the in-process+checks variant (declared up here: the module body runs top to bottom). */
 const CHECKS_FLOW = { name: "toxic-flow", deny: { after: ["reads-private"] as ToolLabel[], call: ["writes-public"] as ToolLabel[] } };
 
@@ -59,6 +81,9 @@ interface Variant {
   readonly client: Client;
   readonly tool: string;
   readonly samples: number[];
+  /** The `hangar serve` process, whose CPU per measured call is reported. */
+  readonly pid?: number | undefined;
+  cpuMs?: number;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -66,12 +91,17 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 async function callMany(v: Variant, n: number, record: boolean): Promise<void> {
+  const cpuBefore = record && v.pid !== undefined ? cpuMsOf(v.pid) : undefined;
   for (let i = 0; i < n; i++) {
     const started = process.hrtime.bigint();
     await v.client.callTool({ name: v.tool, arguments: { message: `m${i}` } });
     if (record) v.samples.push(Number(process.hrtime.bigint() - started) / 1e6);
   }
+  const cpuAfter = cpuBefore !== undefined ? cpuMsOf(v.pid!) : undefined;
+  if (cpuBefore !== undefined && cpuAfter !== undefined) v.cpuMs = (v.cpuMs ?? 0) + cpuAfter - cpuBefore;
 }
+
+const pidOf = (client: Client): number | undefined => (client.transport as StdioClientTransport | undefined)?.pid ?? undefined;
 
 const dir = mkdtempSync(join(tmpdir(), "hangar-gateway-bench-"));
 const clients: Client[] = [];
@@ -102,22 +132,28 @@ try {
   };
   const direct = await connect(new StdioClientTransport({ command: command[0]!, args: command.slice(1), env: { FIXTURE_NAME: "fx" }, stderr: "ignore" }));
   const viaServe = await connect(
-    new StdioClientTransport({ command: process.execPath, args: ["--import", import.meta.resolve("tsx"), MAIN, "serve", "--config", configFile, "--stdio", "--unsandboxed"], env: { ...process.env, HANGAR_LOG_LEVEL: "error" } as Record<string, string>, stderr: "ignore" }),
+    new StdioClientTransport({ command: process.execPath, args: [...SERVE_NODE_ARGS, ...cliArgs(ROOT), "serve", "--config", configFile, "--stdio", "--unsandboxed"], env: { ...process.env, HANGAR_LOG_LEVEL: "error" } as Record<string, string>, stderr: "ignore" }),
   );
+  const baseline = values.baseline !== undefined ? await openBaselineServe(values.baseline, command, connect) : undefined;
   const opened = await openGateway({ config, launcher: new LocalProcessLauncher(), logger: silentLogger(), version: "bench", statusFile: false });
   closeGateway = () => opened.close();
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await createSessionServer(opened.gateway, () => ({ identity: "bench", session: "bench" }), { version: "bench", logger: silentLogger() }).connect(serverSide);
   const inProcess = await connect(clientSide);
 
-  const withChecks = await openChecksGateway(command);
   const variants: Variant[] = [
     { name: "direct", client: direct, tool: "echo", samples: [] },
-    { name: "gateway", client: viaServe, tool: "fx__echo", samples: [] },
-    { name: "in-process", client: inProcess, tool: "fx__echo", samples: [] },
-    ...(traced = await openTracedVariants(command, connect)).variants,
-    { name: "in-process+checks", client: await connect(withChecks.transport), tool: "fc__echo", samples: [] },
+    { name: "gateway", client: viaServe, tool: "fx__echo", samples: [], pid: pidOf(viaServe) },
+    ...(baseline !== undefined ? [{ name: "gateway@baseline", client: baseline, tool: "fx__echo", samples: [], pid: pidOf(baseline) }] : []),
   ];
+  if (!SERVE_ONLY) {
+    const withChecks = await openChecksGateway(command);
+    variants.push(
+      { name: "in-process", client: inProcess, tool: "fx__echo", samples: [] },
+      ...(traced = await openTracedVariants(command, connect)).variants,
+      { name: "in-process+checks", client: await connect(withChecks.transport), tool: "fc__echo", samples: [] },
+    );
+  }
   for (const v of variants) await callMany(v, WARMUP, false);
   const perRound = Math.ceil(CALLS / ROUNDS);
   for (let round = 0; round < ROUNDS; round++) for (const v of variants) await callMany(v, perRound, true);
@@ -125,7 +161,8 @@ try {
   const stats = variants.map((v) => {
     const sorted = [...v.samples].sort((a, b) => a - b);
     const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-    return { name: v.name, calls: sorted.length, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), mean, perSecond: 1000 / mean };
+    const serveCpuMicrosPerCall = v.cpuMs !== undefined ? (v.cpuMs * 1000) / sorted.length : undefined;
+    return { name: v.name, calls: sorted.length, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), mean, perSecond: 1000 / mean, serveCpuMicrosPerCall };
   });
   const base = stats[0]!;
   const rows = stats.map((s) => ({ ...s, ratioP50: s.p50 / base.p50, ratioP99: s.p99 / base.p99, addedP50: s.p50 - base.p50, addedP99: s.p99 - base.p99 }));
@@ -142,6 +179,9 @@ try {
     }
     const gateway = rows[1]!;
     console.log(`gateway adds ${f(gateway.addedP50)} ms at p50: target ${gateway.addedP50 <= 0.2 ? "met" : "missed"}`);
+    for (const r of rows) if (r.serveCpuMicrosPerCall !== undefined) console.log(`${r.name}: serve process CPU ${f(r.serveCpuMicrosPerCall, 0)} µs per call (/proc, measured rounds)`);
+    const before = rows.find((r) => r.name === "gateway@baseline");
+    if (before !== undefined) console.log(`baseline (${values.baseline}) adds ${f(before.addedP50)} ms at p50; this tree ${f(gateway.addedP50 - before.addedP50)} ms against it`);
   }
   printChecksCost(rows, values.json === true);
   await printTracingCost(rows, variants, traced, values.json === true);
@@ -151,6 +191,25 @@ try {
   await closeChecks?.();
   await traced?.close();
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** `hangar serve` of another checkout (`<root>/src/cli/main.ts`) on its own copy of the project, approved the same way. */
+async function openBaselineServe(root: string, command: string[], connect: (t: StdioClientTransport) => Promise<Client>): Promise<Client> {
+  const sub = join(dir, "baseline");
+  mkdirSync(join(sub, "policies"), { recursive: true });
+  mkdirSync(join(sub, ".hangar"), { mode: 0o700 });
+  writeFileSync(join(sub, "policies/fx.yaml"), stringify({ version: 1, name: "fx", server: { build: { context: "." }, command, env: { FIXTURE_NAME: "fx" } } }));
+  const file = join(sub, "hangar.yaml");
+  writeFileSync(file, stringify({ servers: ["policies/fx.yaml"], identity: "bench", gateway: { healthIntervalMs: 0, idleTimeoutMs: 0 } }));
+  const { config } = await loadHangarConfigOrThrow(file);
+  const pins = runPins(config.servers[0]!.policy);
+  const store = AuditStore.open({ path: config.auditPath, timer: false });
+  store.append(approvalRequestEntry("apr-baseline", "fx", "bench", pins));
+  store.append(approvalDecisionEntry({ id: "apr-baseline", server: "fx", status: "pending", pins, requestedBy: "bench", requestedAt: "", seq: 1 }, "grant", "bench"));
+  store.close();
+  return connect(
+    new StdioClientTransport({ command: process.execPath, args: [...SERVE_NODE_ARGS, ...cliArgs(root), "serve", "--config", file, "--stdio", "--unsandboxed"], env: { ...process.env, HANGAR_LOG_LEVEL: "error" } as Record<string, string>, stderr: "ignore" }),
+  );
 }
 
 // ---- The gateway's argument rules, flow tracking and argument scan (issue 12) ----
@@ -285,7 +344,8 @@ async function openTracedVariants(command: string[], connect: (t: StdioClientTra
 
   const serveTransport = new StdioClientTransport({
     command: process.execPath,
-    args: ["--import", import.meta.resolve("tsx"), MAIN, "serve", "--config", file, "--stdio", "--unsandboxed"],
+    // From src even with --dist: the bundled CLI cannot load the OTLP exporter (OTLPTraceExporter is not a constructor).
+    args: ["--import", import.meta.resolve("tsx"), join(ROOT, "src/cli/main.ts"), "serve", "--config", file, "--stdio", "--unsandboxed"],
     env: { ...process.env, HANGAR_LOG_LEVEL: "error", ...otelEnv("http/protobuf") } as Record<string, string>,
     stderr: "ignore",
   });

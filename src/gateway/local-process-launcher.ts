@@ -4,6 +4,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { secretValueReplacer } from "../core/audit/redaction.js";
 import { HangarError } from "../core/errors.js";
 import type { Policy } from "../core/policy/policy-schema.js";
+import { JsonLineReader } from "./json-line-reader.js";
 import { ObservedTransport } from "./observed-transport.js";
 import type { LaunchedServer, LaunchOptions, ServerLauncher, UpstreamEvent, UpstreamExit } from "./server-launcher.js";
 
@@ -67,6 +68,7 @@ export class LocalProcessLauncher implements ServerLauncher {
     // A relative command with a slash ("./server.js") is relative to the policy, like its other paths.
     const executable = command.includes("/") && !isAbsolute(command) ? resolve(cwd, command) : command;
     const inner = new StdioClientTransport({ command: executable, args: [...commandArgs, ...policy.server.args], env, cwd, stderr: "pipe" });
+    useJsonLineReader(inner);
 
     const redact = secretValueReplacer(secretValues);
     const tail: string[] = [];
@@ -118,4 +120,15 @@ export class LocalProcessLauncher implements ServerLauncher {
       [Symbol.asyncDispose]: stop,
     };
   }
+}
+
+/**
+ * The SDK's stdio transport parses every line against JSONRPCMessageSchema, and the Client
+ * parses it again; its reader is swapped for ours (json-line-reader.ts: the same framing,
+ * without the first parse). `_readBuffer` is the SDK's own field, outside its types: should
+ * a later SDK rename it, nothing is swapped and its reader stays (a test notices).
+ */
+export function useJsonLineReader(transport: StdioClientTransport): void {
+  const fields = transport as unknown as { _readBuffer?: unknown };
+  if (fields._readBuffer !== undefined) fields._readBuffer = new JsonLineReader();
 }

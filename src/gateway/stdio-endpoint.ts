@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Gateway } from "./gateway.js";
 import { createSessionServer } from "./mcp-endpoint.js";
 import { StdioServerLineTransport } from "./stdio-server-transport.js";
+import { StdioToolCalls } from "./stdio-tool-calls.js";
 
 /**
  * The gateway over stdio: one session, run as the configured identity (hangar.yaml's
@@ -16,15 +17,30 @@ export interface StdioEndpoint {
   stop(): Promise<void>;
 }
 
-export async function serveStdio(gateway: Gateway, options: { identity: string; stdin: Readable; stdout: Writable; version: string; logger: Logger }): Promise<StdioEndpoint> {
+export interface StdioEndpointOptions {
+  readonly identity: string;
+  readonly stdin: Readable;
+  readonly stdout: Writable;
+  readonly version: string;
+  readonly logger: Logger;
+  /** tools/call answered without the SDK Server (stdio-tool-calls.ts); default true. False: every message goes through the SDK. */
+  readonly directToolCalls?: boolean;
+}
+
+export async function serveStdio(gateway: Gateway, options: StdioEndpointOptions): Promise<StdioEndpoint> {
   const session = randomUUID();
-  // Lines are parsed once; the SDK's Protocol and Server validate each message (see stdio-server-transport.ts).
+  // Lines are parsed once; the SDK's Protocol and Server validate each message (see stdio-server-transport.ts),
+  // except tools/call requests of the plain shape, which StdioToolCalls checks and answers itself.
   const transport = new StdioServerLineTransport(options.stdin, options.stdout);
-  const server = createSessionServer(gateway, () => ({ identity: options.identity, session }), { version: options.version, logger: options.logger });
+  const caller = (): { identity: string; session: string } => ({ identity: options.identity, session });
+  const server = createSessionServer(gateway, caller, { version: options.version, logger: options.logger });
+  const toolCalls = options.directToolCalls === false ? undefined : new StdioToolCalls(gateway, caller, (line) => transport.writeLine(line), options.logger);
+  if (toolCalls !== undefined) transport.intercept = (message) => toolCalls.take(message);
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
   const previous = server.onclose;
   server.onclose = () => {
+    toolCalls?.close();
     previous?.();
     finish();
   };

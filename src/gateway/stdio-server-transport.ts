@@ -10,6 +10,9 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
  * onerror, as the transport's own parse failure was), and the Server validates each
  * request against its method's schema before a handler sees it. Here a line must be a
  * JSON object; the buffer is bounded like the SDK's (10 MiB).
+ *
+ * `intercept` sees each message first: one it takes (stdio-tool-calls.ts answers tools/call
+ * itself) is not delivered to onmessage; `writeLine` sends a line the interceptor built.
  */
 export const MAX_STDIO_BUFFER_BYTES = 10 * 1024 * 1024;
 
@@ -17,6 +20,7 @@ export class StdioServerLineTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
+  intercept?: (message: Readonly<Record<string, unknown>>) => boolean;
   private buffer: Buffer | undefined;
   private started = false;
   private closed = false;
@@ -39,6 +43,11 @@ export class StdioServerLineTransport implements Transport {
       if (this.stdout.write(`${JSON.stringify(message)}\n`)) resolve();
       else this.stdout.once("drain", resolve);
     });
+  }
+
+  /** Writes one line (no newline in it: JSON.stringify output); backpressure is Node's stream buffer. */
+  writeLine(line: string): void {
+    if (!this.closed) this.stdout.write(`${line}\n`);
   }
 
   async close(): Promise<void> {
@@ -87,6 +96,7 @@ export class StdioServerLineTransport implements Transport {
       return;
     }
     try {
+      if (this.intercept?.(message as Record<string, unknown>) === true) return;
       this.onmessage?.(message as JSONRPCMessage);
     } catch (err) {
       this.onerror?.(err instanceof Error ? err : new Error(String(err)));

@@ -1,7 +1,8 @@
 import type { Readable, Writable } from "node:stream";
-import { ReadBuffer, serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
+import { serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { JsonLineReader } from "./json-line-reader.js";
 
 /**
  * An MCP client transport over a pair of Node streams: newline-delimited JSON-RPC, as
@@ -18,7 +19,7 @@ export class StreamClientTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
-  private readonly buffer: ReadBuffer;
+  private readonly buffer: JsonLineReader;
   private started = false;
   private closed = false;
 
@@ -27,7 +28,7 @@ export class StreamClientTransport implements Transport {
     private readonly writable: Writable,
     options: StreamClientTransportOptions = {},
   ) {
-    this.buffer = new ReadBuffer({ maxBufferSize: options.maxMessageBytes ?? 10 * 1024 * 1024 });
+    this.buffer = new JsonLineReader(options.maxMessageBytes ?? 10 * 1024 * 1024);
   }
 
   async start(): Promise<void> {

@@ -14,13 +14,15 @@ import {
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
+import { DirectCallTransport } from "./direct-call-transport.js";
 import type { LaunchedServer } from "./server-launcher.js";
 
 /**
  * The gateway's MCP client to one upstream server. Lists are fetched whole (following
  * cursors, bounded), validated with the SDK's schemas; call, prompt and resource results
  * are passed through as they came (the gateway's own server validates what it returns),
- * so the hot path parses each result once, not twice.
+ * so the hot path parses each result once, not twice. tools/call is sent past the Client's
+ * Protocol (direct-call-transport.ts), which checks the answer's shape by hand.
  */
 export interface UpstreamManifest {
   readonly tools: readonly Tool[];
@@ -45,6 +47,7 @@ const MAX_LIST_PAGES = 100;
 export class UpstreamClient {
   private constructor(
     private readonly client: Client,
+    private readonly direct: DirectCallTransport,
     readonly launched: LaunchedServer,
   ) {}
 
@@ -54,8 +57,9 @@ export class UpstreamClient {
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => options.onListChanged());
     client.setNotificationHandler(PromptListChangedNotificationSchema, () => options.onListChanged());
     client.setNotificationHandler(ResourceListChangedNotificationSchema, () => options.onListChanged());
-    await client.connect(launched.transport, { timeout: options.timeoutMs });
-    return new UpstreamClient(client, launched);
+    const direct = new DirectCallTransport(launched.transport);
+    await client.connect(direct, { timeout: options.timeoutMs });
+    return new UpstreamClient(client, direct, launched);
   }
 
   get serverVersion(): { name: string; version: string } | undefined {
@@ -74,7 +78,7 @@ export class UpstreamClient {
   }
 
   callTool(name: string, args: Record<string, unknown> | undefined, options: UpstreamRequestOptions): Promise<UpstreamResult> {
-    return this.client.request({ method: "tools/call", params: { name, ...(args !== undefined ? { arguments: args } : {}) } }, PassThroughResult, this.requestOptions(options));
+    return this.direct.request("tools/call", args !== undefined ? { name, arguments: args } : { name }, options);
   }
 
   getPrompt(name: string, args: Record<string, string> | undefined, options: UpstreamRequestOptions): Promise<UpstreamResult> {
