@@ -1,6 +1,4 @@
-import { createServer, type Agent, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { permits, type Verdict } from "../../core/decision.js";
 import { HangarError } from "../../core/errors.js";
 import { bindServer, boundAddress, stopAccepting } from "./bind-server.js";
@@ -13,11 +11,10 @@ import { dial, type Upstream } from "./dial.js";
 import { EgressGate, type Destination } from "./egress-gate.js";
 import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "./egress-event.js";
 import { FirstFlightSniffer } from "./first-flight.js";
-import { AdoptedHttp } from "./http/adopted-http.js";
-import { answerClientError } from "./http/client-error.js";
 import { HttpForwarder } from "./http/http-forwarder.js";
 import type { RequestOrigin } from "./http/request-target.js";
-import { DEFAULT_MAX_HEAD_BYTES } from "./http/http-head.js";
+import { DEFAULT_MAX_HEAD_BYTES, type HttpHead } from "./http/http-head.js";
+import { HttpSessions } from "./http/http-session.js";
 import { endConnection, httpResponse } from "./http-reply.js";
 import { peek } from "./peek.js";
 import { refusalHeaders, refusalText } from "./refusal.js";
@@ -26,7 +23,8 @@ import { inspectConnection } from "./tls/inspect-connection.js";
 import type { TlsInspection } from "./tls/tls-terminator.js";
 
 /**
- * The explicit path: what HTTP_PROXY / HTTPS_PROXY point at. Plain HTTP is forwarded by
+ * The explicit path: what HTTP_PROXY / HTTPS_PROXY point at. Each connection is an HTTP
+ * session of the sidecar's own (http/http-session.ts); plain HTTP is forwarded by
  * {@link HttpForwarder}; CONNECT opens a tunnel only after the authority is decided, and
  * inside it the TLS SNI must name the same host as the authority, TLS without SNI is refused
  * for a named authority, and plaintext HTTP is decided request by request like any other.
@@ -45,8 +43,6 @@ export interface ExplicitProxyOptions {
   readonly peekTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
   readonly rate?: ConnectionRate;
-  /** Upstream agent for plain HTTP; default a keep-alive agent. */
-  readonly agent?: Agent;
   /** The sandbox CA and upstream trust, for rules that say `inspect: true`. */
   readonly inspection?: TlsInspection;
   /** Shared by every listener so the cap counts the whole sidecar. Default: the proxy's own, at the default cap. */
@@ -57,6 +53,7 @@ export interface ExplicitProxyOptions {
 
 const ESTABLISHED = "HTTP/1.1 200 Connection Established\r\n\r\n";
 const EXPLICIT = { kind: "explicit" } as const;
+const EMPTY = Buffer.alloc(0);
 
 type State = "idle" | "listening" | "closing";
 
@@ -65,8 +62,8 @@ export class ExplicitProxy implements AsyncDisposable {
   private readonly server: Server;
   private readonly gate: EgressGate;
   private readonly forwarder: HttpForwarder;
-  /** Plaintext HTTP found inside CONNECT tunnels. */
-  private readonly tunnelled: AdoptedHttp;
+  /** Every HTTP connection: the proxy's own, plaintext inside CONNECT tunnels, inspected TLS. */
+  private readonly sessions: HttpSessions;
   private readonly tunnels = new ConnectionSet();
   private readonly handlers = new Set<Promise<void>>();
   private readonly maxHeaderBytes: number;
@@ -85,24 +82,17 @@ export class ExplicitProxy implements AsyncDisposable {
     this.budget = options.budget ?? new ConnectionBudget({ now: () => this.ctx.now() });
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_SPLICE_IDLE_TIMEOUT_MS;
     this.gate = new EgressGate(this.ctx, options.rate ?? new ConnectionRate(() => this.ctx.now()));
-    this.forwarder = new HttpForwarder(this.ctx, this.gate, options.inspection?.upstreamCa, options.agent);
+    this.forwarder = new HttpForwarder(this.ctx, this.gate, options.inspection?.upstreamCa, this.connectTimeoutMs);
     // No whole-request deadline (uploads may be long); a slow head is cut at headersTimeout.
-    const headersTimeout = options.headersTimeoutMs ?? 10_000;
-    this.tunnelled = new AdoptedHttp({ ctx: this.ctx, forwarder: this.forwarder, maxHeaderBytes: this.maxHeaderBytes, headersTimeoutMs: headersTimeout, track: (w, f) => this.track(w, f) });
-    this.server = createServer({ maxHeaderSize: this.maxHeaderBytes, noDelay: true, headersTimeout, requestTimeout: 0 }, (req, res) => {
-      this.track(this.forwarder.handle(req, res, EXPLICIT, "explicit"), () => res.destroy());
-      // While draining, a keep-alive connection is closed as soon as its response is done.
-      res.once("finish", () => {
-        if (this.state === "closing") setImmediate(() => this.server.closeIdleConnections());
-      });
+    this.sessions = new HttpSessions({
+      ctx: this.ctx,
+      forwarder: this.forwarder,
+      maxHeadBytes: this.maxHeaderBytes,
+      headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
+      track: (w, f) => this.track(w, f),
+      onConnect: (head, socket, rest) => this.onConnect(head, socket, rest),
     });
-    // Before node:http sees the connection: a refused one is never parsed.
-    this.server.prependListener("connection", (socket: Socket) => this.onClientConnection(socket));
-    this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onConnect(req, socket as Socket, head));
-    this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.track(this.forwarder.handleUpgrade(req, socket as Socket, head, EXPLICIT, "explicit"), () => socket.destroy());
-    });
-    this.server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(this.ctx, err, socket as Socket, "explicit"));
+    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => this.onClientConnection(socket));
     this.server.on("error", (err) => this.ctx.logger.error({ err }, "explicit proxy error"));
   }
 
@@ -131,9 +121,9 @@ export class ExplicitProxy implements AsyncDisposable {
     if (this.closed !== undefined) return this.closed;
     const wasListening = this.state === "listening";
     this.state = "closing";
-    // Node's close() also closes idle keep-alive connections; busy ones are closed as they go idle.
+    // Idle keep-alive connections close now; busy ones once their response is done.
     const serverClosed = stopAccepting(this.server, wasListening);
-    this.tunnelled.close();
+    this.sessions.close();
     this.closed = Promise.all([serverClosed, this.tunnels.drained(), ...this.handlers]).then(() => this.forwarder.destroy());
     return this.closed;
   }
@@ -141,8 +131,7 @@ export class ExplicitProxy implements AsyncDisposable {
   /** Closes and destroys every connection and tunnel now. */
   async destroy(): Promise<void> {
     const closing = this.close();
-    this.server.closeAllConnections();
-    this.tunnelled.destroyAll();
+    this.sessions.destroyAll();
     this.tunnels.destroyAll();
     this.forwarder.destroy();
     await closing;
@@ -163,7 +152,12 @@ export class ExplicitProxy implements AsyncDisposable {
   }
 
   private onClientConnection(socket: Socket): void {
+    if (this.state !== "listening") return void socket.destroy();
+    // A permanent listener: a reset during any await must never become an uncaught error.
+    socket.on("error", (err) => this.ctx.logger.debug({ err }, "explicit proxy client socket error"));
+    // Refused before a byte is read: a refused connection is never parsed.
     const admission = this.budget.admit(socket);
+    if (admission.kind === "admitted" || admission.kind === "displaced") this.sessions.adopt(socket, EMPTY, EXPLICIT, "explicit");
     if (admission.kind === "admitted") return;
     const displaced = admission.kind === "displaced";
     const report = this.budget.report(displaced ? "connection-cap" : admission.reason, displaced);
@@ -174,17 +168,16 @@ export class ExplicitProxy implements AsyncDisposable {
     this.ctx.events.emit({ ...egressEvent(this.ctx, facts, { verdict: "block", reasons: [report.reason] }), error: report.detail });
   }
 
-  private onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
+  private onConnect(req: HttpHead, socket: Socket, head: Buffer): void {
     if (this.state !== "listening") return void socket.destroy();
     this.tunnels.add(socket);
-    socket.on("error", (err) => this.ctx.logger.debug({ err }, "tunnel client socket error"));
     this.track(this.tunnel(req, socket, head), () => socket.destroy());
   }
 
-  private async tunnel(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+  private async tunnel(req: HttpHead, socket: Socket, head: Buffer): Promise<void> {
     const facts = newAttempt(this.ctx, "explicit", "connect", clientOf(socket));
-    facts.connect = req.url ?? "";
-    const authority = parseAuthority(req.url ?? "", { requirePort: true });
+    facts.connect = req.target;
+    const authority = parseAuthority(req.target, { requirePort: true });
     if (authority === undefined || authority.port === undefined) {
       return this.refuse(socket, facts, { verdict: "block", reasons: ["malformed-request"] }, 400);
     }
@@ -217,7 +210,7 @@ export class ExplicitProxy implements AsyncDisposable {
     if (flight.kind === "http") {
       // Plaintext inside the tunnel: each request is decided, and must name the authority.
       const origin = { kind: "tunnel", port, connect: facts.connect, ...(ip !== undefined ? { ip } : { name: facts.name }) } as const;
-      return this.tunnelled.adopt(socket, out.bytes, origin, "explicit");
+      return this.sessions.adopt(socket, out.bytes, origin, "explicit");
     }
     if (capture) {
       if (flight.kind === "tls" && flight.sni !== undefined) facts.sni = flight.sni;
@@ -277,7 +270,7 @@ export class ExplicitProxy implements AsyncDisposable {
       facts,
       name: origin.name,
       handshakeTimeoutMs: this.connectTimeoutMs,
-      adopt: (tls) => this.tunnelled.adopt(tls, Buffer.alloc(0), origin, "explicit"),
+      adopt: (tls) => this.sessions.adopt(tls, EMPTY, origin, "explicit"),
     });
   }
 

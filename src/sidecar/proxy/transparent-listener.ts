@@ -10,9 +10,9 @@ import { dial, type Upstream } from "./dial.js";
 import { EgressGate } from "./egress-gate.js";
 import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "./egress-event.js";
 import { FirstFlightSniffer, type FirstFlight } from "./first-flight.js";
-import { AdoptedHttp } from "./http/adopted-http.js";
 import { HttpForwarder } from "./http/http-forwarder.js";
 import { DEFAULT_MAX_HEAD_BYTES } from "./http/http-head.js";
+import { HttpSessions } from "./http/http-session.js";
 import { endConnection, httpResponse } from "./http-reply.js";
 import { peek } from "./peek.js";
 import { refusalHeaders, refusalText } from "./refusal.js";
@@ -57,7 +57,7 @@ export class TransparentListener implements AsyncDisposable {
   private readonly server: Server;
   private readonly gate: EgressGate;
   private readonly forwarder: HttpForwarder;
-  private readonly http: AdoptedHttp;
+  private readonly http: HttpSessions;
   private readonly sockets = new ConnectionSet();
   private readonly handlers = new Set<Promise<void>>();
   private readonly peekTimeoutMs: number;
@@ -76,8 +76,8 @@ export class TransparentListener implements AsyncDisposable {
     this.budget = options.budget ?? new ConnectionBudget({ now: () => this.ctx.now() });
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_SPLICE_IDLE_TIMEOUT_MS;
     this.gate = new EgressGate(this.ctx, options.rate ?? new ConnectionRate(() => this.ctx.now()));
-    this.forwarder = new HttpForwarder(this.ctx, this.gate, options.inspection?.upstreamCa);
-    this.http = new AdoptedHttp({ ctx: this.ctx, forwarder: this.forwarder, maxHeaderBytes: this.maxHeadBytes, track: (work, onFailure) => this.track(work, onFailure) });
+    this.forwarder = new HttpForwarder(this.ctx, this.gate, options.inspection?.upstreamCa, this.connectTimeoutMs);
+    this.http = new HttpSessions({ ctx: this.ctx, forwarder: this.forwarder, maxHeadBytes: this.maxHeadBytes, track: (work, onFailure) => this.track(work, onFailure) });
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => this.onConnection(s));
     this.server.on("error", (err) => this.ctx.logger.error({ err, port: options.declaredPort }, "transparent listener error"));
   }

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from "node:http";
 import type { Attempt } from "../../core/decision.js";
 import { checkRequestSecrets } from "../../core/secrets/request-secrets.js";
 import { EMPTY_SECRET_WATCH } from "../../core/secrets/secret-watch.js";
@@ -21,7 +20,7 @@ const NONE: ForwarderSecrets = { found: {} };
 export function requestSecrets(
   ctx: SidecarContext,
   facts: AttemptFacts,
-  req: IncomingMessage,
+  rawHeaders: readonly string[],
   inspected: boolean,
   target: string,
   body: { readonly bytes: Buffer } | undefined,
@@ -31,7 +30,7 @@ export function requestSecrets(
   const r = checkRequestSecrets(watch ?? EMPTY_SECRET_WATCH, {
     host: facts.name,
     inspected,
-    rawHeaders: req.rawHeaders,
+    rawHeaders,
     target,
     ...(body !== undefined ? { body: body.bytes } : {}),
     credentials: dc.credentialScan !== false,

@@ -1,13 +1,15 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createServer, type Server } from "node:http";
+import { createServer as createTcpServer, type Socket } from "node:net";
 import type { HttpUpstream } from "../../support/upstreams.js";
 import { withExplicit } from "./fixtures.js";
 import { ALLOWED_IP, connectTcp, proxyRequest, readAll } from "./harness.js";
 
 /**
- * The explicit proxy's plain-HTTP forwarding (node:http on both sides): request framing
- * travels intact, hop-by-hop headers stop here in both directions, and failures on either
- * side end the exchange with an event rather than a hang.
+ * The explicit proxy's plain-HTTP forwarding (the sidecar's own HTTP/1.1 framing on both
+ * sides): request framing travels intact, hop-by-hop headers stop here in both directions,
+ * responses are delimited as the upstream framed them, upstream connections are kept alive
+ * and reused, and failures on either side end the exchange with an event rather than a hang.
  */
 const disposers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -28,6 +30,124 @@ async function replaceAllowed(e: Awaited<ReturnType<typeof explicit>>, handler: 
   disposers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return server;
 }
+
+/** Replaces the allowed upstream with a raw TCP server that answers each request with `answer`. */
+async function replaceAllowedRaw(e: Awaited<ReturnType<typeof explicit>>, answer: (socket: Socket, request: string) => void): Promise<{ connections: () => number; requests: string[] }> {
+  await e.allowed.close();
+  let connections = 0;
+  const requests: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    let buf = "";
+    socket.on("error", () => undefined);
+    socket.on("data", (c: Buffer) => {
+      buf += c.toString("latin1");
+      for (let end = buf.indexOf("\r\n\r\n"); end !== -1; end = buf.indexOf("\r\n\r\n")) {
+        const head = buf.slice(0, end + 4);
+        buf = buf.slice(end + 4);
+        requests.push(head);
+        answer(socket, head);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen({ host: ALLOWED_IP, port: e.port }, () => resolve()));
+  disposers.push(() => {
+    // The sidecar keeps its upstream connections alive: they are ours to close.
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { connections: () => connections, requests };
+}
+
+const get = (e: { port: number }, path: string, extra = ""): string => `GET http://api.allowed.test:${e.port}${path} HTTP/1.1\r\nHost: api.allowed.test:${e.port}\r\n${extra}\r\n`;
+
+describe("ExplicitProxy: responses framed as the upstream framed them", () => {
+  it("relays a response delimited by the upstream's close, and closes the client after it", async () => {
+    const e = await explicit();
+    await replaceAllowedRaw(e, (socket) => socket.end("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end"));
+    const s = await connectTcp(e.proxyPort);
+    const all = readAll(s);
+    s.write(get(e, "/close"));
+    const text = (await all).toString("latin1");
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(text).toMatch(/\r\nConnection: close\r\n/i);
+    expect(text.endsWith("\r\n\r\nuntil the end")).toBe(true);
+    expect((await e.sink.waitFor((x) => x.phase === "close")).bytesDown).toBe("until the end".length);
+  });
+
+  it("answers HEAD without a body although the upstream names a length, and serves the next request", async () => {
+    const e = await explicit();
+    await replaceAllowedRaw(e, (socket, head) => socket.write(head.startsWith("HEAD") ? "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"));
+    const s = await connectTcp(e.proxyPort);
+    const all = readAll(s);
+    s.write(get(e, "/a").replace("GET", "HEAD") + get(e, "/b", "Connection: close\r\n"));
+    const text = (await all).toString("latin1");
+    expect(text.match(/HTTP\/1\.1 200 /g)).toHaveLength(2);
+    expect(text.endsWith("\r\n\r\nhello")).toBe(true);
+  });
+
+  it("decodes a chunked response for an HTTP/1.0 client and delimits it by closing", async () => {
+    const e = await explicit();
+    await replaceAllowedRaw(e, (socket) => socket.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+    const s = await connectTcp(e.proxyPort);
+    const all = readAll(s);
+    s.write(`GET http://api.allowed.test:${e.port}/old HTTP/1.0\r\nHost: api.allowed.test:${e.port}\r\n\r\n`);
+    const text = (await all).toString("latin1");
+    expect(text).not.toMatch(/transfer-encoding/i);
+    expect(text.endsWith("\r\n\r\nhello world")).toBe(true);
+  });
+
+  it("refuses a response with two different lengths: 502, and the close event says why", async () => {
+    const e = await explicit();
+    await replaceAllowedRaw(e, (socket) => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 50\r\n\r\nhello"));
+    const res = await proxyRequest(e.proxyPort, `http://api.allowed.test:${e.port}/ambiguous`);
+    expect(res.status).toBe(502);
+    expect((await e.sink.waitFor((x) => x.phase === "close")).error).toMatch(/framing is ambiguous/);
+  });
+
+  it("tells a client that expects 100-continue to send its body once the head is decided", async () => {
+    const e = await explicit();
+    const s = await connectTcp(e.proxyPort);
+    const all = readAll(s);
+    s.write(`POST http://api.allowed.test:${e.port}/upload HTTP/1.1\r\nHost: api.allowed.test:${e.port}\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+    await new Promise<void>((resolve) => s.once("data", (c: Buffer) => (expect(c.toString("latin1")).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n/), resolve())));
+    s.write("hello");
+    const text = (await all).toString("latin1");
+    expect(text).toContain('"bodyBytes":5');
+  });
+});
+
+describe("ExplicitProxy: upstream connections are kept alive", () => {
+  it("carries a client's keep-alive requests over one upstream connection", async () => {
+    const e = await explicit();
+    const up = await replaceAllowedRaw(e, (socket) => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    const s = await connectTcp(e.proxyPort);
+    const all = readAll(s);
+    s.write(get(e, "/1") + get(e, "/2") + get(e, "/3", "Connection: close\r\n"));
+    expect((await all).toString("latin1").match(/HTTP\/1\.1 200 /g)).toHaveLength(3);
+    expect(up.requests).toHaveLength(3);
+    expect(up.connections()).toBe(1);
+  });
+
+  it("sends a request again, once, on a new connection when the kept-alive one was closed by the upstream", async () => {
+    const e = await explicit();
+    let served = 0;
+    // Answers, then closes the connection at once without saying so: the next request on it meets a closed socket.
+    const up = await replaceAllowedRaw(e, (socket) => {
+      served++;
+      socket.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    });
+    const first = await proxyRequest(e.proxyPort, `http://api.allowed.test:${e.port}/1`);
+    expect(first.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 50));
+    const second = await proxyRequest(e.proxyPort, `http://api.allowed.test:${e.port}/2`);
+    expect(second.status).toBe(200);
+    expect(served).toBe(2);
+    expect(up.connections()).toBe(2);
+  });
+});
 
 describe("ExplicitProxy: HTTP request and response framing", () => {
   it("forwards a chunked request body and counts it", async () => {

@@ -9,7 +9,7 @@ describe("HttpHeadParser", () => {
   it("parses method, target, version and Host", () => {
     const head = "GET /a?b=1 HTTP/1.1\r\nHost: api.allowed.test:8080\r\nAccept: */*\r\n\r\n";
     const r = parseHttpHead(b(head + "body"));
-    expect(r).toEqual({ kind: "done", head: { method: "GET", target: "/a?b=1", version: "1.1", host: "api.allowed.test:8080", headBytes: head.length } });
+    expect(r).toEqual({ kind: "done", head: { method: "GET", target: "/a?b=1", version: "1.1", host: "api.allowed.test:8080", rawHeaders: ["Host", "api.allowed.test:8080", "Accept", "*/*"], headBytes: head.length } });
   });
 
   it("finds the end of the head across one-byte pushes and keeps the byte count exact", () => {
@@ -17,7 +17,7 @@ describe("HttpHeadParser", () => {
     const p = new HttpHeadParser();
     const results = [...b(text + "tail")].map((byte) => p.push(Buffer.from([byte])));
     const done = results.find((r) => r.kind === "done");
-    expect(done).toEqual({ kind: "done", head: { method: "POST", target: "/x", version: "1.0", host: "api.allowed.test", headBytes: text.length } });
+    expect(done).toEqual({ kind: "done", head: { method: "POST", target: "/x", version: "1.0", host: "api.allowed.test", rawHeaders: ["hOsT", "api.allowed.test"], headBytes: text.length } });
     expect(results.indexOf(done!)).toBe(text.length - 1);
   });
 

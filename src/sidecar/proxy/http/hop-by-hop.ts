@@ -1,7 +1,7 @@
 /**
  * Which headers travel on and which stop at the sidecar: hop-by-hop ones, any a Connection
  * header names, proxy credentials. Headers travel as raw pairs, in the client's order and
- * spelling; Node frames bodies again on each side.
+ * spelling. Bodies are framed again by the sidecar (exchange.ts).
  */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te", "trailer", "upgrade", "transfer-encoding"]);
 // Framing the two Node ends recompute; never dropped because a Connection header names them.
@@ -24,7 +24,7 @@ function connectionTokens(raw: readonly string[]): ReadonlySet<string> {
 
 /**
  * The end-to-end headers of `raw` (a response's) as pairs: hop-by-hop ones, and any a
- * Connection header names, are dropped; Node frames the body again for the client.
+ * Connection header names, are dropped; the exchange adds the framing it relays with.
  */
 export function endToEndHeaders(raw: readonly string[]): string[] {
   const listed = connectionTokens(raw);
@@ -39,34 +39,28 @@ export function endToEndHeaders(raw: readonly string[]): string[] {
 
 /**
  * The request headers sent upstream, in one pass over the raw pairs: end to end only,
- * Transfer-Encoding kept (it frames the body), and the Host the client named in the URL.
- * `hasBody` follows the framing llhttp used: a body only with Transfer-Encoding or a
- * non-zero Content-Length.
+ * Transfer-Encoding kept (it frames the body; the session accepted only `chunked`), and the
+ * Host the client named in the URL. Expect stops here: the sidecar read the body before it
+ * decided, and sends it at once.
  */
-export function upstreamRequest(raw: readonly string[], hostHeader: string): { headers: string[]; hasBody: boolean } {
+export function upstreamRequest(raw: readonly string[], hostHeader: string): string[] {
   const listed = connectionTokens(raw);
   const headers: string[] = ["Host", hostHeader];
-  let hasBody = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const key = raw[i]!.toLowerCase();
-    if (key === "transfer-encoding") hasBody = true;
-    else if (key === "content-length") hasBody ||= Number(raw[i + 1]) !== 0;
-    else if (key === "host" || HOP_BY_HOP.has(key) || listed.has(key)) continue;
+    if (key !== "transfer-encoding" && (key === "host" || key === "expect" || HOP_BY_HOP.has(key) || listed.has(key))) continue;
     headers.push(raw[i]!, raw[i + 1]!);
   }
-  return { headers, hasBody };
+  return headers;
 }
 
-/**
- * Whether the request's Transfer-Encoding ends in something other than chunked: its body
- * cannot be framed (RFC 9112 6.3), and a parser further on might read it some other way.
- */
-export function unframeable(raw: readonly string[]): boolean {
-  let last: string | undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const key = raw[i]!;
-    if (key.length === 17 && key.toLowerCase() === "transfer-encoding") last = raw[i + 1]!;
-  }
-  if (last === undefined) return false;
-  return last.slice(last.lastIndexOf(",") + 1).trim().toLowerCase() !== "chunked";
+// Proxy credentials stop here; everything else (Upgrade, Connection, Sec-WebSocket-*) goes on.
+const UPGRADE_DROP = new Set(["host", "proxy-authorization", "proxy-connection"]);
+
+/** The headers of a decided upgrade request (WebSocket), with the decided Host. */
+export function upgradeHeaders(raw: readonly string[], hostHeader: string): string[] {
+  const headers: string[] = ["Host", hostHeader];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (!UPGRADE_DROP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
+  return headers;
 }
+

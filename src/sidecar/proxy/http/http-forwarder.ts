@@ -1,7 +1,5 @@
-import { Agent, request, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import { Agent as TlsAgent, request as tlsRequest } from "node:https";
-import { createSecureContext } from "node:tls";
 import type { Socket } from "node:net";
+import { createSecureContext, type SecureContext } from "node:tls";
 import { checkRequestShape, driftFieldNames } from "../../../core/baseline/request-drift.js";
 import { permits, type Verdict } from "../../../core/decision.js";
 import { DEFAULT_MAX_BODY_BYTES, requestShape, shapeEventFields, type RequestShape } from "../../../core/request-shape.js";
@@ -10,120 +8,115 @@ import type { EgressGate } from "../egress-gate.js";
 import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "../egress-event.js";
 import { endConnection, httpResponse } from "../http-reply.js";
 import { refusalHeaders, refusalText } from "../refusal.js";
+import { chunkOf, LAST_CHUNK, type BodyFraming } from "./body-framing.js";
+import { exchange, type ExchangeEnd } from "./exchange.js";
+import { headerValue, type HttpHead } from "./http-head.js";
+import type { HttpRequest } from "./http-session.js";
 import { requestTarget, withoutQueryValues, type RequestOrigin } from "./request-target.js";
-import { endToEndHeaders, unframeable, upstreamRequest } from "./hop-by-hop.js";
-import { hasBody, headerNames, readBodyPrefix, type BodyPrefix } from "./request-body.js";
-import { forwardUpgrade } from "./upgrade.js";
+import { upgradeHeaders, upstreamRequest } from "./hop-by-hop.js";
+import { headerNames, type BodyPrefix } from "./request-body.js";
+import { UpstreamPool, type UpstreamConnection, type UpstreamTarget } from "./upstream-pool.js";
+import { relayUpgraded } from "./upgrade.js";
 import { requestSecrets } from "../../secrets/request-secrets.js";
 
 /**
  * Every HTTP request the sidecar can see is decided here, one by one, whichever way it came:
- * the explicit proxy (absolute form), a transparent port (Host), or plaintext inside a
- * CONNECT tunnel. A permitted request is resolved by the sidecar and forwarded over a
- * keep-alive agent to `http://<resolved ip>:<port>`, in origin form, with the Host that was
- * decided. Hop-by-hop headers and proxy credentials stay here (hop-by-hop.ts); a body is read
- * up to a bound before the decision (request-body.ts).
+ * the explicit proxy (absolute form), a transparent port (Host), plaintext inside a CONNECT
+ * tunnel, or TLS the sidecar terminated. A permitted request is resolved by the sidecar and
+ * forwarded on a pooled connection to `<resolved ip>:<port>`, in origin form, with the Host
+ * that was decided, in the sidecar's own framing (http-session.ts read it; exchange.ts sends
+ * it and relays the answer). Hop-by-hop headers and proxy credentials stay here
+ * (hop-by-hop.ts); a body is read up to a bound before the decision.
  *
- * Requests on one connection are decided in order, and once one is refused nothing after it
- * on that connection is forwarded: a keep-alive or pipelined request cannot ride on the
- * decision of the one before it.
- *
- * Built on node:http alone (both parsers are llhttp, so framing is never ours to get
- * wrong); headers travel as raw pairs, in the client's order and spelling.
+ * The session hands requests over one at a time, and once one is refused the connection
+ * ends: a keep-alive or pipelined request cannot ride on the decision of the one before it.
  */
 const MALFORMED: Verdict = { verdict: "block", reasons: ["malformed-request"] };
 
 export { parseAbsoluteHttpTarget, type AbsoluteHttpTarget } from "./request-target.js";
 export { endToEndHeaders } from "./hop-by-hop.js";
 
-/** One connection's place in line: the decision of its last request, and whether one was refused. */
-interface Turns {
-  last: Promise<void>;
-  refused: boolean;
-}
-
 /** A request that was decided and may be forwarded. */
 interface Decided {
   readonly facts: AttemptFacts;
   readonly verdict: Verdict;
-  readonly ip: string;
-  readonly port: number;
+  readonly target: UpstreamTarget;
   readonly hostHeader: string;
   readonly path: string;
-  /** Re-originated TLS (an inspected destination): the name the upstream certificate must carry. */
-  readonly tls?: { readonly servername: string };
   /** The body read before deciding (its shape was decided on); `truncated`: more follows. */
   readonly body?: BodyPrefix;
   /** The raw headers with injected secrets written in (secrets/request-secrets.ts). */
-  readonly rawHeaders?: string[];
+  readonly rawHeaders?: readonly string[];
 }
 
 // Certificate failures of a re-originated TLS connection: a refusal of its own, never skipped.
 const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME|HOSTNAME_MISMATCH/;
+// What a secret written into a header must never hold: it would end the field or the head.
+const UNSAFE_VALUE = /[\r\n\0]/;
+const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
 
 export type ForwardPath = AttemptFacts["path"];
 
 export class HttpForwarder {
-  private readonly turns = new WeakMap<object, Turns>();
-  private tlsAgent: TlsAgent | undefined;
+  private readonly pool: UpstreamPool;
+  private tlsContext: SecureContext | undefined;
 
   constructor(
     private readonly ctx: SidecarContext,
     private readonly gate: EgressGate,
     /** Roots trusted when TLS is re-originated (inspected destinations); none: nothing is inspected. */
     private readonly upstreamCa?: readonly string[],
-    // LIFO keeps a few connections hot; noDelay because a proxy must never sit on a small write.
-    private readonly agent: Agent = new Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 64, noDelay: true }),
-  ) {}
-
-  /** Decides one request and, when permitted, forwards it. Resolves once it is decided. */
-  handle(req: IncomingMessage, res: ServerResponse, origin: RequestOrigin, path: ForwardPath): Promise<void> {
-    return this.inTurn(req.socket, async () => {
-      const decided = await this.decide(req, origin, path, (facts, verdict, status) => this.refuse(res, facts, verdict, status));
-      if (decided === undefined) return false;
-      if (res.destroyed || req.socket.destroyed) {
-        this.ctx.events.emit(egressEvent(this.ctx, decided.facts, decided.verdict, { error: "client closed before the upstream request" }));
-        return true;
-      }
-      this.forward(req, res, decided);
-      return true;
+    connectTimeoutMs?: number,
+  ) {
+    this.pool = new UpstreamPool({
+      ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
+      ...(upstreamCa !== undefined ? { tlsContext: () => (this.tlsContext ??= createSecureContext({ ca: [...upstreamCa] })) } : {}),
     });
+  }
+
+  /** Decides one request and, when permitted, forwards it. True when the connection may carry another. */
+  async handle(req: HttpRequest, origin: RequestOrigin, path: ForwardPath): Promise<boolean> {
+    const decided = await this.decide(req.head, req.framing, req, origin, path, (facts, verdict, status) => this.refuse(req.client, facts, verdict, status));
+    if (decided === undefined) return false;
+    if (req.client.destroyed) {
+      this.ctx.events.emit(egressEvent(this.ctx, decided.facts, decided.verdict, { error: "client closed before the upstream request" }));
+      return false;
+    }
+    return this.forward(req, decided);
   }
 
   /**
    * A request asking for a protocol upgrade (WebSocket): decided like any other, once; after
-   * the upstream's 101 the connection is opaque bytes both ways.
+   * the upstream's 101 the connection is opaque bytes both ways. `rest` is what the client
+   * sent after the request; it goes upstream only after the 101.
    */
-  handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, origin: RequestOrigin, path: ForwardPath): Promise<void> {
-    return this.inTurn(socket, async () => {
-      const decided = await this.decide(req, origin, path, (facts, verdict, status) => this.refuseSocket(socket, facts, verdict, status));
-      if (decided === undefined) return false;
-      const { ip, port, hostHeader, path: target } = decided;
-      const tls = decided.tls === undefined ? {} : { tls: { servername: decided.tls.servername, ca: this.upstreamCa ?? [] } };
-      const stats = await forwardUpgrade(req, socket, head, { ip, port, hostHeader, path: target, ...tls }, () => this.ctx.now());
-      this.ctx.events.emit(egressEvent(this.ctx, decided.facts, decided.verdict, stats));
-      return true;
-    });
+  async handleUpgrade(head: HttpHead, socket: Socket, rest: Buffer, origin: RequestOrigin, path: ForwardPath): Promise<void> {
+    const decided = await this.decide(head, { kind: "none" }, { client: socket }, origin, path, (facts, verdict, status) => this.refuse(socket, facts, verdict, status));
+    if (decided === undefined) return;
+    const started = this.ctx.now();
+    let conn: UpstreamConnection;
+    try {
+      conn = await this.pool.acquire(decided.target, true);
+    } catch (err) {
+      return void this.failed(socket, decided, decided.verdict, err as Error, started, { bytesUp: 0, bytesDown: 0 });
+    }
+    const text = requestHeadText(head.method, decided.path, upgradeHeaders(decided.rawHeaders ?? head.rawHeaders, decided.hostHeader));
+    const end = await exchange({ conn, client: socket, method: head.method, head: Buffer.from(text, "latin1"), clientKeepAlive: false, upgrade: true });
+    if (end.kind === "failed" && !end.answered) return void this.failed(socket, decided, decided.verdict, end.error, started, { bytesUp: 0, bytesDown: 0 });
+    if (end.kind === "upgraded") {
+      const stats = await relayUpgraded(socket, conn.socket, end.head, end.rest, rest);
+      this.ctx.events.emit(egressEvent(this.ctx, decided.facts, decided.verdict, { ...stats, durationMs: this.ctx.now() - started }));
+      return;
+    }
+    conn.socket.destroy();
+    this.closed(socket, decided, decided.verdict, end, started, { bytesUp: 0, bytesDown: end.kind === "done" ? end.bytesDown : 0 });
+    // Declined: the answer was relayed, and nothing else the client sent is forwarded.
+    endConnection(socket);
   }
 
-  /**
-   * Runs `work` after the connection's earlier requests were decided; `work` says whether it
-   * let its request through. After a refusal, later requests are never forwarded: the refusal
-   * closes the connection, and they are left unanswered.
-   */
-  private async inTurn(socket: object, work: () => Promise<boolean>): Promise<void> {
-    let turns = this.turns.get(socket);
-    if (turns === undefined) this.turns.set(socket, (turns = { last: Promise.resolve(), refused: false }));
-    const previous = turns.last;
-    let release!: () => void;
-    turns.last = new Promise<void>((resolve) => (release = resolve));
-    try {
-      await previous;
-      if (turns.refused) return;
-      if (!(await work())) turns.refused = true;
-    } finally {
-      release();
-    }
+  /** Drops pooled upstream connections. */
+  destroy(): void {
+    this.pool.destroy();
   }
 
   /**
@@ -131,14 +124,16 @@ export class HttpForwarder {
    * was refused: `refuse` has then answered the client with `status`.
    */
   private async decide(
-    req: IncomingMessage,
+    head: HttpHead,
+    framing: BodyFraming,
+    req: Pick<HttpRequest, "client"> & Partial<Pick<HttpRequest, "body">>,
     origin: RequestOrigin,
     path: ForwardPath,
     refuse: (facts: AttemptFacts, verdict: Verdict, status: number) => void,
   ): Promise<Decided | undefined> {
-    const facts = newAttempt(this.ctx, path, "http", clientOf(req.socket));
-    facts.method = req.method ?? "GET";
-    facts.url = withoutQueryValues(req.url ?? "");
+    const facts = newAttempt(this.ctx, path, "http", clientOf(req.client));
+    facts.method = head.method;
+    facts.url = withoutQueryValues(head.target);
     if (origin.kind === "tunnel" && origin.connect !== undefined) facts.connect = origin.connect;
     if (origin.kind === "inspected") {
       facts.sni = origin.sni;
@@ -149,13 +144,7 @@ export class HttpForwarder {
       refuse(facts, verdict, status);
       return undefined;
     };
-    if (unframeable(req.rawHeaders)) {
-      // llhttp refuses this only after it has delivered the head, and its client-error handler
-      // has then already answered 400 with an event: the request is never decided or forwarded.
-      if (req.socket.writableEnded) return undefined;
-      return refuseWith(MALFORMED, 400);
-    }
-    const parsed = requestTarget(origin, req.url ?? "", req.rawHeaders, (n) => this.gate.normalise(n));
+    const parsed = requestTarget(origin, head.target, head.rawHeaders, (n) => this.gate.normalise(n));
     if (!parsed.ok) return refuseWith(MALFORMED, 400);
     const target = parsed.target;
     if (target.hostHeader !== undefined) facts.host = target.hostHeader;
@@ -173,26 +162,28 @@ export class HttpForwarder {
       name: facts.name,
       ip: target.ip,
       ...(target.hostMismatch ? { hostMismatch: true } : {}),
-      method: req.method ?? "GET",
+      method: head.method,
       target: target.path,
       connectionsPerMinute: this.gate.count(facts.name, target.port),
     };
-    const withBody = hasBody(req);
+    const withBody = framing.kind !== "none";
     if (withBody) {
       // Decide on the head before waiting for a body: a refused destination costs no read. Capture
       // (replay, quarantine) refuses everything, but records each request's shape first.
       const headOnly = this.gate.check(dest, owner?.ambiguous === true);
       if (!permits(headOnly) && headOnly.reasons[0] !== "capture") return refuseWith(headOnly, 403);
+      // A client that waits to be told to send its body is told so only now.
+      if (head.version === "1.1" && headerValue(head.rawHeaders, "expect")?.toLowerCase() === "100-continue") req.client.write(CONTINUE);
     }
     // Read the body (up to a bound) and decide on the request's shape, so a drifting field is
     // refused before any byte of it is forwarded. A bodiless request is decided once, here.
     const bound = this.ctx.inspectBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    const body = withBody ? await readBodyPrefix(req, bound) : undefined;
+    const body = withBody && req.body !== undefined ? await req.body.readPrefix(bound) : undefined;
     if (withBody && body === undefined) return undefined;
-    const shape = this.shapeOf(req, target.path, body, bound);
+    const shape = this.shapeOf(head, target.path, body, bound);
     facts.shape = shapeEventFields(shape);
     // Secrets: sentinels written into their declared header, leaks and credential shapes decided on.
-    const secrets = requestSecrets(this.ctx, facts, req, origin.kind === "inspected", target.path, body);
+    const secrets = requestSecrets(this.ctx, facts, head.rawHeaders, origin.kind === "inspected", target.path, body);
     const shaped = { ...dest, shape, ...secrets.found };
     const first = this.gate.check(shaped, owner?.ambiguous === true);
     this.noteDrift(facts, first, shape);
@@ -204,23 +195,21 @@ export class HttpForwarder {
     return {
       facts,
       verdict: route.verdict,
-      ip: route.ip,
-      port: target.port,
+      target: { ip: route.ip, port: target.port, ...(origin.kind === "inspected" ? { servername: origin.name } : {}) },
       hostHeader: target.hostHeader ?? facts.name ?? route.ip,
       path: target.path,
-      ...(origin.kind === "inspected" ? { tls: { servername: origin.name } } : {}),
       ...(body !== undefined ? { body } : {}),
       ...(secrets.rawHeaders !== undefined ? { rawHeaders: secrets.rawHeaders } : {}),
     };
   }
 
-  private shapeOf(req: IncomingMessage, target: string, body: BodyPrefix | undefined, maxBodyBytes: number): RequestShape {
-    const encoding = req.headers["content-encoding"];
-    const type = req.headers["content-type"];
+  private shapeOf(head: HttpHead, target: string, body: BodyPrefix | undefined, maxBodyBytes: number): RequestShape {
+    const encoding = headerValue(head.rawHeaders, "content-encoding");
+    const type = headerValue(head.rawHeaders, "content-type");
     return requestShape({
-      method: req.method ?? "GET",
+      method: head.method,
       target,
-      headerNames: headerNames(req.rawHeaders),
+      headerNames: headerNames(head.rawHeaders),
       ...(type !== undefined ? { contentType: type } : {}),
       ...(encoding !== undefined ? { contentEncoding: encoding } : {}),
       ...(body !== undefined ? { body: body.bytes, bodyTruncated: body.truncated } : {}),
@@ -235,101 +224,90 @@ export class HttpForwarder {
     facts.driftFields = driftFieldNames(checkRequestShape(requests, `${facts.name}:${facts.port}`, shape));
   }
 
-  /** Drops pooled upstream connections. */
-  destroy(): void {
-    this.agent.destroy();
-    this.tlsAgent?.destroy();
-  }
-
-  private upstreamTls(): TlsAgent {
-    if (this.upstreamCa === undefined) throw new Error("an inspected request without an upstream trust store");
-    // One secure context built once: handing the agent `ca` itself would make it join every
-    // root certificate into its pool key on every request (measured: a quarter of the CPU).
-    this.tlsAgent ??= new TlsAgent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 64, secureContext: createSecureContext({ ca: [...this.upstreamCa] }), rejectUnauthorized: true });
-    return this.tlsAgent;
-  }
-
-  private forward(req: IncomingMessage, res: ServerResponse, decided: Decided): void {
-    const { facts } = decided;
-    let verdict = decided.verdict;
+  /** Sends the decided request and relays its response. True when the client connection carries on. */
+  private async forward(req: HttpRequest, d: Decided): Promise<boolean> {
     const started = this.ctx.now();
-    let bytesUp = 0;
-    let bytesDown = 0;
+    const chunked = req.framing.kind === "chunked";
+    const headers = upstreamRequest(d.rawHeaders ?? req.head.rawHeaders, d.hostHeader);
+    if (d.rawHeaders !== undefined && d.rawHeaders.some((v, i) => i % 2 === 1 && UNSAFE_VALUE.test(v))) {
+      return this.failed(req.client, d, d.verdict, new Error("a secret written into a header holds CR, LF or NUL"), started, { bytesUp: 0, bytesDown: 0 });
+    }
+    // The head and the body read so far go in one write; the rest of the body streams after it.
+    const parts: Buffer[] = [Buffer.from(requestHeadText(req.head.method, d.path, headers), "latin1")];
+    const prefix = d.body;
+    if (prefix !== undefined && prefix.bytes.length > 0) parts.push(...(chunked ? chunkOf(prefix.bytes) : [prefix.bytes]));
+    if (chunked && req.body.complete) parts.push(LAST_CHUNK);
+    const first = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    let bytesUp = prefix?.bytes.length ?? 0;
+    const streamRest = !req.body.complete
+      ? (up: Socket): Promise<boolean> =>
+          req.body
+            .pipe(
+              (data) => {
+                bytesUp += data.length;
+                return chunked ? writeAll(up, chunkOf(data)) : up.write(data);
+              },
+              () => new Promise((resolve) => up.once("drain", resolve)),
+            )
+            .then((ok) => {
+              if (ok && chunked) up.write(LAST_CHUNK);
+              return ok;
+            })
+      : undefined;
+
+    let end: ExchangeEnd | undefined;
     let error: Error | undefined;
-    let upstream: ClientRequest | undefined;
-    res.once("close", () => {
-      if (!res.writableFinished) upstream?.destroy();
-      this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { bytesUp, bytesDown, durationMs: this.ctx.now() - started, ...(error ? { error } : {}) }));
-    });
-    const failed = (err: Error): void => {
-      error ??= err;
-      const code = (err as NodeJS.ErrnoException).code ?? "";
-      if (decided.tls !== undefined && CERT_ERRORS.test(code)) verdict = { verdict: "block", reasons: ["upstream-certificate"], ...(verdict.rule ? { rule: verdict.rule } : {}) };
-      if (res.destroyed) return;
-      if (res.headersSent) return void res.destroy();
-      const text = verdict.verdict === "block" ? `Hangar refused the upstream ${decided.tls?.servername ?? ""}: its certificate did not verify (${code}).\n` : "Hangar: the upstream request failed.\n";
-      res.writeHead(502, { "content-type": "text/plain; charset=utf-8", ...(verdict.verdict === "block" ? refusalHeaders(verdict) : {}) }).end(text);
-    };
-    const { headers, hasBody } = upstreamRequest(decided.rawHeaders ?? req.rawHeaders, decided.hostHeader);
-    try {
-      const options = { host: decided.ip, port: decided.port, method: req.method, path: decided.path, headers, setHost: false };
-      upstream = decided.tls === undefined ? request({ ...options, agent: this.agent }) : tlsRequest({ ...options, servername: decided.tls.servername, agent: this.upstreamTls() });
-    } catch (err) {
-      // Node refused to write the request (an invalid header or path): nothing was sent.
-      return failed(err as Error);
-    }
-    const sent = upstream;
-    sent.on("error", failed);
-    sent.once("response", (up: IncomingMessage) => {
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, endToEndHeaders(up.rawHeaders));
-      // By hand rather than pipe(): the same backpressure, without pipe's per-request listener set.
-      up.on("data", (chunk: Buffer) => {
-        bytesDown += chunk.length;
-        if (!res.write(chunk)) {
-          up.pause();
-          res.once("drain", () => up.resume());
-        }
-      });
-      up.once("end", () => res.end());
-      up.on("error", (err) => {
-        error ??= err;
-        res.destroy();
-      });
-    });
-    if (decided.body !== undefined) {
-      // Decided on this prefix; it goes first, and the rest (past the bound) streams after it.
-      bytesUp += decided.body.bytes.length;
-      if (decided.body.bytes.length > 0) sent.write(decided.body.bytes);
-      if (!decided.body.truncated) {
-        sent.end();
-        return;
+    for (let attempt = 0; end === undefined; attempt++) {
+      let conn: UpstreamConnection;
+      try {
+        conn = await this.pool.acquire(d.target);
+      } catch (err) {
+        error = err as Error;
+        break;
       }
-    } else if (!hasBody) {
-      sent.end();
-      return;
+      const result = await exchange({ conn, client: req.client, method: req.head.method, head: first, clientKeepAlive: req.keepAlive, clientVersion: req.head.version, ...(streamRest !== undefined ? { streamRest } : {}), release: (c) => this.pool.release(c) });
+      // A kept-alive connection the upstream had closed meanwhile: sent again once, on a new one,
+      // when nothing reached the client and the whole request is still in hand.
+      if (result.kind === "stale" && attempt === 0 && streamRest === undefined) continue;
+      end = result.kind === "stale" ? { kind: "failed", error: new Error("the upstream closed the connection before answering"), answered: false, bytesDown: 0 } : result;
     }
-    req.resume();
-    req.on("data", (chunk: Buffer) => {
-      bytesUp += chunk.length;
-      if (!sent.write(chunk)) {
-        req.pause();
-        sent.once("drain", () => req.resume());
-      }
-    });
-    req.once("end", () => sent.end());
-    req.on("error", (err) => {
-      error ??= err;
-      sent.destroy();
-    });
+    if (end === undefined) return this.failed(req.client, d, d.verdict, error!, started, { bytesUp, bytesDown: 0 });
+    if (end.kind === "failed" && !end.answered) return this.failed(req.client, d, d.verdict, end.error, started, { bytesUp, bytesDown: 0 });
+    this.closed(req.client, d, d.verdict, end, started, { bytesUp, bytesDown: end.kind === "done" || end.kind === "failed" ? end.bytesDown : 0 });
+    return end.kind === "done" && end.clientKeep;
+  }
+
+  private closed(client: Socket, d: Decided, verdict: Verdict, end: ExchangeEnd, started: number, bytes: { bytesUp: number; bytesDown: number }): void {
+    const error = end.kind === "failed" ? end.error : undefined;
+    if (end.kind === "failed" && !client.destroyed) client.destroy();
+    this.ctx.events.emit(egressEvent(this.ctx, d.facts, verdict, { ...bytes, durationMs: this.ctx.now() - started, ...(error !== undefined ? { error } : {}) }));
+  }
+
+  /** Nothing of a response reached the client: a 502 (a refusal, when the upstream's certificate failed). */
+  private failed(client: Socket, d: Decided, verdict: Verdict, err: Error, started: number, bytes: { bytesUp: number; bytesDown: number }): false {
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    const certificate = d.target.servername !== undefined && CERT_ERRORS.test(code);
+    const final: Verdict = certificate ? { verdict: "block", reasons: ["upstream-certificate"], ...(verdict.rule ? { rule: verdict.rule } : {}) } : verdict;
+    this.ctx.events.emit(egressEvent(this.ctx, d.facts, final, { ...bytes, durationMs: this.ctx.now() - started, error: err }));
+    const text = certificate ? `Hangar refused the upstream ${d.target.servername}: its certificate did not verify (${code}).\n` : "Hangar: the upstream request failed.\n";
+    endConnection(client, httpResponse(502, text, certificate ? refusalHeaders(final) : {}));
+    return false;
   }
 
   /** The refusal closes the connection: whatever the client sent after this request is never forwarded. */
-  private refuse(res: ServerResponse, facts: AttemptFacts, verdict: Verdict, status: number): void {
-    if (res.headersSent || res.destroyed) return;
-    res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8", Connection: "close", ...refusalHeaders(verdict) }).end(refusalText(verdict, facts.host ?? facts.name));
+  private refuse(client: Socket, facts: AttemptFacts, verdict: Verdict, status: number): void {
+    endConnection(client, httpResponse(status, refusalText(verdict, facts.host ?? facts.name), refusalHeaders(verdict)));
   }
+}
 
-  private refuseSocket(socket: Socket, facts: AttemptFacts, verdict: Verdict, status: number): void {
-    endConnection(socket, httpResponse(status, refusalText(verdict, facts.host ?? facts.name), refusalHeaders(verdict)));
-  }
+function requestHeadText(method: string, path: string, headers: readonly string[]): string {
+  let text = `${method} ${path} HTTP/1.1\r\n`;
+  for (let i = 0; i + 1 < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return `${text}\r\n`;
+}
+
+function writeAll(socket: Socket, parts: readonly Buffer[]): boolean {
+  let ok = true;
+  for (const p of parts) ok = socket.write(p) && ok;
+  return ok;
 }
