@@ -26,7 +26,7 @@ import { parseArgs } from "node:util";
 import { createSandboxCa } from "../src/sidecar/proxy/tls/sandbox-ca.js";
 import { measureCpu, type CpuSpent } from "./cpu.js";
 import { median } from "./load.js";
-import { buildSidecar, progress, Rig } from "./rig.js";
+import { buildSidecar, imageNodeFlags, progress, Rig } from "./rig.js";
 import { makeTestPki } from "../test/support/tls.js";
 
 const { values: flags } = parseArgs({
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     await writeFile(files.key, ca.keyPem, { mode: 0o600 });
     await writeFile(files.upstream, rig.upstreams.caCert);
     const main = flags.sidecar !== undefined ? resolvePath(flags.sidecar) : await buildSidecar();
-    const nodeFlags = flags.profile !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${resolvePath(flags.profile)}`] : [];
+    const nodeFlags = [...imageNodeFlags(), ...(flags.profile !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${resolvePath(flags.profile)}`] : [])];
     const sidecar = await rig.sidecar({ main, nodeFlags, discardEvents: true, config: { tls: { ca: { certFile: files.cert, keyFile: files.key }, upstreamCaFile: files.upstream } } });
     const pids = { sidecar: sidecar.pid, upstreams: rig.upstreamPid };
     const port = rig.upstreams.httpsPort;

@@ -24,7 +24,6 @@
  * The sidecar runs with the node flags of the image's ENTRYPOINT (images/sidecar/Dockerfile),
  * so its RSS and CPU are those of what ships.
  */
-import { readFileSync } from "node:fs";
 import { writeFile, chmod } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { loadavg } from "node:os";
@@ -33,7 +32,7 @@ import { parseArgs } from "node:util";
 import { selfCpuMs } from "./cpu.js";
 import { median, tlsThroughput } from "./load.js";
 import { HOST, LoopbackNamespace, PeerSet, rssMb, sleep, treeCpuMs } from "./peer-set.js";
-import { buildSidecar, progress, Rig, ROOT } from "./rig.js";
+import { buildSidecar, imageNodeFlags, progress, Rig } from "./rig.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -50,15 +49,6 @@ const RUN_S = quick ? 2 : 5;
 const WARMUP_S = quick ? 1 : 3;
 const STREAM_BYTES = (quick ? 64 : 256) * 1024 * 1024;
 const only = (what: string): boolean => flags.only === undefined || flags.only === what;
-
-/** The node flags between "node" and the script in the sidecar image's ENTRYPOINT. */
-function imageNodeFlags(): string[] {
-  const file = join(ROOT, "images/sidecar/Dockerfile");
-  const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(file, "utf8"))?.[1];
-  const argv = line === undefined ? undefined : (JSON.parse(line) as string[]);
-  if (argv?.[0] !== "node") throw new Error(`${file}: ENTRYPOINT: expected ["node", ...flags, script], got ${line ?? "none"}`);
-  return argv.slice(1, -1);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Clients (wrk and dnsperf run inside the namespace, like the peers).

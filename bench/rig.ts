@@ -7,6 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import http from "node:http";
+import { readFileSync } from "node:fs";
 import { access, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +16,15 @@ import { fileURLToPath } from "node:url";
 import type { Endpoint } from "./load.js";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** The node flags between "node" and the script in the sidecar image's ENTRYPOINT: benches run the sidecar as it ships. */
+export function imageNodeFlags(): string[] {
+  const file = join(ROOT, "images/sidecar/Dockerfile");
+  const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(file, "utf8"))?.[1];
+  const argv = line === undefined ? undefined : (JSON.parse(line) as string[]);
+  if (argv?.[0] !== "node") throw new Error(`${file}: ENTRYPOINT: expected ["node", ...flags, script], got ${line ?? "none"}`);
+  return argv.slice(1, -1);
+}
 
 export interface Upstreams {
   readonly httpPort: number;
