@@ -228,11 +228,21 @@ export class OtelTracing implements Tracing {
 async function otlpExporter(settings: EnabledSettings): Promise<SpanExporter> {
   // Only the chosen encoding's code is loaded (protobuf brings its own runtime).
   if (settings.protocol === "http/json") {
-    const { OTLPTraceExporter } = await import("@opentelemetry/exporter-trace-otlp-http");
+    const { OTLPTraceExporter } = commonJsExports(await import("@opentelemetry/exporter-trace-otlp-http"));
     return new OTLPTraceExporter({ url: settings.url });
   }
-  const { OTLPTraceExporter } = await import("@opentelemetry/exporter-trace-otlp-proto");
+  const { OTLPTraceExporter } = commonJsExports(await import("@opentelemetry/exporter-trace-otlp-proto"));
   return new OTLPTraceExporter({ url: settings.url });
+}
+
+/**
+ * A CommonJS package's exports from a dynamic import. Node gives them as named exports; the
+ * CLI bundle (esbuild, with code splitting) puts a CommonJS module in a chunk of its own whose
+ * only export is `default`, the module's `exports` object.
+ */
+function commonJsExports<T extends { OTLPTraceExporter?: unknown }>(ns: T): T {
+  if (ns.OTLPTraceExporter !== undefined) return ns;
+  return (ns as unknown as { readonly default: T }).default;
 }
 
 const CARRIER_GETTER = {
