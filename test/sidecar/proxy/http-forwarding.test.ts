@@ -119,6 +119,18 @@ describe("ExplicitProxy: responses framed as the upstream framed them", () => {
   });
 });
 
+describe("ExplicitProxy: a request cut short", () => {
+  it("answers 400 with an event when the client ends its side inside the body it announced; nothing goes upstream", async () => {
+    const e = await explicit();
+    const s = await connectTcp(e.proxyPort, { halfOpen: true });
+    const all = readAll(s);
+    s.end(`POST http://api.allowed.test:${e.port}/upload HTTP/1.1\r\nHost: api.allowed.test:${e.port}\r\nContent-Length: 10\r\n\r\nabc`);
+    expect((await all).toString("latin1")).toMatch(/^HTTP\/1\.1 400 /);
+    expect(await e.sink.waitFor((x) => x.phase === "decide" && x.verdict === "block")).toMatchObject({ reasons: ["malformed-request"] });
+    expect((e.allowed as HttpUpstream).requests).toHaveLength(0);
+  });
+});
+
 describe("ExplicitProxy: upstream connections are kept alive", () => {
   it("carries a client's keep-alive requests over one upstream connection", async () => {
     const e = await explicit();

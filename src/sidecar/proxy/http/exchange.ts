@@ -92,6 +92,8 @@ class Exchange {
     up.on("close", this.onUpEnd);
     up.on("error", this.onUpError);
     this.client.on("close", this.onClientClose);
+    // Gone while the upstream connection was being made: nothing to answer, nothing to read.
+    if (this.client.destroyed) return this.onClientClose();
     up.write(this.o.head);
     if (up.isPaused()) up.resume();
     const rest = this.o.streamRest;

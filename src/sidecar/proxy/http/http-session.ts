@@ -231,6 +231,11 @@ class HttpSession {
     return this.answer(status);
   }
 
+  /** The client's side ended inside a request: answered as malformed while it can still read. */
+  cutShort(): void {
+    if (!this.stopped && !this.socket.destroyed && this.socket.writable) this.malformed(400);
+  }
+
   private answer(status: number): false {
     this.detach();
     const text = status === 431 ? "request headers too large" : status === 408 ? "request timeout" : "bad request";
@@ -336,7 +341,11 @@ class SessionBody implements RequestBody {
     for (;;) {
       const chunk = this.session.takeAll();
       if (chunk.length > 0) return this.decode(chunk);
-      if (this.session.atEnd) return undefined;
+      if (this.session.atEnd) {
+        // The client ended its side before the body it announced: a request cut short.
+        this.session.cutShort();
+        return undefined;
+      }
       await this.session.more();
     }
   }
