@@ -11,7 +11,7 @@
  * TLS to the upstream (verified), in C with OpenSSL; and socat relaying the TCP bytes with
  * TLS end to end (no TLS work in the hop at all: the ceiling of any proxy on this rig).
  *
- *   node --import tsx bench/inspect.ts [--quick] [--rounds N] [--only bulk|latency] [--json out.json] [--sidecar path/to/main.js] [--profile dir]
+ *   node --import tsx bench/inspect.ts [--quick] [--rounds N] [--only bulk|latency] [--json out.json] [--sidecar path/to/main.js] [--profile dir] [--node-flags "--flag ..."]
  *
  * --only runs one half (a profile of the sidecar under bulk load alone, say); --sidecar runs a
  * built main.js instead of building src/ (two builds measured back to back).
@@ -30,7 +30,7 @@ import { buildSidecar, imageNodeFlags, progress, Rig } from "./rig.js";
 import { makeTestPki } from "../test/support/tls.js";
 
 const { values: flags } = parseArgs({
-  options: { quick: { type: "boolean" }, rounds: { type: "string" }, json: { type: "string" }, sidecar: { type: "string" }, profile: { type: "string" }, only: { type: "string" } },
+  options: { quick: { type: "boolean" }, rounds: { type: "string" }, json: { type: "string" }, sidecar: { type: "string" }, profile: { type: "string" }, "node-flags": { type: "string" }, only: { type: "string" } },
 });
 const quick = flags.quick === true;
 const ROUNDS = flags.rounds !== undefined ? Math.max(1, Number(flags.rounds)) : quick ? 1 : 3;
@@ -139,7 +139,8 @@ async function main(): Promise<void> {
     await writeFile(files.key, ca.keyPem, { mode: 0o600 });
     await writeFile(files.upstream, rig.upstreams.caCert);
     const main = flags.sidecar !== undefined ? resolvePath(flags.sidecar) : await buildSidecar();
-    const nodeFlags = [...imageNodeFlags(), ...(flags.profile !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${resolvePath(flags.profile)}`] : [])];
+    const extraFlags = (flags["node-flags"] ?? "").split(" ").filter((f) => f.length > 0);
+    const nodeFlags = [...imageNodeFlags(), ...extraFlags, ...(flags.profile !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${resolvePath(flags.profile)}`] : [])];
     const sidecar = await rig.sidecar({ main, nodeFlags, discardEvents: true, config: { tls: { ca: { certFile: files.cert, keyFile: files.key }, upstreamCaFile: files.upstream } } });
     const pids = { sidecar: sidecar.pid, upstreams: rig.upstreamPid };
     const port = rig.upstreams.httpsPort;

@@ -58,7 +58,13 @@ class Exchange {
   private waitingDrain = false;
   private settled = false;
 
-  private readonly onData = (chunk: Buffer): void => this.data(chunk);
+  /** Chunks are views into the connection's read buffer, valid during the call unless held. */
+  private readonly onChunk = (chunk: Buffer, hold: () => () => void): void => {
+    if (this.phase === "body") return this.body(chunk, hold);
+    // A head is parsed from a copy: the parser keeps what it is given, and what follows the
+    // head (the start of the body) is written from the copy.
+    this.data(Buffer.from(chunk));
+  };
   private readonly onUpEnd = (): void => this.upstreamEnded(undefined);
   private readonly onUpError = (err: Error): void => this.upstreamEnded(err);
   private readonly onClientClose = (): void => {
@@ -87,7 +93,7 @@ class Exchange {
 
   start(): void {
     const up = this.up;
-    up.on("data", this.onData);
+    this.o.conn.reader.attach(this.onChunk);
     up.on("end", this.onUpEnd);
     up.on("close", this.onUpEnd);
     up.on("error", this.onUpError);
@@ -164,22 +170,22 @@ class Exchange {
     return `${text}\r\n`;
   }
 
-  private body(chunk: Buffer): void {
+  private body(chunk: Buffer, hold?: () => () => void): void {
     switch (this.framing.kind) {
       case "length": {
         const take = Math.min(this.remaining, chunk.length);
         if (take < chunk.length) this.reusable = false;
         this.remaining -= take;
         this.bytesDown += take;
-        this.write(take === chunk.length ? chunk : chunk.subarray(0, take));
+        this.write(take === chunk.length ? chunk : chunk.subarray(0, take), hold);
         if (this.remaining === 0) this.complete();
         return;
       }
       case "chunked": {
         const decoder = this.decoder!;
-        const used = this.dechunk ? decoder.push(chunk, (d) => this.write(d)) : decoder.push(chunk);
+        const used = this.dechunk ? decoder.push(chunk, (d) => this.write(d, hold)) : decoder.push(chunk);
         if (used === -1) return this.fail(new Error("the upstream's chunked framing is malformed"));
-        if (!this.dechunk) this.write(used === chunk.length ? chunk : chunk.subarray(0, used));
+        if (!this.dechunk) this.write(used === chunk.length ? chunk : chunk.subarray(0, used), hold);
         this.bytesDown = decoder.dataBytes;
         if (decoder.done) {
           if (used < chunk.length) this.reusable = false;
@@ -189,11 +195,12 @@ class Exchange {
       }
       default:
         this.bytesDown += chunk.length;
-        this.write(chunk);
+        this.write(chunk, hold);
     }
   }
 
-  private write(bytes: Buffer): void {
+  /** `hold`: the bytes are a view into the read buffer, held until written out. */
+  private write(bytes: Buffer, hold?: () => () => void): void {
     if (bytes.length === 0) return;
     // Body bytes that arrive in one burst (a TLS read yields one 16 KiB record per callback)
     // leave in one write: corked until this turn's I/O is done.
@@ -202,7 +209,8 @@ class Exchange {
       this.client.cork();
       setImmediate(this.uncork);
     }
-    if (this.client.write(bytes) || this.waitingDrain) return;
+    const ok = hold === undefined ? this.client.write(bytes) : this.client.write(bytes, hold());
+    if (ok || this.waitingDrain) return;
     this.waitingDrain = true;
     this.up.pause();
     this.client.once("drain", this.onDrain);
@@ -238,7 +246,7 @@ class Exchange {
 
   private detach(): void {
     const up = this.up;
-    up.off("data", this.onData);
+    this.o.conn.reader.attach(undefined);
     up.off("end", this.onUpEnd);
     up.off("close", this.onUpEnd);
     up.off("error", this.onUpError);

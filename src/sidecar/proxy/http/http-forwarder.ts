@@ -104,7 +104,7 @@ export class HttpForwarder {
     const end = await exchange({ conn, client: socket, method: head.method, head: Buffer.from(text, "latin1"), clientKeepAlive: false, upgrade: true });
     if (end.kind === "failed" && !end.answered) return void this.failed(socket, decided, decided.verdict, end.error, started, { bytesUp: 0, bytesDown: 0 });
     if (end.kind === "upgraded") {
-      const stats = await relayUpgraded(socket, conn.socket, end.head, end.rest, rest);
+      const stats = await relayUpgraded(socket, conn, end.head, end.rest, rest);
       this.ctx.events.emit(egressEvent(this.ctx, decided.facts, decided.verdict, { ...stats, durationMs: this.ctx.now() - started }));
       return;
     }

@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import type { ResponseHead } from "./http-head.js";
+import type { UpstreamConnection } from "./upstream-pool.js";
 
 /**
  * After an upstream answered a decided upgrade request (WebSocket) with 101, the connection
@@ -13,7 +14,8 @@ export interface UpgradeStats {
   readonly error?: Error;
 }
 
-export function relayUpgraded(client: Socket, up: Socket, head: ResponseHead, upRest: Buffer, clientRest: Buffer): Promise<UpgradeStats> {
+export function relayUpgraded(client: Socket, conn: UpstreamConnection, head: ResponseHead, upRest: Buffer, clientRest: Buffer): Promise<UpgradeStats> {
+  const up = conn.socket;
   let bytesUp = clientRest.length;
   let bytesDown = upRest.length;
   return new Promise((resolve) => {
@@ -31,9 +33,10 @@ export function relayUpgraded(client: Socket, up: Socket, head: ResponseHead, up
     };
     up.on("error", fail);
     client.on("error", fail);
-    up.on("data", (chunk: Buffer) => {
+    // Reads land in the connection's own buffer: each chunk is copied out before it is written.
+    conn.reader.attach((chunk) => {
       bytesDown += chunk.length;
-      if (!client.write(chunk)) up.pause();
+      if (!client.write(Buffer.from(chunk))) up.pause();
     });
     client.on("drain", () => up.resume());
     client.on("data", (chunk: Buffer) => {

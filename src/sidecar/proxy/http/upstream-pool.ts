@@ -1,5 +1,6 @@
 import { connect, type Socket } from "node:net";
-import { connect as tlsConnect, type SecureContext } from "node:tls";
+import { connect as tlsConnect, type ConnectionOptions, type SecureContext } from "node:tls";
+import { RegionReader } from "./region-reader.js";
 
 /**
  * Keep-alive connections to upstreams, per resolved address, port and (re-originated TLS)
@@ -8,6 +9,8 @@ import { connect as tlsConnect, type SecureContext } from "node:tls";
  */
 export interface UpstreamConnection {
   readonly socket: Socket;
+  /** Where its reads land: attach a sink to receive them (no 'data' events are emitted). */
+  readonly reader: RegionReader;
   readonly key: string;
   /** It carried an earlier request: the upstream may have closed it meanwhile. */
   readonly reused: boolean;
@@ -32,6 +35,7 @@ export interface UpstreamPoolOptions {
 
 interface Idle {
   readonly socket: Socket;
+  readonly reader: RegionReader;
   readonly timer: NodeJS.Timeout;
   readonly drop: () => void;
 }
@@ -60,14 +64,15 @@ export class UpstreamPool {
     while (list !== undefined && list.length > 0) {
       const idle = list.pop()!;
       idle.drop();
-      if (!idle.socket.destroyed && idle.socket.readyState === "open") return { socket: idle.socket, key, reused: true };
+      if (!idle.socket.destroyed && idle.socket.readyState === "open") return { socket: idle.socket, reader: idle.reader, key, reused: true };
     }
-    return { socket: await this.connect(target), key, reused: false };
+    const reader = new RegionReader();
+    return { socket: await this.connect(target, reader), reader, key, reused: false };
   }
 
   /** Back to the pool, idle; a connection that cannot carry another request must be destroyed instead. */
   release(conn: UpstreamConnection): void {
-    const { socket, key } = conn;
+    const { socket, key, reader } = conn;
     if (this.destroyed || socket.destroyed) return void socket.destroy();
     let list = this.free.get(key);
     if (list === undefined) this.free.set(key, (list = []));
@@ -80,15 +85,15 @@ export class UpstreamPool {
     timer.unref();
     const drop = (): void => {
       clearTimeout(timer);
-      socket.off("data", gone);
+      reader.attach(undefined);
       socket.off("end", gone);
       socket.off("close", gone);
       const at = list.indexOf(idle);
       if (at !== -1) list.splice(at, 1);
     };
-    const idle: Idle = { socket, timer, drop };
+    const idle: Idle = { socket, reader, timer, drop };
     // Idle means silent: a byte now is not an answer to anything, and an end means it is gone.
-    socket.on("data", gone);
+    reader.attach(gone);
     socket.on("end", gone);
     socket.on("close", gone);
     if (socket.isPaused()) socket.resume();
@@ -106,13 +111,16 @@ export class UpstreamPool {
     this.free.clear();
   }
 
-  private connect(target: UpstreamTarget): Promise<Socket> {
+  private connect(target: UpstreamTarget, reader: RegionReader): Promise<Socket> {
     return new Promise((resolve, reject) => {
       const tls = target.servername !== undefined;
       if (tls && this.options.tlsContext === undefined) return reject(new Error("an inspected request without an upstream trust store"));
+      const onread = { buffer: reader.next, callback: reader.onRead };
+      // tls.connect takes onread as net does (documented), though @types/node leaves it out.
+      const tlsOptions = (): ConnectionOptions & { readonly onread: typeof onread } => ({ host: target.ip, port: target.port, servername: target.servername, secureContext: this.options.tlsContext!(), rejectUnauthorized: true, ALPNProtocols: ["http/1.1"], onread });
       const socket = tls
-        ? tlsConnect({ host: target.ip, port: target.port, servername: target.servername, secureContext: this.options.tlsContext!(), rejectUnauthorized: true, ALPNProtocols: ["http/1.1"] })
-        : connect({ host: target.ip, port: target.port, noDelay: true });
+        ? tlsConnect(tlsOptions())
+        : connect({ host: target.ip, port: target.port, noDelay: true, onread });
       const fail = (err: Error): void => {
         clearTimeout(timer);
         socket.destroy();
