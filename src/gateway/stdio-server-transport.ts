@@ -1,6 +1,7 @@
 import type { Readable, Writable } from "node:stream";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { JsonLineReader, MAX_LINE_BUFFER_BYTES } from "./json-line-reader.js";
 
 /**
  * The gateway's stdio server transport: newline-delimited JSON-RPC, as the SDK's
@@ -9,19 +10,20 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
  * passes the request, notification or response schema (anything else is reported to
  * onerror, as the transport's own parse failure was), and the Server validates each
  * request against its method's schema before a handler sees it. Here a line must be a
- * JSON object; the buffer is bounded like the SDK's (10 MiB).
+ * JSON object; the buffer is bounded like the SDK's (10 MiB). Lines are framed by
+ * json-line-reader.ts, as on the client side.
  *
  * `intercept` sees each message first: one it takes (stdio-tool-calls.ts answers tools/call
  * itself) is not delivered to onmessage; `writeLine` sends a line the interceptor built.
  */
-export const MAX_STDIO_BUFFER_BYTES = 10 * 1024 * 1024;
+export const MAX_STDIO_BUFFER_BYTES = MAX_LINE_BUFFER_BYTES;
 
 export class StdioServerLineTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
   intercept?: (message: Readonly<Record<string, unknown>>) => boolean;
-  private buffer: Buffer | undefined;
+  private readonly reader: JsonLineReader;
   private started = false;
   private closed = false;
 
@@ -29,7 +31,9 @@ export class StdioServerLineTransport implements Transport {
     private readonly stdin: Readable,
     private readonly stdout: Writable,
     private readonly maxBufferBytes = MAX_STDIO_BUFFER_BYTES,
-  ) {}
+  ) {
+    this.reader = new JsonLineReader(maxBufferBytes);
+  }
 
   async start(): Promise<void> {
     if (this.started) throw new Error("StdioServerLineTransport already started");
@@ -56,7 +60,7 @@ export class StdioServerLineTransport implements Transport {
     this.stdin.off("error", this.onStdinError);
     // Pause stdin only when nobody else reads it.
     if (this.stdin.listenerCount("data") === 0) this.stdin.pause();
-    this.buffer = undefined;
+    this.reader.clear();
     this.onclose?.();
   }
 
@@ -65,39 +69,33 @@ export class StdioServerLineTransport implements Transport {
   };
 
   private readonly onData = (chunk: Buffer): void => {
-    const size = (this.buffer?.length ?? 0) + chunk.length;
-    if (size > this.maxBufferBytes) {
-      this.buffer = undefined;
+    try {
+      this.reader.append(chunk);
+    } catch {
       this.onerror?.(new Error(`stdio buffer exceeded ${this.maxBufferBytes} bytes without a complete line`));
       this.close().catch(() => undefined);
       return;
     }
-    let buffer = this.buffer === undefined ? chunk : Buffer.concat([this.buffer, chunk]);
-    for (let end = buffer.indexOf(0x0a); end !== -1; end = buffer.indexOf(0x0a)) {
-      const line = buffer.toString("utf8", 0, end > 0 && buffer[end - 1] === 0x0d ? end - 1 : end);
-      buffer = buffer.subarray(end + 1);
-      this.deliver(line);
+    for (;;) {
+      let message: JSONRPCMessage | null;
+      try {
+        message = this.reader.readMessage();
+      } catch (err) {
+        // That line is consumed; the next one is read on its own.
+        this.onerror?.(new Error(`stdio line: ${(err as Error).message}`));
+        continue;
+      }
+      if (message === null) return;
+      this.deliver(message);
       // A handler may have closed the transport.
       if (this.closed) return;
     }
-    this.buffer = buffer.length === 0 ? undefined : buffer;
   };
 
-  private deliver(line: string): void {
-    let message: unknown;
-    try {
-      message = JSON.parse(line);
-    } catch (err) {
-      this.onerror?.(new Error(`stdio line is not JSON: ${(err as Error).message}`));
-      return;
-    }
-    if (typeof message !== "object" || message === null || Array.isArray(message)) {
-      this.onerror?.(new Error("stdio line is not a JSON-RPC message (not an object)"));
-      return;
-    }
+  private deliver(message: JSONRPCMessage): void {
     try {
       if (this.intercept?.(message as Record<string, unknown>) === true) return;
-      this.onmessage?.(message as JSONRPCMessage);
+      this.onmessage?.(message);
     } catch (err) {
       this.onerror?.(err instanceof Error ? err : new Error(String(err)));
     }
