@@ -146,14 +146,13 @@ class Exchange {
     this.remaining = framing.kind === "length" ? framing.length : 0;
     if (framing.kind === "chunked") this.decoder = new ChunkedDecoder();
     this.phase = "body";
-    this.client.cork();
+    this.corkTurn();
     this.client.write(this.responseHead(head), "latin1");
     this.headSent = true;
     if (framing.kind === "none") {
       if (rest.length > 0) this.reusable = false;
       this.complete();
     } else if (rest.length > 0) this.body(rest);
-    this.client.uncork();
   }
 
   private responseHead(head: ResponseHead): string {
@@ -202,18 +201,24 @@ class Exchange {
   /** `hold`: the bytes are a view into the read buffer, held until written out. */
   private write(bytes: Buffer, hold?: () => () => void): void {
     if (bytes.length === 0) return;
-    // Body bytes that arrive in one burst (a TLS read yields one 16 KiB record per callback)
-    // leave in one write: corked until this turn's I/O is done.
-    if (!this.corked) {
-      this.corked = true;
-      this.client.cork();
-      setImmediate(this.uncork);
-    }
+    this.corkTurn();
     const ok = hold === undefined ? this.client.write(bytes) : this.client.write(bytes, hold());
     if (ok || this.waitingDrain) return;
     this.waitingDrain = true;
     this.up.pause();
     this.client.once("drain", this.onDrain);
+  }
+
+  /**
+   * What is written to the client in this turn leaves in one write once the turn's I/O is
+   * done: the head with the start of the body, and a burst of body reads (a TLS read yields
+   * one 16 KiB record per callback).
+   */
+  private corkTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.client.cork();
+    setImmediate(this.uncork);
   }
 
   private upstreamEnded(err: Error | undefined): void {

@@ -33,8 +33,6 @@ import { requestSecrets } from "../../secrets/request-secrets.js";
  */
 const MALFORMED: Verdict = { verdict: "block", reasons: ["malformed-request"] };
 
-export { parseAbsoluteHttpTarget, type AbsoluteHttpTarget } from "./request-target.js";
-export { endToEndHeaders } from "./hop-by-hop.js";
 
 /** A request that was decided and may be forwarded. */
 interface Decided {

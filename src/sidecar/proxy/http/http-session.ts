@@ -6,6 +6,7 @@ import { ChunkedDecoder, requestFraming, type BodyFraming } from "./body-framing
 import { DEFAULT_MAX_HEAD_BYTES, headerValue, HttpHeadParser, type HttpHead } from "./http-head.js";
 import type { ForwardPath, HttpForwarder } from "./http-forwarder.js";
 import type { RequestOrigin } from "./request-target.js";
+import type { BodyPrefix } from "./request-body.js";
 
 /**
  * One client connection that speaks HTTP/1.1 to the sidecar, on any path: the explicit proxy,
@@ -42,7 +43,7 @@ export interface HttpRequest {
 /** The request's body, decoded, read from the client on demand. */
 export interface RequestBody {
   /** Reads until more than `max` bytes or the end; undefined when the client left or the framing broke (answered). */
-  readPrefix(max: number): Promise<{ readonly bytes: Buffer; readonly truncated: boolean } | undefined>;
+  readPrefix(max: number): Promise<BodyPrefix | undefined>;
   /** Hands the rest of the body to `sink` (false: wait for `drain`); true once it ended, false when cut. */
   pipe(sink: (data: Buffer) => boolean, drain: () => Promise<void>): Promise<boolean>;
   /** Every byte of the body was read. */
@@ -311,7 +312,7 @@ class SessionBody implements RequestBody {
     return this.ended;
   }
 
-  async readPrefix(max: number): Promise<{ readonly bytes: Buffer; readonly truncated: boolean } | undefined> {
+  async readPrefix(max: number): Promise<BodyPrefix | undefined> {
     const parts: Buffer[] = [];
     let size = 0;
     while (!this.ended && size <= max) {
