@@ -46,7 +46,7 @@ import type { ToolLabel } from "../src/core/policy/policy-schema.js";
 import { approvalDecisionEntry, approvalRequestEntry } from "../src/gateway/approval-ledger.js";
 import { openTracing } from "../src/telemetry/open-tracing.js";
 import { cpuMsOf, selfCpuMs } from "./cpu.js";
-import { loadHangarConfigOrThrow } from "../src/gateway/config/load-hangar-config.js";
+import { loadHangarConfigOrThrow, type HangarConfig } from "../src/gateway/config/load-hangar-config.js";
 import { LocalProcessLauncher } from "../src/gateway/local-process-launcher.js";
 import { createSessionServer } from "../src/gateway/mcp-endpoint.js";
 import { openGateway } from "../src/gateway/open-gateway.js";
@@ -111,18 +111,7 @@ let closeChecks: (() => Promise<void>) | undefined;
 try {
   // A project with one approved fixture server.
   const command = await fixtureServerCommand();
-  mkdirSync(join(dir, "policies"));
-  mkdirSync(join(dir, ".hangar"), { mode: 0o700 });
-  const policyFile = join(dir, "policies/fx.yaml");
-  writeFileSync(policyFile, stringify({ version: 1, name: "fx", server: { build: { context: "." }, command, env: { FIXTURE_NAME: "fx" } } }));
-  const configFile = join(dir, "hangar.yaml");
-  writeFileSync(configFile, stringify({ servers: ["policies/fx.yaml"], identity: "bench", gateway: { healthIntervalMs: 0, idleTimeoutMs: 0 } }));
-  const { config } = await loadHangarConfigOrThrow(configFile);
-  const store = AuditStore.open({ path: config.auditPath, timer: false });
-  const request = approvalRequestEntry("apr-bench", "fx", "bench", runPins(config.servers[0]!.policy));
-  store.append(request);
-  store.append(approvalDecisionEntry({ id: "apr-bench", server: "fx", status: "pending", pins: runPins(config.servers[0]!.policy), requestedBy: "bench", requestedAt: "", seq: 1 }, "grant", "bench"));
-  store.close();
+  const { file: configFile, config } = await approvedProject(dir, "fx", { version: 1, name: "fx", server: { build: { context: "." }, command, env: { FIXTURE_NAME: "fx" } } });
 
   const connect = async (transport: StdioClientTransport | InMemoryTransport): Promise<Client> => {
     const client = new Client({ name: "bench", version: "1.0.0" });
@@ -193,20 +182,28 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** `hangar serve` of another checkout (`<root>/src/cli/main.ts`) on its own copy of the project, approved the same way. */
-async function openBaselineServe(root: string, command: string[], connect: (t: StdioClientTransport) => Promise<Client>): Promise<Client> {
-  const sub = join(dir, "baseline");
-  mkdirSync(join(sub, "policies"), { recursive: true });
-  mkdirSync(join(sub, ".hangar"), { mode: 0o700 });
-  writeFileSync(join(sub, "policies/fx.yaml"), stringify({ version: 1, name: "fx", server: { build: { context: "." }, command, env: { FIXTURE_NAME: "fx" } } }));
-  const file = join(sub, "hangar.yaml");
-  writeFileSync(file, stringify({ servers: ["policies/fx.yaml"], identity: "bench", gateway: { healthIntervalMs: 0, idleTimeoutMs: 0 } }));
+/**
+ * A project in `root` with one server, `policy`, approved in its audit log as `hangar approve`
+ * would (request, then grant). `extra` goes into hangar.yaml beside the usual settings.
+ */
+async function approvedProject(root: string, name: string, policy: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<{ file: string; config: HangarConfig }> {
+  mkdirSync(join(root, "policies"), { recursive: true });
+  mkdirSync(join(root, ".hangar"), { mode: 0o700, recursive: true });
+  writeFileSync(join(root, `policies/${name}.yaml`), stringify(policy));
+  const file = join(root, "hangar.yaml");
+  writeFileSync(file, stringify({ servers: [`policies/${name}.yaml`], identity: "bench", gateway: { healthIntervalMs: 0, idleTimeoutMs: 0 }, ...extra }));
   const { config } = await loadHangarConfigOrThrow(file);
   const pins = runPins(config.servers[0]!.policy);
   const store = AuditStore.open({ path: config.auditPath, timer: false });
-  store.append(approvalRequestEntry("apr-baseline", "fx", "bench", pins));
-  store.append(approvalDecisionEntry({ id: "apr-baseline", server: "fx", status: "pending", pins, requestedBy: "bench", requestedAt: "", seq: 1 }, "grant", "bench"));
+  store.append(approvalRequestEntry(`apr-${name}`, name, "bench", pins));
+  store.append(approvalDecisionEntry({ id: `apr-${name}`, server: name, status: "pending", pins, requestedBy: "bench", requestedAt: "", seq: 1 }, "grant", "bench"));
   store.close();
+  return { file, config };
+}
+
+/** `hangar serve` of another checkout (`<root>/src/cli/main.ts`) on its own copy of the project, approved the same way. */
+async function openBaselineServe(root: string, command: string[], connect: (t: StdioClientTransport) => Promise<Client>): Promise<Client> {
+  const { file } = await approvedProject(join(dir, "baseline"), "fx", { version: 1, name: "fx", server: { build: { context: "." }, command, env: { FIXTURE_NAME: "fx" } } });
   return connect(
     new StdioClientTransport({ command: process.execPath, args: [...SERVE_NODE_ARGS, ...cliArgs(root), "serve", "--config", file, "--stdio", "--unsandboxed"], env: { ...process.env, HANGAR_LOG_LEVEL: "error" } as Record<string, string>, stderr: "ignore" }),
   );
@@ -216,26 +213,17 @@ async function openBaselineServe(root: string, command: string[], connect: (t: S
 
 /** A second gateway whose server policy labels echo, constrains its argument, and a flow that reads the label. */
 async function openChecksGateway(command: string[]): Promise<{ transport: InMemoryTransport }> {
-  const sub = join(dir, "checks");
-  mkdirSync(join(sub, "policies"), { recursive: true });
-  mkdirSync(join(sub, ".hangar"), { mode: 0o700 });
-  writeFileSync(
-    join(sub, "policies/fc.yaml"),
-    stringify({
+  const { config } = await approvedProject(
+    join(dir, "checks"),
+    "fc",
+    {
       version: 1,
       name: "fc",
       server: { build: { context: "." }, command, env: { FIXTURE_NAME: "fc" } },
       tools: { labels: { echo: ["reads-private"] }, arguments: [{ tool: "echo", path: "message", allow: { match: ["m*"] } }] },
-    }),
+    },
+    { flows: [CHECKS_FLOW] },
   );
-  const file = join(sub, "hangar.yaml");
-  writeFileSync(file, stringify({ servers: ["policies/fc.yaml"], identity: "bench", gateway: { healthIntervalMs: 0, idleTimeoutMs: 0 }, flows: [CHECKS_FLOW] }));
-  const { config } = await loadHangarConfigOrThrow(file);
-  const pins = runPins(config.servers[0]!.policy);
-  const store = AuditStore.open({ path: config.auditPath, timer: false });
-  store.append(approvalRequestEntry("apr-checks", "fc", "bench", pins));
-  store.append(approvalDecisionEntry({ id: "apr-checks", server: "fc", status: "pending", pins, requestedBy: "bench", requestedAt: "", seq: 1 }, "grant", "bench"));
-  store.close();
   const opened = await openGateway({ config, launcher: new LocalProcessLauncher(), logger: silentLogger(), version: "bench", statusFile: false });
   closeChecks = () => opened.close();
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
@@ -328,18 +316,7 @@ async function startOtlpSink(): Promise<OtlpSink> {
 /** `hangar serve` and an in-process gateway on the same project, traced; the in-process one twice (protobuf, JSON). */
 async function openTracedVariants(command: string[], connect: (t: StdioClientTransport | InMemoryTransport) => Promise<Client>): Promise<TracedVariants> {
   const sink = await startOtlpSink();
-  const sub = join(dir, "traced");
-  mkdirSync(join(sub, "policies"), { recursive: true });
-  mkdirSync(join(sub, ".hangar"), { mode: 0o700 });
-  writeFileSync(join(sub, "policies/fx.yaml"), stringify({ version: 1, name: "fx", server: { build: { context: "." }, command, env: { FIXTURE_NAME: "fx" } } }));
-  const file = join(sub, "hangar.yaml");
-  writeFileSync(file, stringify({ servers: ["policies/fx.yaml"], identity: "bench", gateway: { healthIntervalMs: 0, idleTimeoutMs: 0 } }));
-  const { config } = await loadHangarConfigOrThrow(file);
-  const pins = runPins(config.servers[0]!.policy);
-  const store = AuditStore.open({ path: config.auditPath, timer: false });
-  store.append(approvalRequestEntry("apr-traced", "fx", "bench", pins));
-  store.append(approvalDecisionEntry({ id: "apr-traced", server: "fx", status: "pending", pins, requestedBy: "bench", requestedAt: "", seq: 1 }, "grant", "bench"));
-  store.close();
+  const { file, config } = await approvedProject(join(dir, "traced"), "fx", { version: 1, name: "fx", server: { build: { context: "." }, command, env: { FIXTURE_NAME: "fx" } } });
   const otelEnv = (protocol: string): Record<string, string> => ({ OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_SERVICE_NAME: "hangar-bench" });
 
   const serveTransport = new StdioClientTransport({
