@@ -8,7 +8,7 @@ import { ConnectionRate } from "../proxy/connection-rate.js";
 import { ConnectionSet } from "../proxy/connection-set.js";
 import { dial, type Upstream } from "../proxy/dial.js";
 import { EgressGate } from "../proxy/egress-gate.js";
-import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "../proxy/egress-event.js";
+import { clientOf, emitEgress, newAttempt, type AttemptFacts } from "../proxy/egress-event.js";
 import { closeVerdict, DEFAULT_SPLICE_IDLE_TIMEOUT_MS, splice } from "../proxy/splice.js";
 import type { TransparentListener } from "../proxy/transparent-listener.js";
 import { socketFd, type OriginalDestination, type OriginalDestinationReader } from "./original-destination.js";
@@ -111,7 +111,7 @@ export class CatchAllListener implements AsyncDisposable {
     } catch (err) {
       // Nothing to decide on: refused, and recorded with what is known.
       const facts = newAttempt(this.ctx, "transparent", "tcp", clientOf(socket));
-      this.ctx.events.emit(egressEvent(this.ctx, facts, { verdict: "block", reasons: ["no-name"] }, { error: `original destination unknown: ${(err as Error).message}` }));
+      emitEgress(this.ctx, facts, { verdict: "block", reasons: ["no-name"] }, { error: `original destination unknown: ${(err as Error).message}` });
       return void socket.resetAndDestroy();
     }
     if (this.options.ownAddresses.includes(dst.address)) return this.options.transparent.adopt(socket, dst.port);
@@ -140,23 +140,23 @@ export class CatchAllListener implements AsyncDisposable {
     if (!permits(first)) return this.refuse(socket, facts, first);
     const route = await this.gate.route(dest, first);
     if (!route.permitted) return this.refuse(socket, facts, route.verdict);
-    this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
+    emitEgress(this.ctx, facts, route.verdict);
     let upstream: Upstream;
     try {
       upstream = await dial(route.ip, dst.port, this.options.connectTimeoutMs ?? 10_000);
     } catch (err) {
-      this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict, { error: err as Error }));
+      emitEgress(this.ctx, facts, route.verdict, { error: err as Error });
       return void socket.resetAndDestroy();
     }
     this.sockets.add(upstream.socket);
     if (socket.destroyed) upstream.socket.destroy();
     const stats = await splice(socket, upstream, { now: () => this.ctx.now(), idleTimeoutMs: this.options.idleTimeoutMs ?? DEFAULT_SPLICE_IDLE_TIMEOUT_MS });
-    this.ctx.events.emit(egressEvent(this.ctx, facts, closeVerdict(route.verdict, stats), stats));
+    emitEgress(this.ctx, facts, closeVerdict(route.verdict, stats), stats);
   }
 
   /** Records the verdict and resets the connection, so the client fails at once. */
   private refuse(socket: Socket, facts: AttemptFacts, verdict: Verdict): void {
-    this.ctx.events.emit(egressEvent(this.ctx, facts, verdict));
+    emitEgress(this.ctx, facts, verdict);
     if (!socket.destroyed) socket.resetAndDestroy();
   }
 }

@@ -1,5 +1,5 @@
 import type { Verdict } from "../../core/decision.js";
-import { egressEvent, newAttempt } from "../proxy/egress-event.js";
+import { emitEgress, newAttempt } from "../proxy/egress-event.js";
 import type { EgressGate } from "../proxy/egress-gate.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import type { CaughtDatagram, DatagramCatcher } from "./original-destination.js";
@@ -92,6 +92,6 @@ export class UdpCatchAll {
     const verdict: Verdict = gate.check({ protocol: "udp", port, ip, opaque: true });
     const more = this.unreported > 0 ? ` (and ${this.unreported} more datagram(s) not recorded one by one)` : "";
     this.unreported = 0;
-    ctx.events.emit(egressEvent(ctx, facts, verdict, { bytesUp: d.size, error: `udp datagram not forwarded${more}` }));
+    emitEgress(ctx, facts, verdict, { bytesUp: d.size, error: `udp datagram not forwarded${more}` });
   }
 }

@@ -1,5 +1,6 @@
 import type { Verdict } from "../../core/decision.js";
 import { EVENT_SCHEMA_VERSION, type EgressEvent } from "../../core/events.js";
+import { IsoTimestamps, quote } from "../event-text.js";
 
 /**
  * The one event of a DNS query, two ways from the same inputs: as an object (for a sink that
@@ -56,8 +57,7 @@ export function dnsEvent(f: DnsEventFields): EgressEvent {
 
 /** Builds DNS event lines (without the newline) and their timestamps, reusing what repeats. */
 export class DnsEventEncoder {
-  private second = NaN;
-  private secondText = "";
+  private readonly clock = new IsoTimestamps();
   private server: string | undefined;
   private head = "";
   private client: string | undefined;
@@ -72,14 +72,7 @@ export class DnsEventEncoder {
 
   /** new Date(now).toISOString(), formatting only once per second. */
   timestamp(now: number): string {
-    const t = Math.trunc(now);
-    const second = Math.floor(t / 1000);
-    if (second !== this.second) {
-      this.second = second;
-      this.secondText = new Date(second * 1000).toISOString().slice(0, -4);
-    }
-    const ms = t - second * 1000;
-    return `${this.secondText}${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}Z`;
+    return this.clock.text(now);
   }
 
   /** JSON.stringify(dnsEvent(f)), the same text. */
@@ -133,13 +126,4 @@ function encodeVerdict(v: Verdict): VerdictText {
     before: `${JSON.stringify(v.verdict)},"reasons":${JSON.stringify(v.reasons)},"protocol":"dns","path":"dns","client":`,
     after: `${v.rule === undefined ? "" : `,"rule":${JSON.stringify(v.rule)}`}${v.leaks === undefined ? "" : `,"secretLeaks":${JSON.stringify(v.leaks)}`}`,
   };
-}
-
-/** JSON.stringify(text), without its call for text that needs no escaping (IDs, addresses, type names). */
-function quote(text: string): string {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(text);
-  }
-  return `"${text}"`;
 }

@@ -9,7 +9,7 @@ import { ConnectionRate } from "./connection-rate.js";
 import { ConnectionSet } from "./connection-set.js";
 import { dial, type Upstream } from "./dial.js";
 import { EgressGate, type Destination } from "./egress-gate.js";
-import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "./egress-event.js";
+import { clientOf, egressEvent, emitEgress, newAttempt, type AttemptFacts } from "./egress-event.js";
 import { FirstFlightSniffer } from "./first-flight.js";
 import { HttpForwarder } from "./http/http-forwarder.js";
 import type { RequestOrigin } from "./http/request-target.js";
@@ -244,20 +244,20 @@ export class ExplicitProxy implements AsyncDisposable {
     const route = await this.gate.route(hidden, inner);
     if (!route.permitted) return this.refuse(socket, facts, route.verdict, undefined);
     facts.ip = route.ip;
-    this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
-    if (socket.destroyed) return this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict, { error: "client closed before upstream connect" }));
+    emitEgress(this.ctx, facts, route.verdict);
+    if (socket.destroyed) return emitEgress(this.ctx, facts, route.verdict, { error: "client closed before upstream connect" });
 
     let upstream: Upstream;
     try {
       upstream = await dial(route.ip, port, this.connectTimeoutMs);
     } catch (err) {
-      this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict, { error: err as Error }));
+      emitEgress(this.ctx, facts, route.verdict, { error: err as Error });
       return endConnection(socket);
     }
     this.tunnels.add(upstream.socket);
     if (socket.destroyed) upstream.socket.destroy();
     const stats = await splice(socket, upstream, { head: out.bytes, now: () => this.ctx.now(), idleTimeoutMs: this.idleTimeoutMs });
-    this.ctx.events.emit(egressEvent(this.ctx, facts, closeVerdict(route.verdict, stats), stats));
+    emitEgress(this.ctx, facts, closeVerdict(route.verdict, stats), stats);
   }
 
   /** Terminates TLS inside the tunnel; each request is then decided by the forwarder. */
@@ -276,7 +276,7 @@ export class ExplicitProxy implements AsyncDisposable {
 
   /** Records the verdict and ends the tunnel: with an HTTP status before 200 was sent, silently after. */
   private refuse(socket: Socket, facts: AttemptFacts, verdict: Verdict, status: number | undefined): void {
-    this.ctx.events.emit(egressEvent(this.ctx, facts, verdict));
+    emitEgress(this.ctx, facts, verdict);
     if (status === undefined) return endConnection(socket);
     endConnection(socket, httpResponse(status, refusalText(verdict, facts.connect), refusalHeaders(verdict)));
   }

@@ -8,7 +8,7 @@ import { ConnectionRate } from "./connection-rate.js";
 import { ConnectionSet } from "./connection-set.js";
 import { dial, type Upstream } from "./dial.js";
 import { EgressGate } from "./egress-gate.js";
-import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "./egress-event.js";
+import { clientOf, egressEvent, emitEgress, newAttempt, type AttemptFacts } from "./egress-event.js";
 import { FirstFlightSniffer, type FirstFlight } from "./first-flight.js";
 import { HttpForwarder } from "./http/http-forwarder.js";
 import { DEFAULT_MAX_HEAD_BYTES } from "./http/http-head.js";
@@ -236,31 +236,31 @@ export class TransparentListener implements AsyncDisposable {
     const route = await this.gate.route(dest, first);
     if (!route.permitted) return this.refuse(socket, facts, route.verdict, undefined);
     facts.ip = route.ip;
-    this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
+    emitEgress(this.ctx, facts, route.verdict);
     await this.connect(socket, facts, route.verdict, route.ip, port, out.bytes);
   }
 
   private async connect(socket: Socket, facts: AttemptFacts, verdict: Verdict, ip: string, port: number, head: Buffer): Promise<void> {
     if (socket.destroyed) {
       socket.destroy();
-      return this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { error: "client closed before upstream connect" }));
+      return emitEgress(this.ctx, facts, verdict, { error: "client closed before upstream connect" });
     }
     let upstream: Upstream;
     try {
       upstream = await dial(ip, port, this.connectTimeoutMs);
     } catch (err) {
-      this.ctx.events.emit(egressEvent(this.ctx, facts, verdict, { error: err as Error }));
+      emitEgress(this.ctx, facts, verdict, { error: err as Error });
       return endConnection(socket);
     }
     this.sockets.add(upstream.socket);
     if (socket.destroyed) upstream.socket.destroy();
     const stats = await splice(socket, upstream, { head, now: () => this.ctx.now(), idleTimeoutMs: this.idleTimeoutMs });
-    this.ctx.events.emit(egressEvent(this.ctx, facts, closeVerdict(verdict, stats), stats));
+    emitEgress(this.ctx, facts, closeVerdict(verdict, stats), stats);
   }
 
   /** Records the verdict and ends the connection: a short response for HTTP, a plain close otherwise. */
   private refuse(socket: Socket, facts: AttemptFacts, verdict: Verdict, httpStatus: number | undefined): void {
-    this.ctx.events.emit(egressEvent(this.ctx, facts, verdict));
+    emitEgress(this.ctx, facts, verdict);
     if (httpStatus === undefined) return endConnection(socket);
     endConnection(socket, httpResponse(httpStatus, refusalText(verdict, facts.host ?? facts.name), refusalHeaders(verdict)));
   }

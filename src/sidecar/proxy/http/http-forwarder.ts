@@ -5,7 +5,7 @@ import { permits, type Verdict } from "../../../core/decision.js";
 import { DEFAULT_MAX_BODY_BYTES, requestShape, shapeEventFields, type RequestShape } from "../../../core/request-shape.js";
 import type { SidecarContext } from "../../sidecar-context.js";
 import type { EgressGate } from "../egress-gate.js";
-import { clientOf, egressEvent, newAttempt, type AttemptFacts } from "../egress-event.js";
+import { clientOf, emitEgress, newAttempt, type AttemptFacts } from "../egress-event.js";
 import { endConnection, httpResponse } from "../http-reply.js";
 import { refusalHeaders, refusalText } from "../refusal.js";
 import { chunkOf, LAST_CHUNK, type BodyFraming } from "./body-framing.js";
@@ -77,7 +77,7 @@ export class HttpForwarder {
     const decided = await this.decide(req.head, req.framing, req, origin, path, (facts, verdict, status) => this.refuse(req.client, facts, verdict, status));
     if (decided === undefined) return false;
     if (req.client.destroyed) {
-      this.ctx.events.emit(egressEvent(this.ctx, decided.facts, decided.verdict, { error: "client closed before the upstream request" }));
+      emitEgress(this.ctx, decided.facts, decided.verdict, { error: "client closed before the upstream request" });
       return false;
     }
     return this.forward(req, decided);
@@ -103,7 +103,7 @@ export class HttpForwarder {
     if (end.kind === "failed" && !end.answered) return void this.failed(socket, decided, decided.verdict, end.error, started, { bytesUp: 0, bytesDown: 0 });
     if (end.kind === "upgraded") {
       const stats = await relayUpgraded(socket, conn, end.head, end.rest, rest);
-      this.ctx.events.emit(egressEvent(this.ctx, decided.facts, decided.verdict, { ...stats, durationMs: this.ctx.now() - started }));
+      emitEgress(this.ctx, decided.facts, decided.verdict, { ...stats, durationMs: this.ctx.now() - started });
       return;
     }
     conn.socket.destroy();
@@ -138,7 +138,7 @@ export class HttpForwarder {
       if (origin.connect !== undefined) facts.connect = origin.connect;
     }
     const refuseWith = (verdict: Verdict, status: number): undefined => {
-      this.ctx.events.emit(egressEvent(this.ctx, facts, verdict));
+      emitEgress(this.ctx, facts, verdict);
       refuse(facts, verdict, status);
       return undefined;
     };
@@ -189,7 +189,7 @@ export class HttpForwarder {
     const route = await this.gate.route(shaped, first);
     if (!route.permitted) return refuseWith(route.verdict, 403);
     facts.ip = route.ip;
-    this.ctx.events.emit(egressEvent(this.ctx, facts, route.verdict));
+    emitEgress(this.ctx, facts, route.verdict);
     return {
       facts,
       verdict: route.verdict,
@@ -278,7 +278,7 @@ export class HttpForwarder {
   private closed(client: Socket, d: Decided, verdict: Verdict, end: ExchangeEnd, started: number, bytes: { bytesUp: number; bytesDown: number }): void {
     const error = end.kind === "failed" ? end.error : undefined;
     if (end.kind === "failed" && !client.destroyed) client.destroy();
-    this.ctx.events.emit(egressEvent(this.ctx, d.facts, verdict, { ...bytes, durationMs: this.ctx.now() - started, ...(error !== undefined ? { error } : {}) }));
+    emitEgress(this.ctx, d.facts, verdict, { ...bytes, durationMs: this.ctx.now() - started, ...(error !== undefined ? { error } : {}) });
   }
 
   /** Nothing of a response reached the client: a 502 (a refusal, when the upstream's certificate failed). */
@@ -286,7 +286,7 @@ export class HttpForwarder {
     const code = (err as NodeJS.ErrnoException).code ?? "";
     const certificate = d.target.servername !== undefined && CERT_ERRORS.test(code);
     const final: Verdict = certificate ? { verdict: "block", reasons: ["upstream-certificate"], ...(verdict.rule ? { rule: verdict.rule } : {}) } : verdict;
-    this.ctx.events.emit(egressEvent(this.ctx, d.facts, final, { ...bytes, durationMs: this.ctx.now() - started, error: err }));
+    emitEgress(this.ctx, d.facts, final, { ...bytes, durationMs: this.ctx.now() - started, error: err });
     const text = certificate ? `Hangar refused the upstream ${d.target.servername}: its certificate did not verify (${code}).\n` : "Hangar: the upstream request failed.\n";
     endConnection(client, httpResponse(502, text, certificate ? refusalHeaders(final) : {}));
     return false;

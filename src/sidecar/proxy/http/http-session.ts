@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import type { SidecarContext } from "../../sidecar-context.js";
-import { clientOf, egressEvent, newAttempt } from "../egress-event.js";
+import { clientOf, emitEgress, newAttempt } from "../egress-event.js";
 import { endConnection, httpResponse } from "../http-reply.js";
 import { ChunkedDecoder, requestFraming, type BodyFraming } from "./body-framing.js";
 import { DEFAULT_MAX_HEAD_BYTES, headerValue, HttpHeadParser, type HttpHead } from "./http-head.js";
@@ -228,7 +228,7 @@ class HttpSession {
   malformed(status: 400 | 431): false {
     const facts = newAttempt(this.ctx, this.path, "http", clientOf(this.socket));
     const reasons = status === 431 ? (["header-too-large"] as const) : (["malformed-request"] as const);
-    this.ctx.events.emit(egressEvent(this.ctx, facts, { verdict: "block", reasons }));
+    emitEgress(this.ctx, facts, { verdict: "block", reasons });
     return this.answer(status);
   }
 

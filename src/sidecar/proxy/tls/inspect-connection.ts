@@ -2,7 +2,7 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Verdict } from "../../../core/decision.js";
 import type { SidecarContext } from "../../sidecar-context.js";
-import { egressEvent, type AttemptFacts } from "../egress-event.js";
+import { emitEgress, type AttemptFacts } from "../egress-event.js";
 import { endConnection } from "../http-reply.js";
 import { terminateTls, type TlsInspection } from "./tls-terminator.js";
 
@@ -25,7 +25,7 @@ export async function inspectConnection(options: {
 }): Promise<void> {
   const { ctx, facts, socket } = options;
   const refuse = (verdict: Verdict): void => {
-    ctx.events.emit(egressEvent(ctx, facts, verdict));
+    emitEgress(ctx, facts, verdict);
     endConnection(socket);
   };
   if (options.inspection === undefined) {
@@ -43,8 +43,8 @@ export async function inspectConnection(options: {
   if (!t.ok) {
     // An attempt that never got to a request: its decide says why, its close carries the TLS error.
     const verdict: Verdict = { verdict: "block", reasons: [t.clientRejected ? "client-rejected-ca" : "tls-handshake-failed"] };
-    ctx.events.emit(egressEvent(ctx, facts, verdict));
-    ctx.events.emit(egressEvent(ctx, facts, verdict, { error: t.error }));
+    emitEgress(ctx, facts, verdict);
+    emitEgress(ctx, facts, verdict, { error: t.error });
     socket.destroy();
     return;
   }
