@@ -86,7 +86,22 @@ export class EgressGate {
    * nothing and several rules declare its port, so there is no owner to fall back to.
    */
   check(dest: Destination, ambiguousPort = false): Verdict {
+    return this.checkIn(this.ctx.decisionContext(), dest, ambiguousPort);
+  }
+
+  /**
+   * check() and route() as one synchronous step: nothing can run between the two decisions,
+   * so the first is not taken twice. The route is at once when the ledger holds the name fresh
+   * (or the destination is an address), else a promise of it. A refusal's route repeats `first`.
+   */
+  checkAndRoute(dest: Destination, ambiguousPort = false): { readonly first: Verdict; readonly route: Route | Promise<Route> } {
     const dc = this.ctx.decisionContext();
+    const first = this.checkIn(dc, dest, ambiguousPort);
+    if (!permits(first)) return { first, route: { permitted: false, verdict: first } };
+    return { first, route: this.routeIn(dc, dest, first, false) };
+  }
+
+  private checkIn(dc: DecisionContext, dest: Destination, ambiguousPort: boolean): Verdict {
     const verdict = decide(dc, { stage: "connect", ...dest, ...this.observe(dc, dest.name) });
     if (ambiguousPort && verdict.reasons[0] !== "capture") {
       return { verdict: "block", reasons: verdict.reasons.map((r) => (r === "no-name" ? "ambiguous-port" : r)) };
@@ -101,6 +116,14 @@ export class EgressGate {
    * address to dial. `first` is what `check(dest)` said.
    */
   async route(dest: Destination, first: Verdict): Promise<Route> {
+    return this.routeIn(this.ctx.decisionContext(), dest, first, true);
+  }
+
+  /**
+   * `recheck`: decide again on the account as it stands now, for a caller that may have
+   * awaited since check() (another path may have spent the budget meanwhile).
+   */
+  private routeIn(dc: DecisionContext, dest: Destination, first: Verdict, recheck: boolean): Route | Promise<Route> {
     if (dest.ip !== undefined) {
       const ip = parseIp(dest.ip);
       if (!permits(first) || ip === undefined) return { permitted: false, verdict: first };
@@ -108,12 +131,10 @@ export class EgressGate {
     }
     const name = dest.name === undefined ? undefined : this.normalise(dest.name);
     if (!permits(first) || name === undefined) return { permitted: false, verdict: first };
-    // One snapshot from here on. Decided again on the account as it stands now (another path
-    // may have spent the budget since check()), and charged before anything awaits.
-    const dc = this.ctx.decisionContext();
+    // One snapshot from here on, and charged before anything awaits.
     const facts = this.observe(dc, name);
     const attempt: Attempt = { stage: "connect", ...dest, name, ...facts };
-    const current = decide(dc, attempt);
+    const current = recheck ? decide(dc, attempt) : first;
     if (!permits(current)) return { permitted: false, verdict: current };
     // The lookup is egress of its own: only a name the DNS path would look up is looked up
     // here, so OBSERVING refuses an undeclared or tunnelling name (would-block) unresolved.
@@ -123,17 +144,15 @@ export class EgressGate {
       return { permitted: false, verdict: current };
     }
     this.ctx.names.charge(dc.policy, name);
-    let ips: readonly string[];
-    try {
-      ips = (await this.ctx.resolver.resolve(name)).ips;
-    } catch (err) {
-      this.ctx.logger.debug({ err, name }, "upstream resolution failed");
-      return { permitted: false, verdict: unresolvable(current) };
-    }
-    if (ips.length === 0) return { permitted: false, verdict: unresolvable(current) };
-    const verdict = decide(dc, { ...attempt, resolvedIps: ips });
-    if (!permits(verdict)) return { permitted: false, verdict };
-    return { permitted: true, verdict, ip: ips[0]! };
+    const held = this.ctx.resolver.peek?.(name);
+    if (held !== undefined) return resolved(dc, attempt, current, held.ips);
+    return this.ctx.resolver.resolve(name).then(
+      (answer) => resolved(dc, attempt, current, answer.ips),
+      (err: unknown) => {
+        this.ctx.logger.debug({ err, name }, "upstream resolution failed");
+        return { permitted: false, verdict: unresolvable(current) };
+      },
+    );
   }
 
   /** Counts `raw` (a name as observed) into the account; nothing for an address or a non-name. */
@@ -141,6 +160,14 @@ export class EgressGate {
     const name = raw === undefined ? undefined : this.normalise(raw);
     return name === undefined ? {} : this.ctx.names.observe(dc.policy, name);
   }
+}
+
+/** The decision again with the addresses the name resolved to (the rebinding check), and the one to dial. */
+function resolved(dc: DecisionContext, attempt: Attempt, current: Verdict, ips: readonly string[]): Route {
+  if (ips.length === 0) return { permitted: false, verdict: unresolvable(current) };
+  const verdict = decide(dc, { ...attempt, resolvedIps: ips });
+  if (!permits(verdict)) return { permitted: false, verdict };
+  return { permitted: true, verdict, ip: ips[0]! };
 }
 
 /** The DNS path's rule for a lookup (`permitsLookup`), without the baseline: blocks unless the policy lets the name be looked up. */

@@ -39,6 +39,8 @@ export interface ExplicitProxyOptions {
   readonly maxHeaderBytes?: number;
   /** How long a client may take to send a request head. Default 10000. */
   readonly headersTimeoutMs?: number;
+  /** How long a kept-alive connection may sit idle between requests. Default 30000. */
+  readonly keepAliveTimeoutMs?: number;
   /** How long to wait for the ClientHello inside a tunnel. Default 2000. */
   readonly peekTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
@@ -89,6 +91,7 @@ export class ExplicitProxy implements AsyncDisposable {
       forwarder: this.forwarder,
       maxHeadBytes: this.maxHeaderBytes,
       headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
+      ...(options.keepAliveTimeoutMs !== undefined ? { keepAliveTimeoutMs: options.keepAliveTimeoutMs } : {}),
       track: (w, f) => this.track(w, f),
       onConnect: (head, socket, rest) => this.onConnect(head, socket, rest),
     });

@@ -33,6 +33,8 @@ export interface ScenarioOptions {
   /** The sidecar-wide connection budget (cap, memory check). */
   readonly budget?: ConnectionBudget;
   readonly idleTimeoutMs?: number;
+  readonly headersTimeoutMs?: number;
+  readonly keepAliveTimeoutMs?: number;
 }
 
 let pkiPromise: Promise<TestPki> | undefined;
@@ -98,6 +100,8 @@ export async function withExplicit(options: ScenarioOptions) {
     ...(options.inspection !== undefined ? { inspection: options.inspection } : {}),
     ...(options.budget !== undefined ? { budget: options.budget } : {}),
     ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.headersTimeoutMs !== undefined ? { headersTimeoutMs: options.headersTimeoutMs } : {}),
+    ...(options.keepAliveTimeoutMs !== undefined ? { keepAliveTimeoutMs: options.keepAliveTimeoutMs } : {}),
   });
   const { port: proxyPort } = await proxy.listen();
   const dispose = async (): Promise<void> => {

@@ -131,6 +131,59 @@ describe("ExplicitProxy: a request cut short", () => {
   });
 });
 
+describe("ExplicitProxy: how long a client may take", () => {
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  it("answers 408 to a head still unfinished after headersTimeout, and forwards none of it", async () => {
+    const e = await explicit({ kind: "http", headersTimeoutMs: 300 });
+    const s = await connectTcp(e.proxyPort);
+    const all = readAll(s);
+    const started = Date.now();
+    s.write(`GET http://api.allowed.test:${e.port}/slow HTTP/1.1\r\nHost: api.allowed.test`);
+    expect((await all).toString("latin1")).toMatch(/^HTTP\/1\.1 408 /);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect((e.allowed as HttpUpstream).requests).toHaveLength(0);
+  });
+
+  it("gives each later head on a kept-alive connection its own headersTimeout, from its first byte", async () => {
+    const e = await explicit({ kind: "http", headersTimeoutMs: 300, keepAliveTimeoutMs: 30_000 });
+    const s = await connectTcp(e.proxyPort);
+    const all = readAll(s);
+    s.write(get(e, "/1"));
+    await sleep(500);
+    s.write(`GET http://api.allowed.test:${e.port}/2 HTTP/1.1\r\n`);
+    const partAt = Date.now();
+    const text = (await all).toString("latin1");
+    // The head's own timeout, not the idle one (30 s) the connection waited under before it.
+    expect(Date.now() - partAt).toBeLessThan(10_000);
+    expect(text.match(/HTTP\/1\.1 200 /g)).toHaveLength(1);
+    expect(text).toMatch(/HTTP\/1\.1 408 /);
+    expect((e.allowed as HttpUpstream).requests).toHaveLength(1);
+  });
+
+  it("closes a kept-alive connection idle for keepAliveTimeout, and keeps one in use open past it", async () => {
+    const e = await explicit({ kind: "http", headersTimeoutMs: 5000, keepAliveTimeoutMs: 300 });
+    // In use: a request every 100 ms for 900 ms, three times the idle timeout, all on one connection.
+    const busy = await connectTcp(e.proxyPort);
+    const busyAll = readAll(busy);
+    for (let i = 0; i < 9; i++) {
+      busy.write(get(e, `/busy${i}`));
+      await sleep(100);
+    }
+    busy.end(get(e, "/last", "Connection: close\r\n"));
+    expect((await busyAll).toString("latin1").match(/HTTP\/1\.1 200 /g)).toHaveLength(10);
+    // Idle after one request: closed without a word once the timeout passes.
+    const idle = await connectTcp(e.proxyPort);
+    const idleAll = readAll(idle);
+    idle.write(get(e, "/once"));
+    const started = Date.now();
+    const text = (await idleAll).toString("latin1");
+    expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+});
+
 describe("ExplicitProxy: upstream connections are kept alive", () => {
   it("carries a client's keep-alive requests over one upstream connection", async () => {
     const e = await explicit();

@@ -183,10 +183,9 @@ export class HttpForwarder {
     // Secrets: sentinels written into their declared header, leaks and credential shapes decided on.
     const secrets = requestSecrets(this.ctx, facts, head.rawHeaders, origin.kind === "inspected", target.path, body);
     const shaped = { ...dest, shape, ...secrets.found };
-    const first = this.gate.check(shaped, owner?.ambiguous === true);
-    this.noteDrift(facts, first, shape);
-    if (!permits(first)) return refuseWith(first, 403);
-    const route = await this.gate.route(shaped, first);
+    const decision = this.gate.checkAndRoute(shaped, owner?.ambiguous === true);
+    this.noteDrift(facts, decision.first, shape);
+    const route = decision.route instanceof Promise ? await decision.route : decision.route;
     if (!route.permitted) return refuseWith(route.verdict, 403);
     facts.ip = route.ip;
     emitEgress(this.ctx, facts, route.verdict);
@@ -258,7 +257,8 @@ export class HttpForwarder {
     for (let attempt = 0; end === undefined; attempt++) {
       let conn: UpstreamConnection;
       try {
-        conn = await this.pool.acquire(d.target);
+        const got = this.pool.acquire(d.target);
+        conn = got instanceof Promise ? await got : got;
       } catch (err) {
         error = err as Error;
         break;

@@ -97,6 +97,11 @@ class HttpSession {
   private stopped = false;
   /** CONNECT or an upgrade took the socket over. */
   private handedOver = false;
+  /** When the wait for the current head ends (performance.now()); 0: nothing is waited for. */
+  private deadline = 0;
+  private expired = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerDue = 0;
   private readonly onData = (chunk: Buffer): void => {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
@@ -182,21 +187,11 @@ class HttpSession {
     const parser = new HttpHeadParser(this.options.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES);
     const headersTimeout = this.options.headersTimeoutMs ?? 10_000;
     let started = first;
-    let timedOut: "idle" | "head" | undefined;
-    let timer = setTimeout(() => expire(), started ? headersTimeout : (this.options.keepAliveTimeoutMs ?? 30_000));
-    const expire = (): void => {
-      timedOut = started ? "head" : "idle";
-      this.notify();
-    };
+    this.arm(started ? headersTimeout : (this.options.keepAliveTimeoutMs ?? 30_000));
     try {
       for (;;) {
         const chunk = this.takeAll();
         if (chunk.length > 0) {
-          if (!started) {
-            started = true;
-            clearTimeout(timer);
-            timer = setTimeout(expire, headersTimeout);
-          }
           this.idle = false;
           const r = parser.push(chunk);
           if (r.kind === "done") {
@@ -205,11 +200,16 @@ class HttpSession {
             return r.head;
           }
           if (r.kind === "error") return void this.malformed(r.reason === "too-large" ? 431 : 400);
+          // A head that came in part: from its first byte it has headersTimeout to be whole.
+          if (!started) {
+            started = true;
+            this.arm(headersTimeout);
+          }
           continue;
         }
         if (this.stopped) return undefined;
-        if (timedOut === "head") return void this.answer(408);
-        if (timedOut === "idle" || this.ended || this.socket.destroyed) {
+        if (this.expired && started) return void this.answer(408);
+        if (this.expired || this.ended || this.socket.destroyed) {
           // A client that said all it had to say (or went quiet) gets a plain close.
           if (started) return void this.malformed(400);
           return void this.finish();
@@ -219,10 +219,39 @@ class HttpSession {
         await this.more();
       }
     } finally {
-      clearTimeout(timer);
+      this.deadline = 0;
       this.idle = false;
     }
   }
+
+  /**
+   * Sets the wait for a head to end `ms` from now. One timer per connection, not one per
+   * request: it is made only when none is pending, and when it fires before the deadline
+   * (which moved later meanwhile) it waits out the rest.
+   */
+  private arm(ms: number): void {
+    this.expired = false;
+    const now = performance.now();
+    this.deadline = now + ms;
+    if (this.timer !== undefined && this.timerDue <= this.deadline) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerDue = this.deadline;
+    this.timer = setTimeout(this.onTimer, ms);
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    if (this.deadline === 0) return;
+    const left = this.deadline - performance.now();
+    if (left >= 1) {
+      this.timerDue = this.deadline;
+      this.timer = setTimeout(this.onTimer, left);
+      return;
+    }
+    this.deadline = 0;
+    this.expired = true;
+    this.notify();
+  };
 
   /** A request the sidecar cannot read: an event, a status, and the connection closed. */
   malformed(status: 400 | 431): false {
@@ -251,6 +280,9 @@ class HttpSession {
 
   private detach(): void {
     this.stopped = true;
+    this.deadline = 0;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
     this.socket.off("data", this.onData);
     this.socket.off("end", this.onEnd);
     this.socket.off("close", this.onEnd);

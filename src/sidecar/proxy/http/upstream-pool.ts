@@ -57,8 +57,8 @@ export class UpstreamPool {
     return t.servername === undefined ? `${t.ip}|${t.port}` : `${t.ip}|${t.port}|${t.servername}`;
   }
 
-  /** A warm connection when one is idle, else a new one (fresh: never from the pool). */
-  async acquire(target: UpstreamTarget, fresh = false): Promise<UpstreamConnection> {
+  /** A warm connection when one is idle (at once), else a new one (fresh: never from the pool). */
+  acquire(target: UpstreamTarget, fresh = false): UpstreamConnection | Promise<UpstreamConnection> {
     const key = UpstreamPool.keyOf(target);
     const list = fresh ? undefined : this.free.get(key);
     while (list !== undefined && list.length > 0) {
@@ -67,7 +67,7 @@ export class UpstreamPool {
       if (!idle.socket.destroyed && idle.socket.readyState === "open") return { socket: idle.socket, reader: idle.reader, key, reused: true };
     }
     const reader = new RegionReader();
-    return { socket: await this.connect(target, reader), reader, key, reused: false };
+    return this.connect(target, reader).then((socket) => ({ socket, reader, key, reused: false }));
   }
 
   /** Back to the pool, idle; a connection that cannot carry another request must be destroyed instead. */
