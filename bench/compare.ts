@@ -6,12 +6,16 @@
  *
  *   node --import tsx bench/compare.ts --a path/to/old/sidecar/main.js [--b path/to/main.js]
  *                                      [--pairs 12] [--ms 1500] [--only tls|rps|dns]
- *                                      [--a-flags="--node-flag ..."] [--b-flags="..."]
+ *                                      [--a-flags="--node-flag ..."] [--b-flags="..."] [--client node|wrk]
  *
  * The DNS case (only with --only dns) runs dnsperf (Debian's package) at each sidecar on
  * loopback, for the declared name, for an undeclared one, and for 10 000 distinct undeclared
  * names (dnsperf loops over the file); dnsperf is given the server's address, so it resolves
  * nothing itself.
+ *
+ * The HTTP cases' client is Node's (bench/load.ts) unless `--client wrk`: wrk (Debian's package,
+ * one thread, 16 connections) costs the machine far less CPU per request, so the sidecar's
+ * figures move less with what the client happens to do.
  *
  * Without --b, B is a fresh build of src/ (see bench/rig.ts).
  */
@@ -33,6 +37,7 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
     "a-flags": { type: "string" },
     "b-flags": { type: "string" },
+    client: { type: "string" },
   },
 });
 if (flags.a === undefined) {
@@ -72,7 +77,9 @@ async function main(): Promise<void> {
 
     const rps = (via: (s: RunningSidecar) => { target: Endpoint; proxy?: Endpoint }, ms: number): Case => async (s) => {
       const { result, cpu } = await measureCpu({ sidecar: s.pid }, () =>
-        httpRps({ ...via(s), hostHeader: "api.bench.test", concurrency: CONCURRENCY, durationMs: ms }),
+        flags.client === "wrk"
+          ? wrk({ ...via(s), hostHeader: "api.bench.test", dir: rig.dir, ms })
+          : httpRps({ ...via(s), hostHeader: "api.bench.test", concurrency: CONCURRENCY, durationMs: ms }),
       );
       return { cpu: ((cpu.ms["sidecar"] ?? NaN) * 1000) / result.requests, rate: result.rps };
     };
@@ -146,6 +153,25 @@ async function main(): Promise<void> {
   } finally {
     await rig.close();
   }
+}
+
+/** wrk (one thread, CONCURRENCY keep-alive connections) for about `ms`, at the proxy (absolute form) or the target. */
+async function wrk(o: { target: Endpoint; proxy?: Endpoint; hostHeader: string; dir: string; ms: number }): Promise<{ requests: number; rps: number }> {
+  const authority = `${o.hostHeader}:${o.target.port}`;
+  const script = join(o.dir, `compare-wrk-${o.proxy !== undefined ? "proxy" : "origin"}.lua`);
+  await writeFile(script, `${o.proxy !== undefined ? `wrk.path = "http://${authority}/"\n` : ""}wrk.headers["Host"] = "${authority}"\n`);
+  const via = o.proxy ?? o.target;
+  const seconds = String(Math.max(1, Math.round(o.ms / 1000)));
+  const { stdout, code } = await new Promise<{ stdout: string; code: number | null }>((resolve, reject) => {
+    const child = spawn("wrk", ["-t1", `-c${CONCURRENCY}`, `-d${seconds}s`, "-s", script, `http://${via.host}:${via.port}/`], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.once("error", (err) => reject(new Error(`wrk: ${err.message} (apt-get install wrk)`)));
+    child.once("exit", (c) => resolve({ stdout: out, code: c }));
+  });
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? NaN);
+  if (code !== 0 || !(requests > 0) || /Non-2xx/.test(stdout)) throw new Error(`wrk at ${via.host}:${via.port} exited with ${code}:\n${stdout}`);
+  return { requests, rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN) };
 }
 
 /** dnsperf at 127.0.0.1:port for about `ms`, 4 clients with 100 queries in flight (as bench/peers.ts). */

@@ -4,7 +4,7 @@ import { EVENT_SCHEMA_VERSION, type EgressEvent } from "../../core/events.js";
 import type { SpliceStats } from "./splice.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import { takesEncodedEvents } from "../event-writer.js";
-import { IsoTimestamps, quote } from "../event-text.js";
+import { IsoTimestamps, membersText, quote, quoteList } from "../event-text.js";
 
 /**
  * What one connection attempt has revealed so far. The listener fills it in as it learns
@@ -129,10 +129,10 @@ export class EgressEventEncoder {
     if (facts.method !== undefined) out += `,"method":${quote(clip(facts.method, 32)!)}`;
     if (facts.url !== undefined) out += `,"url":${quote(clip(facts.url, MAX_URL)!)}`;
     if (facts.shape !== undefined && close === undefined) {
-      const shape = JSON.stringify(facts.shape);
-      if (shape.length > 2) out += `,${shape.slice(1, -1)}`;
+      const shape = membersText(facts.shape);
+      if (shape.length > 0) out += `,${shape}`;
     }
-    if (facts.driftFields !== undefined && facts.driftFields.length > 0) out += `,"driftFields":${JSON.stringify(facts.driftFields)}`;
+    if (facts.driftFields !== undefined && facts.driftFields.length > 0) out += `,"driftFields":${quoteList(facts.driftFields)}`;
     if (verdict.leaks !== undefined) out += `,"secretLeaks":${JSON.stringify(verdict.leaks)}`;
     if (verdict.credentials !== undefined) out += `,"credentials":${JSON.stringify(verdict.credentials)}`;
     if (facts.injected !== undefined) out += `,"injected":${JSON.stringify(facts.injected)}`;

@@ -54,9 +54,25 @@ export function parseAbsoluteHttpTarget(url: string): AbsoluteHttpTarget | undef
   if (hash !== -1) path = path.slice(0, hash);
   if (!path.startsWith("/")) path = `/${path}`;
   const hostHeader = rawAuthority.slice(rawAuthority.lastIndexOf("@") + 1);
-  const authority = parseAuthority(hostHeader);
+  const authority = absoluteAuthority(hostHeader);
   if (authority === undefined) return undefined;
-  return { authority: { ...authority, port: authority.port ?? 80 }, hostHeader, path };
+  return { authority, hostHeader, path };
+}
+
+// Every request on a keep-alive connection names the same authority: remember its parse (pure,
+// and the results are frozen); a flood of distinct ones only empties the memo, never grows it.
+const AUTHORITY_MEMO_ENTRIES = 256;
+const authorities = new Map<string, (Authority & { readonly port: number }) | null>();
+
+function absoluteAuthority(text: string): (Authority & { readonly port: number }) | undefined {
+  let out = authorities.get(text);
+  if (out === undefined) {
+    const parsed = parseAuthority(text);
+    out = parsed === undefined ? null : Object.freeze({ ...parsed, port: parsed.port ?? 80 });
+    if (authorities.size >= AUTHORITY_MEMO_ENTRIES) authorities.clear();
+    authorities.set(text, out);
+  }
+  return out ?? undefined;
 }
 
 /** The Host header values in raw header pairs (any spelling); more than one is smuggling bait. */
