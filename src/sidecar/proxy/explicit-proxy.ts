@@ -230,10 +230,10 @@ export class ExplicitProxy implements AsyncDisposable {
       const sni = this.gate.normalise(flight.sni) ?? flight.sni;
       // An IP authority has no name to match: any SNI inside it is a mismatch.
       const expected = facts.name;
-      if (sni !== expected) return this.refuse(socket, facts, this.gate.check({ ...dest, sniMismatch: true }), undefined);
+      if (sni !== expected) return this.refuse(socket, facts, this.gate.check({ sniMismatch: true, ...dest }), undefined);
     } else if (flight.kind === "tls" && name !== undefined) {
       // TLS that names nothing could be for any host behind the address: the name must be held to.
-      return this.refuse(socket, facts, this.gate.check({ ...dest, sniMissing: true }), undefined);
+      return this.refuse(socket, facts, this.gate.check({ sniMissing: true, ...dest }), undefined);
     }
     if (flight.kind === "tls" && first.inspect === true && facts.name !== undefined) {
       const origin = { kind: "inspected", port, name: facts.name, sni: flight.sni ?? facts.name, connect: facts.connect } as const;
@@ -241,7 +241,7 @@ export class ExplicitProxy implements AsyncDisposable {
     }
 
     // From here on the bytes are opaque to us: a rule that lists requests refuses them.
-    const hidden: Destination = { ...dest, opaque: true };
+    const hidden: Destination = { opaque: true, ...dest };
     const inner = this.gate.check(hidden);
     if (!permits(inner)) return this.refuse(socket, facts, inner, undefined);
     const route = await this.gate.route(hidden, inner);
