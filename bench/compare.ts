@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/compare.ts --a path/to/old/sidecar/main.js [--b path/to/main.js]
  *                                      [--pairs 12] [--ms 1500] [--only tls|rps|dns]
- *                                      [--a-flags="--node-flag ..."] [--b-flags="..."] [--client node|wrk]
+ *                                      [--a-flags="--node-flag ..."] [--b-flags="..."] [--client node|wrk] [--concurrency 16]
  *
  * The DNS case (only with --only dns) runs dnsperf (Debian's package) at each sidecar on
  * loopback, for the declared name, for an undeclared one, and for 10 000 distinct undeclared
@@ -38,6 +38,7 @@ const { values: flags } = parseArgs({
     "a-flags": { type: "string" },
     "b-flags": { type: "string" },
     client: { type: "string" },
+    concurrency: { type: "string" },
   },
 });
 if (flags.a === undefined) {
@@ -47,7 +48,7 @@ if (flags.a === undefined) {
 const PAIRS = Number(flags.pairs ?? 12);
 const RUN_MS = Number(flags.ms ?? 1500);
 const STREAM_BYTES = 128 * 1024 * 1024;
-const CONCURRENCY = 16;
+const CONCURRENCY = Number(flags.concurrency ?? 16);
 
 interface Run {
   /** Sidecar CPU µs per request, or ms per MB. */

@@ -60,12 +60,17 @@ export function responseFraming(status: number, raw: readonly string[], method: 
     return last.slice(last.lastIndexOf(",") + 1).trim().toLowerCase() === "chunked" ? CHUNKED : UNTIL_CLOSE;
   }
   if (lengths.length === 0) return UNTIL_CLOSE;
-  const values = new Set(lengths.flatMap((l) => l.split(",").map((v) => v.trim())));
-  if (values.size !== 1) return undefined;
-  const [only] = values;
-  if (!DIGITS.test(only!)) return undefined;
+  // One field with one value (nearly every response) needs no list of values.
+  const only = lengths.length === 1 && !lengths[0]!.includes(",") ? lengths[0]!.trim() : sameValue(lengths);
+  if (only === undefined || !DIGITS.test(only)) return undefined;
   const length = Number(only);
   return length === 0 ? NO_BODY : { kind: "length", length };
+}
+
+/** The one value that a list of Content-Length fields repeats (`5, 5` is 5), or undefined. */
+function sameValue(lengths: readonly string[]): string | undefined {
+  const values = new Set(lengths.flatMap((l) => l.split(",").map((v) => v.trim())));
+  return values.size === 1 ? [...values][0] : undefined;
 }
 
 const enum State {

@@ -146,13 +146,25 @@ class Exchange {
     this.remaining = framing.kind === "length" ? framing.length : 0;
     if (framing.kind === "chunked") this.decoder = new ChunkedDecoder();
     this.phase = "body";
+    const headText = this.responseHead(head);
+    const whole = framing.kind === "none" ? 0 : framing.kind === "length" && rest.length >= framing.length ? framing.length : -1;
+    if (whole >= 0) {
+      // The whole response came in one read (most small ones): head and body leave in one
+      // write, at once, with nothing corked and no turn waited for.
+      const out = Buffer.allocUnsafe(headText.length + whole);
+      out.write(headText, 0, "latin1");
+      rest.copy(out, headText.length, 0, whole);
+      this.headSent = true;
+      this.remaining = 0;
+      this.bytesDown = whole;
+      if (rest.length > whole) this.reusable = false;
+      this.client.write(out);
+      return this.complete();
+    }
     this.corkTurn();
-    this.client.write(this.responseHead(head), "latin1");
+    this.client.write(headText, "latin1");
     this.headSent = true;
-    if (framing.kind === "none") {
-      if (rest.length > 0) this.reusable = false;
-      this.complete();
-    } else if (rest.length > 0) this.body(rest);
+    if (rest.length > 0) this.body(rest);
   }
 
   private responseHead(head: ResponseHead): string {
