@@ -168,7 +168,7 @@ export class ExplicitProxy implements AsyncDisposable {
     (displaced ? admission.displaced : socket).destroy();
     if (report === undefined) return;
     const facts = newAttempt(this.ctx, "explicit", "tcp", client);
-    this.ctx.events.emit({ ...egressEvent(this.ctx, facts, { verdict: "block", reasons: [report.reason] }), error: report.detail });
+    this.ctx.events.emit(Object.assign(egressEvent(this.ctx, facts, { verdict: "block", reasons: [report.reason] }), { error: report.detail }));
   }
 
   private onConnect(req: HttpHead, socket: Socket, head: Buffer): void {

@@ -114,6 +114,7 @@ export function splice(client: Socket, upstream: Upstream, options: SpliceOption
 
 /** The verdict a close event carries: the decide verdict, plus `idle-timeout` when the sidecar cut it. */
 export function closeVerdict(verdict: Verdict, stats: SpliceStats): Verdict {
+  // eslint-disable-next-line no-restricted-syntax -- overrides members the spread has: fast
   return stats.idleTimedOut === true ? { ...verdict, reasons: [...verdict.reasons, "idle-timeout"] } : verdict;
 }
 

@@ -164,7 +164,7 @@ export class TransparentListener implements AsyncDisposable {
     if (report === undefined) return;
     const facts = newAttempt(this.ctx, "transparent", "tcp", displaced ? clientOf(admission.displaced) : clientOf(socket));
     facts.port = port;
-    this.ctx.events.emit({ ...egressEvent(this.ctx, facts, { verdict: "block", reasons: [report.reason] }), error: report.detail });
+    this.ctx.events.emit(Object.assign(egressEvent(this.ctx, facts, { verdict: "block", reasons: [report.reason] }), { error: report.detail }));
   }
 
   private track(work: Promise<void>, onFailure: () => void): void {

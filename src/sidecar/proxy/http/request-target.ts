@@ -68,7 +68,7 @@ function absoluteAuthority(text: string): (Authority & { readonly port: number }
   let out = authorities.get(text);
   if (out === undefined) {
     const parsed = parseAuthority(text);
-    out = parsed === undefined ? null : Object.freeze({ ...parsed, port: parsed.port ?? 80 });
+    out = parsed === undefined ? null : Object.freeze({ port: parsed.port ?? 80, ...parsed });
     if (authorities.size >= AUTHORITY_MEMO_ENTRIES) authorities.clear();
     authorities.set(text, out);
   }
