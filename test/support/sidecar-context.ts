@@ -32,7 +32,18 @@ export class CollectingSink implements EventSink {
 /** A resolver backed by a fixed map, standing in for upstream DNS. */
 export class StaticResolver implements NameResolver {
   readonly asked: string[] = [];
-  constructor(private readonly table: Record<string, string[]>) {}
+  readonly peeked: string[] = [];
+  /** `held`: peek() answers from the table too, as the sidecar's ledger does for a fresh entry. */
+  constructor(
+    private readonly table: Record<string, string[]>,
+    private readonly held = false,
+  ) {}
+  peek(name: string): ResolvedName | undefined {
+    const ips = this.held ? this.table[name] : undefined;
+    if (ips === undefined) return undefined;
+    this.peeked.push(name);
+    return { name, ips, expiresAt: Date.now() + 60_000 };
+  }
   async resolve(name: string): Promise<ResolvedName> {
     this.asked.push(name);
     const ips = this.table[name];

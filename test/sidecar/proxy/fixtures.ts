@@ -25,6 +25,8 @@ export interface ScenarioOptions {
   /** Default ['127.0.0.0/8'] so loopback upstreams count as vouched-for answers. */
   readonly trusted?: string[];
   readonly table?: Record<string, string[]>;
+  /** The resolver holds its table's answers as fresh (peek), as the sidecar's ledger does once a name was looked up. */
+  readonly held?: boolean;
   readonly peekTimeoutMs?: number;
   readonly maxHeadBytes?: number;
   readonly greeting?: string;
@@ -55,6 +57,7 @@ export async function scenario(options: ScenarioOptions) {
   const evil = await startUpstream(options.kind, EVIL_IP, port, "evil", options.greeting);
   const resolver = new StaticResolver(
     options.table ?? { "api.allowed.test": [ALLOWED_IP], "db.allowed.test": [ALLOWED_IP], "evil.test": [EVIL_IP] },
+    options.held === true,
   );
   const ctx = testContext({
     policy: options.egress?.(port) ?? { allow: [{ host: "api.allowed.test", ports: [port] }] },

@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import { createServer as createTcpServer, type Socket } from "node:net";
 import type { HttpUpstream } from "../../support/upstreams.js";
 import { withExplicit } from "./fixtures.js";
-import { ALLOWED_IP, connectTcp, proxyRequest, readAll } from "./harness.js";
+import { ALLOWED_IP, connectTcp, EVIL_IP, proxyRequest, readAll } from "./harness.js";
 
 /**
  * The explicit proxy's plain-HTTP forwarding (the sidecar's own HTTP/1.1 framing on both
@@ -128,6 +128,29 @@ describe("ExplicitProxy: a request cut short", () => {
     expect((await all).toString("latin1")).toMatch(/^HTTP\/1\.1 400 /);
     expect(await e.sink.waitFor((x) => x.phase === "decide" && x.verdict === "block")).toMatchObject({ reasons: ["malformed-request"] });
     expect((e.allowed as HttpUpstream).requests).toHaveLength(0);
+  });
+});
+
+describe("ExplicitProxy: a name the resolver already holds", () => {
+  it("is routed without a lookup, and its held address still gets the rebinding check", async () => {
+    // Held at a loopback address no trusted range vouches for: refused, and nothing is dialled.
+    const bad = await explicit({ kind: "http", held: true, trusted: [], table: { "api.allowed.test": [EVIL_IP] } });
+    const refused = await proxyRequest(bad.proxyPort, `http://api.allowed.test:${bad.port}/`);
+    expect(refused.status).toBe(403);
+    const e = await bad.sink.waitFor((x) => x.phase === "decide");
+    expect(e).toMatchObject({ verdict: "block", name: "api.allowed.test" });
+    expect(e.reasons).toContain("resolution-loopback");
+    expect(bad.resolver.peeked).toEqual(["api.allowed.test"]);
+    expect(bad.resolver.asked).toEqual([]);
+    expect((bad.evil as HttpUpstream).requests).toHaveLength(0);
+    expect((bad.allowed as HttpUpstream).requests).toHaveLength(0);
+
+    // Held at a vouched-for address: forwarded, still without asking the resolver.
+    const good = await explicit({ kind: "http", held: true });
+    const ok = await proxyRequest(good.proxyPort, `http://api.allowed.test:${good.port}/`);
+    expect(ok.status).toBe(200);
+    expect(good.resolver.asked).toEqual([]);
+    expect((good.allowed as HttpUpstream).requests).toHaveLength(1);
   });
 });
 
