@@ -237,7 +237,7 @@ export class DnsQueryHandler {
     // addresses, and for a pure decision the same verdict.
     let rebound = known?.rebound;
     if (rebound?.ips !== resolved.ips) {
-      rebound = { ips: resolved.ips, ipv4: resolved.ips.filter((ip) => parseIp(ip)?.version === 4), verdict: decide(dc, { resolvedIps: resolved.ips, ...attempt }) };
+      rebound = { ips: resolved.ips, ipv4: resolved.ips.filter((ip) => parseIp(ip)?.version === 4), verdict: decide(dc, Object.assign({}, attempt, { resolvedIps: resolved.ips })) };
       if (known !== undefined) known.rebound = rebound;
     }
     const checked = rebound.verdict;
@@ -284,7 +284,7 @@ export class DnsQueryHandler {
     let checked = verdict;
     if (mode.kind === "upstream" && hints.length > 0) {
       // Address hints handed out as they are get the same rebinding check as A answers.
-      checked = decide(dc, { resolvedIps: hints, ...attempt });
+      checked = decide(dc, Object.assign({}, attempt, { resolvedIps: hints }));
       if (!permits(checked)) return { verdict: checked, rcode: RCODE.NXDOMAIN };
     }
     return { verdict: checked, rcode: RCODE.NOERROR, answers };

@@ -230,10 +230,12 @@ export class ExplicitProxy implements AsyncDisposable {
       const sni = this.gate.normalise(flight.sni) ?? flight.sni;
       // An IP authority has no name to match: any SNI inside it is a mismatch.
       const expected = facts.name;
-      if (sni !== expected) return this.refuse(socket, facts, this.gate.check({ sniMismatch: true, ...dest }), undefined);
+      // eslint-disable-next-line no-restricted-syntax -- once per tunnel; the flag must win over anything dest holds
+      if (sni !== expected) return this.refuse(socket, facts, this.gate.check({ ...dest, sniMismatch: true }), undefined);
     } else if (flight.kind === "tls" && name !== undefined) {
       // TLS that names nothing could be for any host behind the address: the name must be held to.
-      return this.refuse(socket, facts, this.gate.check({ sniMissing: true, ...dest }), undefined);
+      // eslint-disable-next-line no-restricted-syntax -- once per tunnel; the flag must win over anything dest holds
+      return this.refuse(socket, facts, this.gate.check({ ...dest, sniMissing: true }), undefined);
     }
     if (flight.kind === "tls" && first.inspect === true && facts.name !== undefined) {
       const origin = { kind: "inspected", port, name: facts.name, sni: flight.sni ?? facts.name, connect: facts.connect } as const;
@@ -241,7 +243,8 @@ export class ExplicitProxy implements AsyncDisposable {
     }
 
     // From here on the bytes are opaque to us: a rule that lists requests refuses them.
-    const hidden: Destination = { opaque: true, ...dest };
+    // eslint-disable-next-line no-restricted-syntax -- once per tunnel; the flag must win over anything dest holds
+    const hidden: Destination = { ...dest, opaque: true };
     const inner = this.gate.check(hidden);
     if (!permits(inner)) return this.refuse(socket, facts, inner, undefined);
     const route = await this.gate.route(hidden, inner);

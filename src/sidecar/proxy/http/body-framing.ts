@@ -192,13 +192,9 @@ export class ChunkedDecoder {
         this.state = State.Data;
         return true;
       case State.DataCr:
-        if (byte !== 0x0d) return false;
-        this.state = State.DataLf;
-        return true;
+        return this.expect(byte, 0x0d, State.DataLf);
       case State.DataLf:
-        if (byte !== 0x0a) return false;
-        this.state = State.Size;
-        return true;
+        return this.expect(byte, 0x0a, State.Size);
       case State.TrailerStart:
         if (++this.trailerBytes > MAX_TRAILER_BYTES) return false;
         if (byte === 0x0d) {
@@ -217,16 +213,19 @@ export class ChunkedDecoder {
         }
         return byte === 0x09 || (byte >= 0x20 && byte !== 0x7f);
       case State.TrailerLf:
-        if (byte !== 0x0a) return false;
-        this.state = State.TrailerStart;
-        return true;
+        return this.expect(byte, 0x0a, State.TrailerStart);
       case State.EndLf:
-        if (byte !== 0x0a) return false;
-        this.state = State.Done;
-        return true;
+        return this.expect(byte, 0x0a, State.Done);
       default:
         return false;
     }
+  }
+
+  /** A step that takes exactly `want` and moves to `next`; anything else is malformed. */
+  private expect(byte: number, want: number, next: State): boolean {
+    if (byte !== want) return false;
+    this.state = next;
+    return true;
   }
 }
 
