@@ -11,7 +11,7 @@ import { writeFile } from "node:fs/promises";
 import { createServer, connect as netConnect } from "node:net";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
-import { progress } from "./rig.js";
+import { progress, ROOT } from "./rig.js";
 
 /** The declared name: Rig's policy allows it, and every peer's allowlist is the same. */
 export const HOST = "api.bench.test";
@@ -228,6 +228,18 @@ export class PeerSet {
     ]);
     await untilDns(port, child, name);
     return { name, pid: child.pid!, port };
+  }
+
+  /**
+   * The DNS floor on our own stack (bench/dns-floor.mjs): a bare Node UDP responder with the
+   * sidecar's node flags, answering the allowed name and refusing the rest with no policy at all.
+   */
+  async dnsFloor(nodeFlags: readonly string[]): Promise<Peer> {
+    const port = await freePort();
+    const script = join(ROOT, "bench/dns-floor.mjs");
+    const child = this.start("node-floor", [process.execPath, ...nodeFlags, script, String(port), HOST]);
+    await untilDns(port, child, "node-floor");
+    return { name: "node-floor", pid: child.pid!, port };
   }
 
   /** Runs a client to completion inside the namespace, killed after `timeoutMs`. */

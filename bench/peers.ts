@@ -2,7 +2,9 @@
  * The sidecar side by side with what users would deploy instead, in one run, on loopback:
  * Squid (forward proxy, ACL for the same host and ports, cache off, no access log), tinyproxy
  * (Filter allowlist, default deny) and dnsmasq (allowlist, cache on and off), against the same
- * upstreams (bench/upstreams.ts on 127.0.0.2) with the same clients:
+ * upstreams (bench/upstreams.ts on 127.0.0.2) with the same clients. Beside them, the floor
+ * of our own stack for DNS (bench/dns-floor.mjs: a bare Node UDP responder, no policy), so that
+ * what Node itself costs per datagram is measured in the same run and not guessed:
  *
  *   - wrk: HTTP keep-alive requests/s through the explicit proxy, c=1 and c=16 (and the
  *     sidecar's transparent port against direct);
@@ -205,14 +207,16 @@ async function main(): Promise<void> {
   try {
     const { httpPort, tlsPort, dnsPort, caCert } = rig.upstreams;
     const main = flags.sidecar !== undefined ? resolvePath(flags.sidecar) : (progress("building the sidecar (tsc -p tsconfig.build.json)"), await buildSidecar());
-    progress(`starting the sidecar (${main}), Squid, tinyproxy and dnsmasq (cache on, cache off)`);
+    progress(`starting the sidecar (${main}), Squid, tinyproxy, dnsmasq (cache on, cache off) and the Node DNS floor`);
     const sidecar = await rig.sidecar({ main, discardEvents: true, nodeFlags: imageNodeFlags() });
     const squid = await peers.squid({ http: httpPort, tls: tlsPort });
     const tinyproxy = await peers.tinyproxy({ tls: tlsPort });
     const dnsmasq = await peers.dnsmasq("dnsmasq", dnsPort, true);
     const dnsmasqNoCache = await peers.dnsmasq("dnsmasq-nocache", dnsPort, false);
+    const floor = await peers.dnsFloor(imageNodeFlags());
     await sleep(500);
-    const rss = { sidecar: rssMb(sidecar.pid), squid: rssMb(squid.pid), tinyproxy: rssMb(tinyproxy.pid), dnsmasq: rssMb(dnsmasq.pid) };
+    // node-floor: a Node process that has loaded nothing but dgram, the least any Node sidecar can idle at.
+    const rss = { sidecar: rssMb(sidecar.pid), squid: rssMb(squid.pid), tinyproxy: rssMb(tinyproxy.pid), dnsmasq: rssMb(dnsmasq.pid), "node-floor": rssMb(floor.pid) };
 
     const allowedFile = join(rig.dir, "allowed.txt");
     const deniedFile = join(rig.dir, "denied.txt");
@@ -246,11 +250,12 @@ async function main(): Promise<void> {
         unit: "queries/s",
         cpuUnit: "µs/query",
         cpuScale: 1000,
-        versus: ["dnsmasq", "dnsmasq-nocache"],
+        versus: ["dnsmasq", "dnsmasq-nocache", "node-floor"],
         subjects: [
           { name: "sidecar", pid: sidecar.pid, run: () => dnsperf(peers, file, sidecar.dnsPort, RUN_S, expect) },
           { name: "dnsmasq", pid: dnsmasq.pid, run: () => dnsperf(peers, file, dnsmasq.port, RUN_S, expect) },
           { name: "dnsmasq-nocache", pid: dnsmasqNoCache.pid, run: () => dnsperf(peers, file, dnsmasqNoCache.port, RUN_S, expect) },
+          { name: "node-floor", pid: floor.pid, run: () => dnsperf(peers, file, floor.port, RUN_S, expect) },
         ],
       };
     };
@@ -298,7 +303,7 @@ async function main(): Promise<void> {
       await origin(transparentHttp, 16, WARMUP_S)();
     }
     if (only("tls")) for (const s of figures.find((f) => f.unit === "MB/s")!.subjects) await s.run();
-    if (only("dns")) for (const port of [sidecar.dnsPort, dnsmasq.port]) await dnsperf(peers, allowedFile, port, 1, ["NOERROR"]).catch(() => undefined);
+    if (only("dns")) for (const port of [sidecar.dnsPort, dnsmasq.port, floor.port]) await dnsperf(peers, allowedFile, port, 1, ["NOERROR"]).catch(() => undefined);
 
     const samples = new Map<string, Sample[]>(figures.map((f) => [f.name, []]));
     for (let round = 0; round < ROUNDS; round++) {
