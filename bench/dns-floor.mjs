@@ -6,7 +6,9 @@
 //   node [flags] bench/dns-floor.mjs <port> <allowed name>
 //
 // Plain JavaScript so that nothing (tsx, a loader) runs beside it: what it costs is Node's.
+import { Buffer } from "node:buffer";
 import { createSocket } from "node:dgram";
+import process from "node:process";
 
 const [port, allowed] = process.argv.slice(2);
 if (port === undefined || allowed === undefined) {
