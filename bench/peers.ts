@@ -206,7 +206,7 @@ async function main(): Promise<void> {
   });
   try {
     const { httpPort, tlsPort, dnsPort, caCert } = rig.upstreams;
-    const main = flags.sidecar !== undefined ? resolvePath(flags.sidecar) : (progress("building the sidecar (tsc -p tsconfig.build.json)"), await buildSidecar());
+    const main = flags.sidecar !== undefined ? resolvePath(flags.sidecar) : (progress("building the sidecar (tsc -p tsconfig.build.json, then the bundle that ships)"), await buildSidecar());
     progress(`starting the sidecar (${main}), Squid, tinyproxy, dnsmasq (cache on, cache off) and the Node DNS floor`);
     const sidecar = await rig.sidecar({ main, discardEvents: true, nodeFlags: imageNodeFlags() });
     const squid = await peers.squid({ http: httpPort, tls: tlsPort });

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { bundleSidecar } from "../scripts/sidecar-bundle.js";
 import type { Endpoint } from "./load.js";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -63,7 +64,10 @@ export function progress(msg: string): void {
   process.stderr.write(`  … ${msg}\n`);
 }
 
-/** Compiles src/ with the project's build config into node_modules/.cache (so that it resolves the project's dependencies). */
+/**
+ * Compiles src/ with the project's build config into node_modules/.cache (so that it resolves the
+ * project's dependencies) and bundles the sidecar's entry over it, as `npm run build` does.
+ */
 export async function buildSidecar(): Promise<string> {
   const outDir = join(ROOT, "node_modules/.cache/hangar-bench/dist");
   const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
@@ -74,6 +78,9 @@ export async function buildSidecar(): Promise<string> {
   // tsc emits despite type errors elsewhere in src/; only a missing entry point is fatal.
   if (code !== 0) progress(`warning: tsc exited with ${code}; running what it emitted`);
   await access(main);
+  // What ships is the bundle over tsc's output (the image runs dist/sidecar/main.js as
+  // `npm run build` leaves it): the same here, or RSS and start-up would be another program's.
+  await bundleSidecar(main);
   return main;
 }
 

@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     const ports = rig.upstreams;
     const tsx = flags.tsx === true;
     const prebuilt = flags.sidecar !== undefined ? resolvePath(flags.sidecar) : undefined;
-    if (!tsx && prebuilt === undefined) progress("building the sidecar (tsc -p tsconfig.build.json)");
+    if (!tsx && prebuilt === undefined) progress("building the sidecar (tsc -p tsconfig.build.json, then the bundle that ships)");
     const main = tsx ? join(ROOT, "src/sidecar/main.ts") : (prebuilt ?? (await buildSidecar()));
     progress(`starting the sidecar (${tsx ? "src/ through tsx" : main})`);
     const nodeFlags = flags.profile !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${resolvePath(flags.profile)}`] : [];

@@ -1,7 +1,8 @@
-import { readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { readdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build, type Plugin } from "esbuild";
+import { bundleSidecar } from "./sidecar-bundle.js";
 // tsc's own build of it is what runs here (dist/cli/cached-cjs.js), the very loader the CLI uses.
 import type * as CachedCjsModule from "../src/cli/cached-cjs.js";
 
@@ -10,7 +11,7 @@ import type * as CachedCjsModule from "../src/cli/cached-cjs.js";
  * Loading hundreds of small modules (zod alone is about 100) cost more than the work of
  * `hangar policy lint`; one entry plus one chunk per verb loads in a fraction of that.
  * Each verb's code stays in its own chunks, imported when the verb runs (lazy-command.ts).
- * The sidecar's entry is bundled too (below); the rest of dist/ (the library) is left as tsc wrote it.
+ * The sidecar's entry is bundled too (scripts/sidecar-bundle.ts); the rest of dist/ (the library) is left as tsc wrote it.
  */
 const OUT_DIR = "dist/cli";
 
@@ -68,21 +69,6 @@ await build({
 });
 
 /**
- * The sidecar, bundled over tsc's dist/sidecar/main.js: it loaded some 150 modules at every
- * start (about 400 ms of CPU, and the sidecar runs on half a CPU), one file loads in half of
- * that. The sandbox waits for it before the server may start. The catch-all's addon loader
- * stays tsc's own module beside it: it finds its native file relative to itself.
- */
-const SIDECAR_BESIDE: Plugin = {
-  name: "hangar-sidecar-beside",
-  setup(b) {
-    b.onResolve({ filter: /\/original-destination\.js$/ }, (args) =>
-      args.importer.includes(join("src", "sidecar")) ? { path: "./catch-all/original-destination.js", external: true } : undefined,
-    );
-  },
-};
-
-/**
  * `hangar policy lint` also as one CommonJS file, with V8's code cache beside it: Node 20 caches
  * no compiled ES module, and compiling zod, the YAML parser and the policy schema was a third
  * of lint's run. The cache is made here by running the bundle once (lint of a shipped policy),
@@ -115,24 +101,8 @@ await build({
   await writeFile(`${LINT_BUNDLE}.v8`, lint.createCache());
 }
 
-await rm("dist/sidecar/main.js.map", { force: true });
-await build({
-  entryPoints: ["src/sidecar/main.ts"],
-  outfile: "dist/sidecar/main.js",
-  bundle: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  external: ["pino", "@peculiar/x509", "reflect-metadata", "tldts"],
-  plugins: [SIDECAR_BESIDE],
-  banner: { js: 'import { createRequire as __hangarCreateRequire } from "node:module";\nconst require = __hangarCreateRequire(import.meta.url);' },
-  logLevel: "warning",
-});
-// V8 keeps a script's source in its heap, two bytes a character if any character is not ASCII:
-// a few "→" in comments esbuild keeps cost the sidecar 0.8 MB. Strings are already escaped; an
-// escape is inert in a comment and valid in a string, regex or identifier alike.
-const sidecarJs = await readFile("dist/sidecar/main.js", "utf8");
-await writeFile("dist/sidecar/main.js", sidecarJs.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`));
+// The sidecar (scripts/sidecar-bundle.ts, shared with the benches).
+await bundleSidecar("dist/sidecar/main.js");
 
 /**
  * The stdio↔HTTP bridge (src/bridge): one file with every dependency inside, because it runs in
