@@ -3,16 +3,21 @@
 // allowed name with a fixed A record and every other name with NXDOMAIN. No policy, no
 // rate, no ledger, no events, no parsing beyond comparing the question's bytes.
 //
-//   node [flags] bench/dns-floor.mjs <port> <allowed name>
+//   node [flags] bench/dns-floor.mjs <port> <allowed name> [<udp-batch.node>]
+//
+// With the third argument, the socket is bench/native/udp-batch.c's instead of dgram's:
+// datagrams read and replies sent in batches (recvmmsg / sendmmsg), the floor of a native
+// DNS front, which Node itself does not offer.
 //
 // Plain JavaScript so that nothing (tsx, a loader) runs beside it: what it costs is Node's.
 import { Buffer } from "node:buffer";
 import { createSocket } from "node:dgram";
+import { createRequire } from "node:module";
 import process from "node:process";
 
-const [port, allowed] = process.argv.slice(2);
+const [port, allowed, batchAddon] = process.argv.slice(2);
 if (port === undefined || allowed === undefined) {
-  process.stderr.write("usage: node bench/dns-floor.mjs <port> <allowed name>\n");
+  process.stderr.write("usage: node bench/dns-floor.mjs <port> <allowed name> [<udp-batch.node>]\n");
   process.exit(2);
 }
 
@@ -21,20 +26,46 @@ const labels = allowed.split(".").flatMap((label) => [label.length, ...Buffer.fr
 const question = Buffer.from([...labels, 0, 0, 1, 0, 1]);
 const answer = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 2]);
 
-// No lookup for the client's address: it is already a literal.
-const udp = createSocket({ type: "udp4", lookup: (address, _family, callback) => callback(null, address, 4) });
-udp.on("message", (msg, rinfo) => {
-  if (msg.length < 12) return;
+/** The reply's length, for a query of at least 12 bytes. */
+const replyLength = (msg) => (question.compare(msg, 12) === 0 ? msg.length + answer.length : msg.length);
+
+/** Writes the reply to `msg` into `out` at `at`; returns its length. */
+function reply(msg, out, at) {
   const hit = question.compare(msg, 12) === 0;
-  const out = Buffer.allocUnsafe(hit ? msg.length + answer.length : msg.length);
-  msg.copy(out);
-  out[2] = 0x80 | (msg[2] & 0x79); // QR, the opcode and RD kept, AA and TC clear
-  out[3] = hit ? 0 : 3; // NOERROR or NXDOMAIN
-  out.writeUInt16BE(0, 8);
-  out.writeUInt16BE(0, 10);
-  out.writeUInt16BE(hit ? 1 : 0, 6);
-  if (hit) answer.copy(out, msg.length);
-  udp.send(out, rinfo.port, rinfo.address);
-});
-udp.bind(Number(port), "127.0.0.1");
-process.once("SIGTERM", () => udp.close());
+  msg.copy(out, at);
+  out[at + 2] = 0x80 | (msg[2] & 0x79); // QR, the opcode and RD kept, AA and TC clear
+  out[at + 3] = hit ? 0 : 3; // NOERROR or NXDOMAIN
+  out.writeUInt16BE(hit ? 1 : 0, at + 6);
+  out.writeUInt32BE(0, at + 8);
+  if (!hit) return msg.length;
+  answer.copy(out, at + msg.length);
+  return msg.length + answer.length;
+}
+
+if (batchAddon === undefined) {
+  // No lookup for the client's address: it is already a literal.
+  const udp = createSocket({ type: "udp4", lookup: (address, _family, callback) => callback(null, address, 4) });
+  udp.on("message", (msg, rinfo) => {
+    if (msg.length < 12) return;
+    const out = Buffer.allocUnsafe(replyLength(msg));
+    reply(msg, out, 0);
+    udp.send(out, rinfo.port, rinfo.address);
+  });
+  udp.bind(Number(port), "127.0.0.1");
+  process.once("SIGTERM", () => udp.close());
+} else {
+  const batch = createRequire(import.meta.url)(batchAddon);
+  const { SLOTS, SLOT_BYTES } = batch;
+  let input, output, lengths;
+  const views = batch.open(Number(port), (count) => {
+    for (let i = 0; i < count; i++) {
+      const at = i * SLOT_BYTES;
+      const msg = input.subarray(at, at + lengths[i]);
+      lengths[SLOTS + i] = msg.length < 12 || replyLength(msg) > SLOT_BYTES ? 0 : reply(msg, output, at);
+    }
+  });
+  input = Buffer.from(views.input);
+  output = Buffer.from(views.output);
+  lengths = new Int32Array(views.lengths);
+  process.once("SIGTERM", () => process.exit(0));
+}

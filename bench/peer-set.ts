@@ -11,6 +11,7 @@ import { writeFile } from "node:fs/promises";
 import { createServer, connect as netConnect } from "node:net";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
+import { nodeIncludeDir } from "../src/images/native-addon.js";
 import { progress, ROOT } from "./rig.js";
 
 /** The declared name: Rig's policy allows it, and every peer's allowlist is the same. */
@@ -233,13 +234,15 @@ export class PeerSet {
   /**
    * The DNS floor on our own stack (bench/dns-floor.mjs): a bare Node UDP responder with the
    * sidecar's node flags, answering the allowed name and refusing the rest with no policy at all.
+   * With `batchAddon` (bench/native/udp-batch.c, built by buildBatchAddon), its socket is read
+   * and written in batches instead of through dgram.
    */
-  async dnsFloor(nodeFlags: readonly string[]): Promise<Peer> {
+  async dnsFloor(name: string, nodeFlags: readonly string[], batchAddon?: string): Promise<Peer> {
     const port = await freePort();
     const script = join(ROOT, "bench/dns-floor.mjs");
-    const child = this.start("node-floor", [process.execPath, ...nodeFlags, script, String(port), HOST]);
-    await untilDns(port, child, "node-floor");
-    return { name: "node-floor", pid: child.pid!, port };
+    const child = this.start(name, [process.execPath, ...nodeFlags, script, String(port), HOST, ...(batchAddon !== undefined ? [batchAddon] : [])]);
+    await untilDns(port, child, name);
+    return { name, pid: child.pid!, port };
   }
 
   /** Runs a client to completion inside the namespace, killed after `timeoutMs`. */
@@ -273,4 +276,19 @@ export class PeerSet {
   kill(): void {
     for (const c of this.children) if (c.exitCode === null) c.kill("SIGKILL");
   }
+}
+
+/**
+ * Compiles bench/native/udp-batch.c (bench only, never shipped) into `dir` with the host's C
+ * compiler (`CC`, default cc) and node's headers; undefined, with the reason, when it cannot.
+ */
+export function buildBatchAddon(dir: string): { file?: string; reason?: string } {
+  const include = nodeIncludeDir();
+  if (include === undefined) return { reason: "node_api.h not found (install the node headers)" };
+  const file = join(dir, "udp-batch.node");
+  const cc = process.env["CC"] ?? "cc";
+  const built = spawnSync(cc, ["-O2", "-Wall", "-shared", "-fPIC", `-I${include}`, join(ROOT, "bench/native/udp-batch.c"), "-o", file], { encoding: "utf8" });
+  if (built.error !== undefined) return { reason: `${cc}: ${built.error.message}` };
+  if (built.status !== 0) return { reason: `${cc} exited with ${built.status}: ${built.stderr.trim().slice(-500)}` };
+  return { file };
 }

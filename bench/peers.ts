@@ -4,7 +4,9 @@
  * (Filter allowlist, default deny) and dnsmasq (allowlist, cache on and off), against the same
  * upstreams (bench/upstreams.ts on 127.0.0.2) with the same clients. Beside them, the floor
  * of our own stack for DNS (bench/dns-floor.mjs: a bare Node UDP responder, no policy), so that
- * what Node itself costs per datagram is measured in the same run and not guessed:
+ * what Node itself costs per datagram is measured in the same run and not guessed, once on
+ * Node's dgram and once on a bench-only addon that reads and writes datagrams in batches
+ * (bench/native/udp-batch.c, compiled here with the host's cc; left out without one):
  *
  *   - wrk: HTTP keep-alive requests/s through the explicit proxy, c=1 and c=16 (and the
  *     sidecar's transparent port against direct);
@@ -33,7 +35,7 @@ import { join, resolve as resolvePath } from "node:path";
 import { parseArgs } from "node:util";
 import { selfCpuMs } from "./cpu.js";
 import { median, tlsThroughput } from "./load.js";
-import { HOST, LoopbackNamespace, PeerSet, rssMb, sleep, treeCpuMs } from "./peer-set.js";
+import { buildBatchAddon, HOST, LoopbackNamespace, PeerSet, rssMb, sleep, treeCpuMs } from "./peer-set.js";
 import { buildSidecar, imageNodeFlags, progress, Rig } from "./rig.js";
 
 const { values: flags } = parseArgs({
@@ -213,7 +215,12 @@ async function main(): Promise<void> {
     const tinyproxy = await peers.tinyproxy({ tls: tlsPort });
     const dnsmasq = await peers.dnsmasq("dnsmasq", dnsPort, true);
     const dnsmasqNoCache = await peers.dnsmasq("dnsmasq-nocache", dnsPort, false);
-    const floor = await peers.dnsFloor(imageNodeFlags());
+    const floor = await peers.dnsFloor("node-floor", imageNodeFlags());
+    // The same floor with its socket read and written in batches (recvmmsg / sendmmsg) by a
+    // bench-only addon: what a native DNS front could give. Left out if it cannot be compiled.
+    const batchAddon = buildBatchAddon(rig.dir);
+    if (batchAddon.file === undefined) progress(`node-floor-batched left out: ${batchAddon.reason}`);
+    const batchedFloor = batchAddon.file === undefined ? undefined : await peers.dnsFloor("node-floor-batched", imageNodeFlags(), batchAddon.file);
     await sleep(500);
     // node-floor: a Node process that has loaded nothing but dgram, the least any Node sidecar can idle at.
     const rss = { sidecar: rssMb(sidecar.pid), squid: rssMb(squid.pid), tinyproxy: rssMb(tinyproxy.pid), dnsmasq: rssMb(dnsmasq.pid), "node-floor": rssMb(floor.pid) };
@@ -250,12 +257,13 @@ async function main(): Promise<void> {
         unit: "queries/s",
         cpuUnit: "µs/query",
         cpuScale: 1000,
-        versus: ["dnsmasq", "dnsmasq-nocache", "node-floor"],
+        versus: ["dnsmasq", "dnsmasq-nocache", "node-floor", "node-floor-batched"],
         subjects: [
           { name: "sidecar", pid: sidecar.pid, run: () => dnsperf(peers, file, sidecar.dnsPort, RUN_S, expect) },
           { name: "dnsmasq", pid: dnsmasq.pid, run: () => dnsperf(peers, file, dnsmasq.port, RUN_S, expect) },
           { name: "dnsmasq-nocache", pid: dnsmasqNoCache.pid, run: () => dnsperf(peers, file, dnsmasqNoCache.port, RUN_S, expect) },
           { name: "node-floor", pid: floor.pid, run: () => dnsperf(peers, file, floor.port, RUN_S, expect) },
+          ...(batchedFloor === undefined ? [] : [{ name: "node-floor-batched", pid: batchedFloor.pid, run: () => dnsperf(peers, file, batchedFloor.port, RUN_S, expect) }]),
         ],
       };
     };
@@ -303,7 +311,7 @@ async function main(): Promise<void> {
       await origin(transparentHttp, 16, WARMUP_S)();
     }
     if (only("tls")) for (const s of figures.find((f) => f.unit === "MB/s")!.subjects) await s.run();
-    if (only("dns")) for (const port of [sidecar.dnsPort, dnsmasq.port, floor.port]) await dnsperf(peers, allowedFile, port, 1, ["NOERROR"]).catch(() => undefined);
+    if (only("dns")) for (const port of [sidecar.dnsPort, dnsmasq.port, floor.port, ...(batchedFloor === undefined ? [] : [batchedFloor.port])]) await dnsperf(peers, allowedFile, port, 1, ["NOERROR"]).catch(() => undefined);
 
     const samples = new Map<string, Sample[]>(figures.map((f) => [f.name, []]));
     for (let round = 0; round < ROUNDS; round++) {
