@@ -14,6 +14,7 @@ import { Buffer } from "node:buffer";
 import { createSocket } from "node:dgram";
 import { createRequire } from "node:module";
 import process from "node:process";
+import { setImmediate } from "node:timers";
 
 const [port, allowed, batchAddon] = process.argv.slice(2);
 if (port === undefined || allowed === undefined) {
@@ -45,11 +46,18 @@ function reply(msg, out, at) {
 if (batchAddon === undefined) {
   // No lookup for the client's address: it is already a literal.
   const udp = createSocket({ type: "udp4", lookup: (address, _family, callback) => callback(null, address, 4) });
+  // Replies leave in one burst per turn of the loop, as the sidecar's do (src/sidecar/dns/dns-server.ts).
+  const replies = [];
+  const sendReplies = () => {
+    for (let i = 0; i < replies.length; i += 3) udp.send(replies[i], replies[i + 1], replies[i + 2]);
+    replies.length = 0;
+  };
   udp.on("message", (msg, rinfo) => {
     if (msg.length < 12) return;
     const out = Buffer.allocUnsafe(replyLength(msg));
     reply(msg, out, 0);
-    udp.send(out, rinfo.port, rinfo.address);
+    replies.push(out, rinfo.port, rinfo.address);
+    if (replies.length === 3) setImmediate(sendReplies);
   });
   udp.bind(Number(port), "127.0.0.1");
   process.once("SIGTERM", () => udp.close());
