@@ -111,8 +111,8 @@ export class DnsServer {
       }
       (replies[i + 3] as () => void)();
     }
-    // done() may not add replies (they are pushed only from a query's answer), but be exact.
-    replies.splice(0, count);
+    // done() only counts the query out; nothing in it can queue another reply.
+    replies.length = 0;
   };
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
