@@ -1,7 +1,7 @@
 import Dockerode from "dockerode";
 import { DockerContainerEngine } from "../../src/docker/docker-container-engine.js";
 import { selectorTerms } from "../../src/docker/labels.js";
-import { prepareTestImages } from "./support/docker-test-env.js";
+import { LABEL_TEST_FILE, prepareTestImages } from "./support/docker-test-env.js";
 
 /**
  * Proposed vitest globalSetup for the Docker tests (wire it in vitest.config.ts): builds
@@ -19,10 +19,12 @@ export default async function setup(): Promise<() => Promise<void>> {
 
   return async () => {
     const labels = selectorTerms();
+    // Each with the test file that created it, where it carries one (DockerTestEnv's objects do).
+    const from = (l: Readonly<Record<string, string>>): string => (l[LABEL_TEST_FILE] !== undefined ? ` (from ${l[LABEL_TEST_FILE]})` : "");
     const left = [
-      ...(await engine.listContainers({ labels })).map((c) => `container ${c.name}`),
-      ...(await engine.listNetworks({ labels })).map((n) => `network ${n.name}`),
-      ...(await engine.listVolumes({ labels })).map((v) => `volume ${v.name}`),
+      ...(await engine.listContainers({ labels })).map((c) => `container ${c.name}${from(c.labels)}`),
+      ...(await engine.listNetworks({ labels })).map((n) => `network ${n.name}${from(n.labels)}`),
+      ...(await engine.listVolumes({ labels })).map((v) => `volume ${v.name}${from(v.labels)}`),
     ];
     if (left.length > 0) throw new Error(`Hangar-labelled objects left after the suite: ${left.join(", ")}`);
   };

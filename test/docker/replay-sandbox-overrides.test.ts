@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freezeBaseline, recordBaseline, serialiseBaseline } from "../../src/core/baseline/index.js";
 import { isHangarError } from "../../src/core/errors.js";
+import { selectorTerms } from "../../src/docker/labels.js";
 import type { LifecycleEvent } from "../../src/core/events.js";
 import { defaultRuntimeConfig } from "../../src/runtime/runtime-config.js";
 import { Sandbox } from "../../src/runtime/sandbox.js";
@@ -10,7 +11,7 @@ import type { SandboxEvent } from "../../src/runtime/sandbox-events.js";
 import { BASELINE_MOUNT_FILE, sidecarConfig, sidecarContainerSpec } from "../../src/runtime/sandbox-specs.js";
 import { SidecarConfigSchema } from "../../src/sidecar/sidecar-config.js";
 import { call, connection, T0 } from "../baseline/support/observations.js";
-import { AttackerSession, DockerTestEnv, FIXTURES_IMAGE, realSidecarSourceExists, waitFor } from "./support/docker-test-env.js";
+import { AttackerSession, DockerTestEnv, FIXTURES_IMAGE, LABEL_TEST_FILE, realSidecarSourceExists, waitFor } from "./support/docker-test-env.js";
 
 /**
  * What the runtime does for replay and quarantine: a capture override and a frozen baseline
@@ -38,7 +39,14 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
+  // What this file created names it, so a leftover in the suite's teardown says whose it is.
+  const networks = await env.engine.listNetworks({ labels: selectorTerms({ run: env.run }) });
+  expect(networks.map((n) => n.labels[LABEL_TEST_FILE])).toEqual(["test/docker/replay-sandbox-overrides.test.ts"]);
   await env?.cleanup();
+  expect(await env.leftovers()).toEqual([]);
+  // A late caller (a promise nobody awaited) is refused, instead of creating the network again after the check above.
+  await expect(env.egressNetwork()).rejects.toThrow(/asked for after cleanup\(\)/);
+  await expect(env.resolver()).rejects.toThrow(/asked for after cleanup\(\)/);
   expect(await env.leftovers()).toEqual([]);
 }, 120_000);
 

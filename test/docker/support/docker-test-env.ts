@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import Dockerode from "dockerode";
 import type { Logger } from "pino";
 import { stringify } from "yaml";
@@ -22,6 +22,8 @@ import { ensureTestSidecarImage } from "./sidecar-image.js";
 import { requireOurResolvers, TestResolver } from "./test-resolver.js";
 
 export const FIXTURES_IMAGE = "hangar-test/fixtures:local";
+/** On everything a DockerTestEnv creates: the test file (relative to the repository), so a leftover names who left it. */
+export const LABEL_TEST_FILE = "hangar.test-file";
 export const STUB_SIDECAR_IMAGE = "hangar-test/stub-sidecar:local";
 export const ROOT = hangarPackageRoot();
 const FIXTURES_DIR = join(ROOT, "test/fixtures/images");
@@ -43,6 +45,8 @@ export class DockerTestEnv {
   private egress: Promise<NetworkInfo> | undefined;
   private stateDir: Promise<string> | undefined;
   private ourResolver: Promise<TestResolver> | undefined;
+  /** Set by cleanup(): from then on, asking for the network or the resolver is a test's bug, not a reason to create them again. */
+  private closed = false;
 
   private constructor(
     /** Refuses to create a sidecar whose upstream resolvers are not containers of this file (see requireOurResolvers). */
@@ -53,15 +57,18 @@ export class DockerTestEnv {
     readonly sidecarImage: string,
     /** True when the real sidecar (src/sidecar/main.ts) is built into sidecarImage. */
     readonly realSidecar: boolean,
+    /** The test file that created this env, for its labels. */
+    private readonly testFile: string | undefined,
   ) {}
 
   static async create(): Promise<DockerTestEnv> {
+    const testFile = testFileOf();
     process.env["TESTCONTAINERS_RYUK_DISABLED"] ??= "true";
     const engine = new DockerContainerEngine(new Dockerode());
     await engine.ping();
     const images = await prepareTestImages(engine);
     const ours = new Set<string>();
-    return new DockerTestEnv(requireOurResolvers(engine, (ip) => ours.has(ip)), ours, images.fixtures, images.sidecarImage, images.realSidecar);
+    return new DockerTestEnv(requireOurResolvers(engine, (ip) => ours.has(ip)), ours, images.fixtures, images.sidecarImage, images.realSidecar, testFile);
   }
 
   /** A per-file egress network, so tests never depend on (or disturb) a shared one; with this file's resolver on it. */
@@ -73,6 +80,7 @@ export class DockerTestEnv {
   }
 
   private network(): Promise<NetworkInfo> {
+    if (this.closed) return Promise.reject(this.afterCleanup("the egress network"));
     // Memoised as a promise: concurrent callers share one network.
     this.egress ??= this.engine.createNetwork({ ...egressNetworkSpec(`hangar-egress-${this.run}`), labels: this.labels() });
     return this.egress;
@@ -80,6 +88,7 @@ export class DockerTestEnv {
 
   /** The resolver every sidecar of this file asks (see TestResolver); its log tells what they asked. */
   resolver(): Promise<TestResolver> {
+    if (this.closed) return Promise.reject(this.afterCleanup("the resolver"));
     this.ourResolver ??= (async () => {
       const resolver = await TestResolver.start(this.engine, {
         name: `hangar-${this.run}-upstream-dns`,
@@ -106,7 +115,16 @@ export class DockerTestEnv {
   }
 
   labels(): Record<string, string> {
-    return hangarLabels({ server: `test-${this.run}`, role: "test", run: this.run });
+    return hangarLabels({ server: `test-${this.run}`, role: "test", run: this.run }, this.testFile !== undefined ? { [LABEL_TEST_FILE]: this.testFile } : {});
+  }
+
+  /**
+   * Once cleanup() has run, a late caller (a promise a test did not await) would create the
+   * network or the resolver again, after the file's leftover check: objects nobody removes.
+   * It is refused instead, naming the run and the file, so the test that did it shows in the stack.
+   */
+  private afterCleanup(what: string): Error {
+    return new Error(`DockerTestEnv ${this.run} (${this.testFile ?? "unknown file"}): ${what} asked for after cleanup(); it would be created again and left behind`);
   }
 
   async runtimeConfig(overrides: { maxRestarts?: number } = {}): Promise<RuntimeConfig> {
@@ -169,6 +187,9 @@ export class DockerTestEnv {
 
   /** Everything this file created: its sandboxes (run label), fixtures, the egress network. */
   async cleanup(): Promise<void> {
+    this.closed = true;
+    // A creation still under way finishes first, so the prune below sees what it made.
+    await Promise.allSettled([this.egress, this.ourResolver]);
     await new Pruner(this.engine).prune({ run: this.run });
     if (this.egress !== undefined) await this.engine.removeNetwork((await this.egress).id);
     if (this.stateDir !== undefined) await rm(await this.stateDir, { recursive: true, force: true });
@@ -182,6 +203,12 @@ export class DockerTestEnv {
     const volumes = await this.engine.listVolumes({ labels });
     return [...containers.map((c) => `container ${c.name}`), ...networks.map((n) => `network ${n.name}`), ...volumes.map((v) => `volume ${v.name}`)];
   }
+}
+
+/** The test file whose code is constructing this (the first `*.test.ts` frame of the stack), relative to the repository. */
+function testFileOf(): string | undefined {
+  const path = /\(?((?:file:\/\/)?\/[^\s():]+\.test\.ts):\d+/.exec(new Error().stack ?? "")?.[1];
+  return path === undefined ? undefined : relative(ROOT, path.replace(/^file:\/\//, ""));
 }
 
 /**
