@@ -5,9 +5,9 @@
 //
 //   node [flags] bench/dns-floor.mjs <port> <allowed name> [<udp-batch.node>]
 //
-// With the third argument, the socket is bench/native/udp-batch.c's instead of dgram's:
-// datagrams read and replies sent in batches (recvmmsg / sendmmsg), the floor of a native
-// DNS front, which Node itself does not offer.
+// With the third argument, the socket is the sidecar's batched one (images/sidecar/native/
+// udp-batch.c, as the image compiles it) instead of dgram's: datagrams read and replies sent in
+// batches (recvmmsg / sendmmsg), which Node itself does not offer.
 //
 // Plain JavaScript so that nothing (tsx, a loader) runs beside it: what it costs is Node's.
 import { Buffer } from "node:buffer";
@@ -62,18 +62,22 @@ if (batchAddon === undefined) {
   udp.bind(Number(port), "127.0.0.1");
   process.once("SIGTERM", () => udp.close());
 } else {
+  // The sidecar's own batch size; 1 KiB slots are plenty for the queries dnsperf sends.
+  const SLOTS = 64;
+  const BYTES = 1024;
   const batch = createRequire(import.meta.url)(batchAddon);
-  const { SLOTS, SLOT_BYTES } = batch;
-  let input, output, lengths;
-  const views = batch.open(Number(port), (count) => {
+  const input = new ArrayBuffer(SLOTS * BYTES);
+  const output = new ArrayBuffer(SLOTS * BYTES);
+  const meta = new ArrayBuffer(SLOTS * 16);
+  const inBytes = Buffer.from(input);
+  const outBytes = Buffer.from(output);
+  const m = new Uint32Array(meta);
+  const [handle] = batch.open("127.0.0.1", Number(port), SLOTS, BYTES, BYTES, input, output, meta, (count) => {
     for (let i = 0; i < count; i++) {
-      const at = i * SLOT_BYTES;
-      const msg = input.subarray(at, at + lengths[i]);
-      lengths[SLOTS + i] = msg.length < 12 || replyLength(msg) > SLOT_BYTES ? 0 : reply(msg, output, at);
+      const at = i * BYTES;
+      const msg = inBytes.subarray(at, at + Math.min(m[4 * i], BYTES));
+      m[4 * i + 3] = msg.length < 12 || replyLength(msg) > BYTES ? 0 : reply(msg, outBytes, at);
     }
   });
-  input = Buffer.from(views.input);
-  output = Buffer.from(views.output);
-  lengths = new Int32Array(views.lengths);
-  process.once("SIGTERM", () => process.exit(0));
+  process.once("SIGTERM", () => batch.close(handle));
 }

@@ -11,7 +11,7 @@ import { writeFile } from "node:fs/promises";
 import { createServer, connect as netConnect } from "node:net";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
-import { nodeIncludeDir } from "../src/images/native-addon.js";
+import { compileAddon, SIDECAR_ADDONS } from "../src/images/native-addon.js";
 import { progress, ROOT } from "./rig.js";
 
 /** The declared name: Rig's policy allows it, and every peer's allowlist is the same. */
@@ -234,8 +234,8 @@ export class PeerSet {
   /**
    * The DNS floor on our own stack (bench/dns-floor.mjs): a bare Node UDP responder with the
    * sidecar's node flags, answering the allowed name and refusing the rest with no policy at all.
-   * With `batchAddon` (bench/native/udp-batch.c, built by buildBatchAddon), its socket is read
-   * and written in batches instead of through dgram.
+   * With `batchAddon` (the sidecar's batched UDP addon, built by buildBatchAddon), its socket is
+   * read and written in batches instead of through dgram.
    */
   async dnsFloor(name: string, nodeFlags: readonly string[], batchAddon?: string): Promise<Peer> {
     const port = await freePort();
@@ -279,16 +279,14 @@ export class PeerSet {
 }
 
 /**
- * Compiles bench/native/udp-batch.c (bench only, never shipped) into `dir` with the host's C
- * compiler (`CC`, default cc) and node's headers; undefined, with the reason, when it cannot.
+ * Compiles the sidecar's batched UDP addon (images/sidecar/native/udp-batch.c), as the image
+ * builder does, into `dir`; undefined, with the reason, when it cannot.
  */
-export function buildBatchAddon(dir: string): { file?: string; reason?: string } {
-  const include = nodeIncludeDir();
-  if (include === undefined) return { reason: "node_api.h not found (install the node headers)" };
-  const file = join(dir, "udp-batch.node");
-  const cc = process.env["CC"] ?? "cc";
-  const built = spawnSync(cc, ["-O2", "-Wall", "-shared", "-fPIC", `-I${include}`, join(ROOT, "bench/native/udp-batch.c"), "-o", file], { encoding: "utf8" });
-  if (built.error !== undefined) return { reason: `${cc}: ${built.error.message}` };
-  if (built.status !== 0) return { reason: `${cc} exited with ${built.status}: ${built.stderr.trim().slice(-500)}` };
-  return { file };
+export async function buildBatchAddon(dir: string): Promise<{ file?: string; reason?: string }> {
+  const addon = SIDECAR_ADDONS.find((a) => a.name === "udp_batch")!;
+  try {
+    return { file: await compileAddon(ROOT, addon, join(dir, "udp-batch.node")) };
+  } catch (err) {
+    return { reason: (err as Error).message.slice(-500) };
+  }
 }

@@ -5,8 +5,8 @@
  * upstreams (bench/upstreams.ts on 127.0.0.2) with the same clients. Beside them, the floor
  * of our own stack for DNS (bench/dns-floor.mjs: a bare Node UDP responder, no policy), so that
  * what Node itself costs per datagram is measured in the same run and not guessed, once on
- * Node's dgram and once on a bench-only addon that reads and writes datagrams in batches
- * (bench/native/udp-batch.c, compiled here with the host's cc; left out without one):
+ * Node's dgram and once on the sidecar's own batched socket (images/sidecar/native/udp-batch.c,
+ * compiled here with the host's cc as the image builder does; left out without one):
  *
  *   - wrk: HTTP keep-alive requests/s through the explicit proxy, c=1 and c=16 (and the
  *     sidecar's transparent port against direct);
@@ -216,9 +216,9 @@ async function main(): Promise<void> {
     const dnsmasq = await peers.dnsmasq("dnsmasq", dnsPort, true);
     const dnsmasqNoCache = await peers.dnsmasq("dnsmasq-nocache", dnsPort, false);
     const floor = await peers.dnsFloor("node-floor", imageNodeFlags());
-    // The same floor with its socket read and written in batches (recvmmsg / sendmmsg) by a
-    // bench-only addon: what a native DNS front could give. Left out if it cannot be compiled.
-    const batchAddon = buildBatchAddon(rig.dir);
+    // The same floor with its socket read and written in batches (recvmmsg / sendmmsg) by the
+    // sidecar's own addon: the least that socket costs. Left out if it cannot be compiled.
+    const batchAddon = await buildBatchAddon(rig.dir);
     if (batchAddon.file === undefined) progress(`node-floor-batched left out: ${batchAddon.reason}`);
     const batchedFloor = batchAddon.file === undefined ? undefined : await peers.dnsFloor("node-floor-batched", imageNodeFlags(), batchAddon.file);
     await sleep(500);

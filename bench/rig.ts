@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { compileSidecarAddons } from "../src/images/native-addon.js";
 import { bundleSidecar } from "../scripts/sidecar-bundle.js";
 import type { Endpoint } from "./load.js";
 
@@ -81,6 +82,8 @@ export async function buildSidecar(): Promise<string> {
   // What ships is the bundle over tsc's output (the image runs dist/sidecar/main.js as
   // `npm run build` leaves it): the same here, or RSS and start-up would be another program's.
   await bundleSidecar(main);
+  // And the native addons the image compiles beside it (the DNS server's batched socket among them).
+  await compileSidecarAddons(ROOT, outDir, (addon, err) => progress(`warning: ${addon.source} not built (${addon.without}): ${err.message}`));
   return main;
 }
 

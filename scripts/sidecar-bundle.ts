@@ -8,9 +8,9 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /**
  * The sidecar as it ships, bundled over tsc's output of src/: it loaded some 150 modules at
  * every start (about 400 ms of CPU, and the sidecar runs on half a CPU), one file loads in
- * half of that. The sandbox waits for it before the server may start. The catch-all's addon
- * loader stays tsc's own module beside it (`<outfile's directory>/catch-all/`): it finds its
- * native file relative to itself.
+ * half of that. The sandbox waits for it before the server may start. The native addons'
+ * loaders stay tsc's own modules beside it (`<outfile's directory>/catch-all/`, `…/dns/`):
+ * each finds its native file relative to itself.
  *
  * Used by `npm run build` (scripts/bundle-cli.ts, into dist/) and by the benches
  * (bench/rig.ts, into their own tsc output), so that a bench measures what ships.
@@ -41,6 +41,9 @@ const SIDECAR_BESIDE: Plugin = {
   setup(b) {
     b.onResolve({ filter: /\/original-destination\.js$/ }, (args) =>
       args.importer.includes(join("src", "sidecar")) ? { path: "./catch-all/original-destination.js", external: true } : undefined,
+    );
+    b.onResolve({ filter: /\/udp-batch-addon\.js$/ }, (args) =>
+      args.importer.includes(join("src", "sidecar")) ? { path: "./dns/udp-batch-addon.js", external: true } : undefined,
     );
   },
 };

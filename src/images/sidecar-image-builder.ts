@@ -7,7 +7,7 @@ import { runtimeError } from "../docker/runtime-error.js";
 import { DEFAULT_BASE_IMAGE, DEFAULT_SIDECAR_IMAGE, type BuiltImage, type ProgressListener } from "./build-progress.js";
 import { contentHash } from "./content-hash.js";
 import { copyProductionModules, linkTree } from "./production-modules.js";
-import { compileOriginalDstAddon, ORIGINAL_DST_SOURCE } from "./native-addon.js";
+import { addonSources, compileSidecarAddons } from "./native-addon.js";
 
 export interface SidecarImageOptions {
   readonly tag?: string;
@@ -46,14 +46,14 @@ export class SidecarImageBuilder {
     const dockerfile = await readFile(join(this.packageRoot, "images/sidecar/Dockerfile"), "utf8");
     const lockfile = await readFile(join(this.packageRoot, "package-lock.json"), "utf8");
     const packageJson = await readFile(join(this.packageRoot, "package.json"), "utf8");
-    const addonSource = await readFile(join(this.packageRoot, ORIGINAL_DST_SOURCE), "utf8");
+    const addons = await addonSources(this.packageRoot);
     report("check", "hashing dist, lockfile and base");
     const hash = await contentHash([
       { kind: "text", name: "Dockerfile", value: dockerfile },
       { kind: "text", name: "base", value: base.id },
       { kind: "text", name: "package.json", value: packageJson },
       { kind: "text", name: "package-lock.json", value: lockfile },
-      { kind: "text", name: "original-dst.c", value: addonSource },
+      ...addons,
       { kind: "tree", name: "dist", dir: distDir },
     ], { stampFile: join(this.packageRoot, ".stage/sidecar", `stamp-${createHash("sha256").update(`${tag}\0${distDir}`).digest("hex").slice(0, 16)}.json`) });
     const existing = await this.engine.inspectImage(tag);
@@ -66,11 +66,9 @@ export class SidecarImageBuilder {
     report("stage", `staging dist and production node_modules in ${stage}`);
     try {
       await this.stage(stage, distDir, dockerfile, packageJson, lockfile);
-      // runtime.catchAll's addon, beside the module that loads it. Without a C compiler the image
-      // still builds; its sidecar refuses to start only when catch-all is turned on.
-      await compileOriginalDstAddon(this.packageRoot, join(stage, "dist/sidecar/catch-all/native/original-dst.node")).catch((err: unknown) =>
-        report("stage", `original-dst addon not built (runtime.catchAll will not work with this image): ${(err as Error).message}`),
-      );
+      // The native addons (SIDECAR_ADDONS), each beside the module that loads it. Without a C
+      // compiler the image still builds, without what each gives (and the report says so).
+      await compileSidecarAddons(this.packageRoot, join(stage, "dist"), (addon, err) => report("stage", `${addon.source} not built (${addon.without}): ${err.message}`));
       report("build", `docker build ${tag} (BASE=${baseRef})`);
       const image = await this.engine.buildImage({
         contextDir: stage,

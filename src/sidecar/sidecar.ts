@@ -14,6 +14,8 @@ import { formatIssues, loadPolicyFile } from "../policy/index.js";
 import { addressInSubnet } from "./answer-address.js";
 import { DnsServer, type DnsServerAddress } from "./dns/dns-server.js";
 import { NameLedger } from "./dns/name-ledger.js";
+import { loadUdpBatchAddon, type UdpBatchAddon } from "./dns/udp-batch-addon.js";
+import { batchedBinder, type UdpBinder } from "./dns/udp-transports.js";
 import { UpstreamDnsClient } from "./dns/upstream-client.js";
 import { CounterReporter, readCounterState } from "./counter-state.js";
 import { DEFAULT_BUDGET_WINDOW_MS, NameAccounting } from "./name-accounting.js";
@@ -55,6 +57,8 @@ export interface SidecarOptions {
   readonly originalDestination?: OriginalDestinationReader;
   /** The UDP catch-all's socket (tests); default the native addon's. */
   readonly datagramCatcher?: DatagramCatcher;
+  /** The DNS server's batched UDP socket; default the native addon when this build has it, else (or null) dgram. */
+  readonly udpBatch?: UdpBatchAddon | null;
 }
 
 export interface SidecarAddresses {
@@ -250,6 +254,7 @@ export class Sidecar implements AsyncDisposable {
       host: listen.host,
       port: listen.dnsPort,
       answer: { kind: "sidecar", address: this.answerAddress },
+      ...this.dnsUdp(),
     });
     this.dnsAddress = await this.dns.listen();
     const { config } = this.options;
@@ -269,6 +274,12 @@ export class Sidecar implements AsyncDisposable {
     this.proxyPort = (await this.proxy.listen()).port;
     await this.openListeners(this.decision.policy.transparentPorts);
     if (config.catchAll !== undefined) await this.openCatchAll(config.catchAll.port);
+  }
+
+  /** The batched UDP socket for DNS when the addon is here (the sidecar image compiles it), else dgram's. */
+  private dnsUdp(): { udp?: UdpBinder } {
+    const addon = this.options.udpBatch === undefined ? loadUdpBatchAddon() : this.options.udpBatch;
+    return addon === undefined || addon === null ? {} : { udp: batchedBinder(addon) };
   }
 
   /** Every other connection of the sandbox: raw IPs decided here, the sidecar's own address on any port handed to the transparent path. */

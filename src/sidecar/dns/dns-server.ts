@@ -1,11 +1,11 @@
-import { createSocket, type Socket as UdpSocket, type RemoteInfo } from "node:dgram";
-import { createServer, isIPv4, type Server as TcpServer, type Socket } from "node:net";
+import { createServer, type Server as TcpServer, type Socket } from "node:net";
 import { HangarError } from "../../core/errors.js";
 import { parseIp } from "../../core/ip.js";
 import type { SidecarContext } from "../sidecar-context.js";
 import { DnsQueryHandler, type AnswerMode, type QueryOrigin } from "./query-handler.js";
 import { LengthPrefixedReader, frameMessage } from "./tcp-framing.js";
 import type { RecordSource } from "./upstream-client.js";
+import { bindDgram, type UdpBinder, type UdpTransport } from "./udp-transports.js";
 
 /**
  * The sidecar's resolver for its sandbox, on UDP and TCP at one port. Every query goes
@@ -50,11 +50,15 @@ export interface DnsServerOptions {
   /** TTL given to clients is at most this many seconds. Default 30. */
   readonly answerTtlCapSeconds?: number;
   readonly limits?: Partial<DnsServerLimits>;
+  /** How the UDP socket is bound: dgram (the default), or the batched native socket (udp-transports.ts). */
+  readonly udp?: UdpBinder;
 }
 
 export interface DnsServerAddress {
   readonly host: string;
   readonly port: number;
+  /** Which UDP socket answers: Node's dgram, or the batched native one. */
+  readonly udp: UdpTransport["kind"];
 }
 
 export interface DnsServerStats {
@@ -79,41 +83,14 @@ export class DnsServer {
   private readonly host: string;
   private readonly port: number;
   private readonly logger: SidecarContext["logger"];
-  private udp: UdpSocket | undefined;
+  private readonly bindUdp: UdpBinder;
+  private udp: UdpTransport | undefined;
   private tcp: TcpServer | undefined;
   private bound: DnsServerAddress | undefined;
   private readonly connections = new Set<Connection>();
   private state: "new" | "listening" | "closing" | "closed" = "new";
   private inflight = 0;
   private dropped = 0;
-  /**
-   * UDP replies waiting for the end of this turn of the event loop, four slots each: the
-   * response, the client's port and address, and the query's done(). They leave together,
-   * after every datagram libuv read in this poll has been answered, not one by one: a reply
-   * that finds the client already awake (woken by the one before) costs the kernel far less
-   * than one that must wake it. bench/dns-floor.mjs with and without: 20-25% more queries/s
-   * at less CPU per query. A query answered later (from upstream) joins the next burst.
-   */
-  private readonly replies: Array<Buffer | number | string | (() => void)> = [];
-  private readonly sendReplies = (udp: UdpSocket): void => {
-    const replies = this.replies;
-    const count = replies.length;
-    for (let i = 0; i < count; i += 4) {
-      // No send callback: it costs a tick and a closure per reply (about 8% of a query's CPU).
-      // The address is a literal, so the datagram has gone, or waits in the socket's send
-      // queue, by the time send() returns; close() lets that queue drain before it shuts the
-      // socket. A failed send is not reported (the query's event already was); the client asks again.
-      try {
-        if (this.state !== "closed") udp.send(replies[i] as Buffer, replies[i + 1] as number, replies[i + 2] as string);
-      } catch (err) {
-        // The socket went away under us (closed after an error): this reply and the rest are lost.
-        this.logger.debug({ err }, "dns udp send failed");
-      }
-      (replies[i + 3] as () => void)();
-    }
-    // done() only counts the query out; nothing in it can queue another reply.
-    replies.length = 0;
-  };
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
 
@@ -122,6 +99,7 @@ export class DnsServer {
     this.host = options.host ?? "127.0.0.1";
     this.port = options.port ?? 53;
     this.logger = options.context.logger;
+    this.bindUdp = options.udp ?? bindDgram;
     if (parseIp(this.host)?.version !== 4) throw new HangarError("HANGAR_CONFIG_INVALID", `DNS listen host ${this.host} is not an IPv4 address`);
     const answer: AnswerMode = options.answer ?? { kind: "sidecar", address: this.host };
     const answerAddress = answer.kind === "sidecar" ? answer.address : answer.captureAddress;
@@ -147,24 +125,31 @@ export class DnsServer {
     this.state = "listening";
     let lastError: unknown;
     for (let attempt = 0; attempt < (this.port === 0 ? PORT_ATTEMPTS : 1); attempt++) {
-      const udp = createSocket({ type: "udp4", lookup: literalOnly });
+      let udp: UdpTransport | undefined;
       try {
-        const port = await bindUdp(udp, this.host, this.port);
+        udp = await this.bindUdp({
+          host: this.host,
+          port: this.port,
+          maxMessageBytes: this.limits.maxMessageBytes,
+          maxUdpPayloadBytes: this.limits.maxUdpPayloadBytes,
+          onQuery: (msg, origin, reply) => this.onDatagram(msg, origin, reply),
+          onError: (err, what) => (what === "send" ? this.logger.debug({ err }, "dns udp send failed") : this.logger.warn({ err }, "dns udp socket error")),
+        });
         const tcp = createServer((socket) => this.onConnection(socket));
         tcp.maxConnections = this.limits.maxTcpConnections;
-        await listenTcp(tcp, this.host, port);
+        await listenTcp(tcp, this.host, udp.port);
         if (this.state !== "listening") {
           // close() or destroy() ran while we were binding.
-          udp.close();
+          udp.destroy();
           tcp.close();
           throw new HangarError("HANGAR_CLOSED", "DNS server closed while binding");
         }
         this.attach(udp, tcp);
-        this.bound = { host: this.host, port };
+        this.bound = { host: this.host, port: udp.port, udp: udp.kind };
         return this.bound;
       } catch (err) {
         lastError = err;
-        safeClose(udp);
+        udp?.destroy();
         if (err instanceof HangarError) throw err;
         // Port 0: UDP got a free port that TCP could not have; try another.
         if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") break;
@@ -198,10 +183,7 @@ export class DnsServer {
       const tcpClosed = this.tcp === undefined ? Promise.resolve() : new Promise<void>((resolve) => this.tcp!.close(() => resolve()));
       for (const conn of this.connections) conn.maybeEnd();
       if (this.inflight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
-      if (this.udp !== undefined) {
-        await sendQueueDrained(this.udp, SEND_DRAIN_LIMIT_MS);
-        safeClose(this.udp);
-      }
+      await this.udp?.close(SEND_DRAIN_LIMIT_MS);
       await tcpClosed;
       this.state = "closed";
     })();
@@ -212,7 +194,7 @@ export class DnsServer {
   async destroy(): Promise<void> {
     const wasClosed = this.state === "closed";
     this.state = "closed";
-    if (this.udp !== undefined) safeClose(this.udp);
+    this.udp?.destroy();
     for (const conn of this.connections) conn.socket.destroy();
     this.tcp?.close();
     this.drained?.();
@@ -220,28 +202,21 @@ export class DnsServer {
     if (!wasClosed) await this.closing;
   }
 
-  private attach(udp: UdpSocket, tcp: TcpServer): void {
+  private attach(udp: UdpTransport, tcp: TcpServer): void {
     this.udp = udp;
     this.tcp = tcp;
-    udp.on("message", (msg, rinfo) => this.onDatagram(udp, msg, rinfo));
-    udp.on("error", (err) => this.logger.warn({ err }, "dns udp socket error"));
     tcp.on("error", (err) => this.logger.warn({ err }, "dns tcp server error"));
     tcp.on("drop", (info) => this.logger.warn({ client: info?.remoteAddress }, "dns tcp connection refused: maxTcpConnections reached"));
   }
 
-  private onDatagram(udp: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
+  private onDatagram(msg: Buffer, origin: QueryOrigin, reply: (response: Buffer, done: () => void) => void): void {
     if (this.state !== "listening") return;
     if (this.inflight >= this.limits.maxInflightQueries) {
       this.dropped += 1;
-      this.logger.debug({ client: rinfo.address }, "dns query dropped: too many in flight");
+      this.logger.debug({ client: origin.address }, "dns query dropped: too many in flight");
       return;
     }
-    const origin: QueryOrigin = { address: rinfo.address, port: rinfo.port, transport: "udp" };
-    this.run(msg, origin, (response, done) => {
-      if (this.state === "closed") return done();
-      this.replies.push(response, rinfo.port, rinfo.address, done);
-      if (this.replies.length === 4) setImmediate(this.sendReplies, udp);
-    });
+    this.run(msg, origin, reply);
   }
 
   /**
@@ -350,17 +325,6 @@ export class DnsServer {
   }
 }
 
-function bindUdp(udp: UdpSocket, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    udp.once("error", onError);
-    udp.bind({ address: host, port, exclusive: true }, () => {
-      udp.off("error", onError);
-      resolve(udp.address().port);
-    });
-  });
-}
-
 function listenTcp(tcp: TcpServer, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
@@ -372,38 +336,5 @@ function listenTcp(tcp: TcpServer, host: string, port: number): Promise<void> {
   });
 }
 
-/**
- * dgram's address lookup (bind and every send). Replies go to the address a query came from,
- * always an IPv4 literal: it is passed through at once (the default lookup defers each send by
- * a tick), and anything else is refused, so the socket never makes the sidecar ask the host's
- * resolver.
- */
-function literalOnly(address: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
-  if (isIPv4(address)) callback(null, address, 4);
-  else callback(new HangarError("HANGAR_USAGE", `DNS server: UDP address ${JSON.stringify(address)} is not an IPv4 literal, and names are never resolved here`), address, 4);
-}
-
 /** How long close() waits for replies still queued on the UDP socket. */
 const SEND_DRAIN_LIMIT_MS = 2_000;
-
-/** Resolves once no reply waits in the socket's send queue, or after `limitMs`. */
-export async function sendQueueDrained(udp: UdpSocket, limitMs: number): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (queuedSends(udp) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
-}
-
-function queuedSends(udp: UdpSocket): number {
-  try {
-    return udp.getSendQueueCount();
-  } catch {
-    return 0; // not bound, or closed already
-  }
-}
-
-function safeClose(udp: UdpSocket): void {
-  try {
-    udp.close();
-  } catch {
-    // already closed
-  }
-}

@@ -21,6 +21,8 @@ import {
   udpQuery,
   type Harness,
   type HarnessOptions,
+  DNS_UDP,
+  testUdpBinder,
 } from "./helpers.js";
 
 const POLICY: HarnessOptions["policy"] = {
@@ -273,11 +275,11 @@ describe("DnsServer lifecycle", () => {
     const upstream = await FakeDnsServer.start();
     const ctx = testContext({ policy: POLICY });
     const records = new UpstreamDnsClient({ servers: [upstream.server] });
-    const a = new DnsServer({ context: ctx, records, port: 0 });
+    const a = new DnsServer({ context: ctx, records, port: 0, ...testUdpBinder() });
     await a.close();
     await expect(a.listen()).rejects.toSatisfy((e) => isHangarError(e, "HANGAR_CLOSED"));
-    const b = new DnsServer({ context: ctx, records, port: 0 });
-    await b.listen();
+    const b = new DnsServer({ context: ctx, records, port: 0, ...testUdpBinder() });
+    expect(await b.listen()).toMatchObject({ host: "127.0.0.1", udp: DNS_UDP });
     await expect(b.listen()).rejects.toSatisfy((e) => isHangarError(e, "HANGAR_USAGE"));
     await b.close();
     await upstream.close();

@@ -6,9 +6,12 @@ import { DnsServer, type DnsServerLimits } from "../../../src/sidecar/dns/dns-se
 import { NameLedger } from "../../../src/sidecar/dns/name-ledger.js";
 import { UpstreamDnsClient } from "../../../src/sidecar/dns/upstream-client.js";
 import type { AnswerMode } from "../../../src/sidecar/dns/query-handler.js";
+import { loadUdpBatchAddon } from "../../../src/sidecar/dns/udp-batch-addon.js";
+import { batchedBinder, type UdpBinder } from "../../../src/sidecar/dns/udp-transports.js";
 import { LengthPrefixedReader, frameMessage } from "../../../src/sidecar/dns/tcp-framing.js";
 import { FakeDnsServer } from "../../support/fake-dns.js";
 import { testContext, type TestContextOptions } from "../../support/sidecar-context.js";
+import { TEST_UDP_BATCH_ADDON } from "./batched-udp-setup.js";
 
 export type Decoded = dnsPacket.DecodedPacket;
 
@@ -123,6 +126,19 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/**
+ * The UDP socket this run's DNS servers use: dgram, or (the "dns-batched" project, which sets
+ * HANGAR_TEST_DNS_UDP=batched) the batched native socket its setup compiled. Missing: it throws.
+ */
+export const DNS_UDP: "dgram" | "batched" = process.env["HANGAR_TEST_DNS_UDP"] === "batched" ? "batched" : "dgram";
+
+export function testUdpBinder(): { udp?: UdpBinder } {
+  if (DNS_UDP === "dgram") return {};
+  const addon = loadUdpBatchAddon(TEST_UDP_BATCH_ADDON);
+  if (addon === undefined) throw new Error(`HANGAR_TEST_DNS_UDP=batched, but ${TEST_UDP_BATCH_ADDON} is missing (the dns-batched project's setup compiles it)`);
+  return { udp: batchedBinder(addon) };
+}
+
 /** Fake upstream → UpstreamDnsClient → NameLedger → DnsServer, all on loopback. */
 export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const upstream = await FakeDnsServer.start();
@@ -138,6 +154,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     port: 0,
     answer: options.answer ?? { kind: "sidecar", address: SIDECAR_ADDRESS },
     ...(options.limits === undefined ? {} : { limits: options.limits }),
+    ...testUdpBinder(),
   });
   const { port } = await server.listen();
   return {

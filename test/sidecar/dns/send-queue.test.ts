@@ -1,6 +1,6 @@
 import type { Socket as UdpSocket } from "node:dgram";
 import { describe, expect, it } from "vitest";
-import { sendQueueDrained } from "../../../src/sidecar/dns/dns-server.js";
+import { sendQueueDrained } from "../../../src/sidecar/dns/udp-transports.js";
 
 /** A socket whose send queue holds `counts` in turn (the last one repeated). */
 function socketWithQueue(counts: number[] | (() => number)): { udp: UdpSocket; asked: () => number } {
