@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LifecycleEvent } from "../../src/core/events.js";
 import type { NetworkInfo } from "../../src/docker/container-engine.js";
 import { Sandbox } from "../../src/runtime/sandbox.js";
 import type { SandboxEvent } from "../../src/runtime/sandbox-events.js";
@@ -47,6 +48,11 @@ afterAll(async () => {
 }, 120_000);
 
 describe("the sidecar's upstream resolver is ours", () => {
+  it("the sidecar answers the sandbox on its batched UDP socket: the image carries the addon, and every test here goes through it", () => {
+    const started = events.find((e): e is LifecycleEvent => e.type === "lifecycle" && e.action === "started");
+    expect(started?.detail).toMatchObject({ dns: { udp: "batched" } });
+  });
+
   it("a name under the declared wildcard that our resolver does not know: asked of our resolver, NXDOMAIN, and the sandbox gets ENOTFOUND", async () => {
     const name = `nobody-${env.run}.allowed.test`;
     expect(await attacker.send({ op: "lookup", name })).toMatchObject({ ok: false, error: "ENOTFOUND" });

@@ -16,7 +16,6 @@
  *   send(handle, buffer, address, port) -> boolean: one datagram now (a reply answered later);
  *     false when the socket's buffer is full or the send failed.
  *   close(handle): stops reading and closes the socket once libuv lets go of it.
- *   dropped(handle) -> number: replies the kernel would not take (a full send buffer).
  *
  * The buffers are JavaScript's, held by references until close; the socket is polled on
  * Node's own loop (uv_poll_t). Any number of sockets per process.
@@ -47,7 +46,6 @@ typedef struct {
   uint32_t slots, in_bytes, out_bytes;
   unsigned char *input, *output;
   uint32_t *meta;
-  double dropped;
   struct sockaddr_in *from;
   struct iovec *in_iov, *out_iov;
   struct mmsghdr *in_msgs, *out_msgs;
@@ -96,10 +94,8 @@ static void send_replies(socket_t *s, int n) {
       continue;
     } else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
       sent += 1; /* this one failed (its address, say): skip it, send the rest */
-      s->dropped += 1;
     } else {
-      s->dropped += m - sent; /* a full send buffer drops the rest, as a busy resolver would */
-      break;
+      break; /* a full send buffer drops the rest, as a busy resolver would; the clients ask again */
     }
   }
 }
@@ -272,7 +268,6 @@ static napi_value send_one(napi_env env, napi_callback_info info) {
     do sent = sendto(s->fd, data, length, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to);
     while (sent < 0 && errno == EINTR);
     ok = sent == (ssize_t)length;
-    if (!ok) s->dropped += 1;
   }
   napi_get_boolean(env, ok, &result);
   return result;
@@ -298,21 +293,11 @@ static napi_value close_socket(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value dropped(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  socket_t *s = argc == 1 ? handle_of(env, argv[0]) : NULL;
-  if (s == NULL) return NULL;
-  napi_create_double(env, s->dropped, &result);
-  return result;
-}
-
 NAPI_MODULE_INIT() {
   const struct {
     const char *name;
     napi_callback fn;
-  } fns[] = {{"open", open_socket}, {"send", send_one}, {"close", close_socket}, {"dropped", dropped}};
+  } fns[] = {{"open", open_socket}, {"send", send_one}, {"close", close_socket}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn);

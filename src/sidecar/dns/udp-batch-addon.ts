@@ -22,8 +22,6 @@ export interface UdpBatchAddon {
   /** One datagram now; false when the kernel would not take it. */
   send(handle: UdpBatchHandle, buffer: Buffer, address: number, port: number): boolean;
   close(handle: UdpBatchHandle): void;
-  /** Replies the kernel would not take, so far. */
-  dropped(handle: UdpBatchHandle): number;
 }
 
 declare const handleBrand: unique symbol;

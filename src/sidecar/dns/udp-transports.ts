@@ -185,11 +185,6 @@ class BatchedTransport implements UdpTransport {
     return this.lastAddressText;
   }
 
-  /** Replies the kernel would not take (a full send buffer). */
-  dropped(): number {
-    return this.handle === undefined ? 0 : this.addon.dropped(this.handle);
-  }
-
   // Every reply is handed to the kernel before its query is counted out: nothing waits here.
   async close(): Promise<void> {
     this.destroy();
