@@ -60,6 +60,19 @@ static void free_socket(socket_t *s) {
   free(s);
 }
 
+/* Lets go of everything JavaScript gave; the buffers are not touched again. */
+static void close_refs(napi_env env, socket_t *s) {
+  s->closing = 1;
+  napi_async_destroy(env, s->async);
+  napi_delete_reference(env, s->on_batch);
+  napi_delete_reference(env, s->resource);
+  napi_delete_reference(env, s->input_ref);
+  napi_delete_reference(env, s->output_ref);
+  napi_delete_reference(env, s->meta_ref);
+  s->input = s->output = NULL;
+  s->meta = NULL;
+}
+
 static void on_closed(uv_handle_t *handle) {
   socket_t *s = handle->data;
   close(s->fd);
@@ -224,9 +237,24 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
 
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);
-  uv_poll_init(loop, &s->poll, fd);
-  s->poll.data = s;
-  uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  int uv_err = uv_poll_init(loop, &s->poll, fd);
+  if (uv_err == 0) {
+    s->poll.data = s;
+    uv_err = uv_poll_start(&s->poll, UV_READABLE, on_readable);
+    if (uv_err != 0) {
+      /* Initialised, so libuv must let go of it first: the close callback frees the rest. */
+      close_refs(env, s);
+      uv_close((uv_handle_t *)&s->poll, on_closed);
+    }
+  } else {
+    close_refs(env, s);
+    close(fd);
+    free_socket(s);
+  }
+  if (uv_err != 0) {
+    napi_throw_error(env, NULL, uv_strerror(uv_err));
+    return NULL;
+  }
 
   napi_value result, handle, bound;
   napi_create_array_with_length(env, 2, &result);
@@ -279,16 +307,8 @@ static napi_value close_socket(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   socket_t *s = argc == 1 ? handle_of(env, argv[0]) : NULL;
   if (s == NULL || s->closing) return NULL;
-  s->closing = 1;
   uv_poll_stop(&s->poll);
-  napi_async_destroy(env, s->async);
-  napi_delete_reference(env, s->on_batch);
-  napi_delete_reference(env, s->resource);
-  napi_delete_reference(env, s->input_ref);
-  napi_delete_reference(env, s->output_ref);
-  napi_delete_reference(env, s->meta_ref);
-  s->input = s->output = NULL;
-  s->meta = NULL;
+  close_refs(env, s);
   uv_close((uv_handle_t *)&s->poll, on_closed);
   return NULL;
 }
