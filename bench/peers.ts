@@ -50,6 +50,8 @@ const { values: flags } = parseArgs({
 const quick = flags.quick === true;
 const ROUNDS = flags.rounds !== undefined ? Math.max(1, Math.min(20, Number(flags.rounds))) : quick ? 1 : 3;
 const RUN_S = quick ? 2 : 5;
+/** How long every subject idles before its RSS is read. */
+const IDLE_SETTLE_MS = 12_000;
 const WARMUP_S = quick ? 1 : 3;
 const STREAM_BYTES = (quick ? 64 : 256) * 1024 * 1024;
 const only = (what: string): boolean => flags.only === undefined || flags.only === what;
@@ -221,7 +223,11 @@ async function main(): Promise<void> {
     const batchAddon = await buildBatchAddon(rig.dir);
     if (batchAddon.file === undefined) progress(`node-floor-batched left out: ${batchAddon.reason}`);
     const batchedFloor = batchAddon.file === undefined ? undefined : await peers.dnsFloor("node-floor-batched", imageNodeFlags(), batchAddon.file);
-    await sleep(500);
+    // Idle means idle: V8 keeps its start-up garbage until its memory reducer runs, some 8 s
+    // after the last allocation (bench/sidecar-memory.ts: 66-67 MB one second after start,
+    // 58-59 MB ten seconds after), so every subject settles this long before it is read.
+    progress(`letting every subject settle ${IDLE_SETTLE_MS / 1000} s before reading idle RSS`);
+    await sleep(IDLE_SETTLE_MS);
     // node-floor: a Node process that has loaded nothing but dgram, the least any Node sidecar can idle at.
     const rss = { sidecar: rssMb(sidecar.pid), squid: rssMb(squid.pid), tinyproxy: rssMb(tinyproxy.pid), dnsmasq: rssMb(dnsmasq.pid), "node-floor": rssMb(floor.pid) };
 

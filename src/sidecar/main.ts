@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isHangarError } from "../core/errors.js";
 import { createLogger } from "../log.js";
+import { UDP_BATCH_ADDON_FILE, loadUdpBatchAddon, type UdpBatchAddon } from "./dns/udp-batch-addon.js";
 import { EventWriter } from "./event-writer.js";
 import { parseSidecarConfig } from "./parse-sidecar-config.js";
 import { Sidecar } from "./sidecar.js";
@@ -23,7 +24,19 @@ function fail(message: string, code = 2): never {
 const USAGE = `usage: hangar-sidecar --config <file.json>   (or HANGAR_SIDECAR_CONFIG='<json>')
 
 Runs the egress proxy and DNS resolver for one sandbox. Events: JSON lines on stdout.
-Signals: SIGHUP reloads the policy file; SIGTERM drains and exits.`;
+Signals: SIGHUP reloads the policy file; SIGTERM drains and exits.
+HANGAR_SIDECAR_DNS_UDP: "dgram" answers DNS on Node's dgram socket instead of the batched one;
+a path loads the batched socket's addon from there. Default: the addon beside the sidecar, if any.`;
+
+/** The DNS server's batched UDP socket, as HANGAR_SIDECAR_DNS_UDP says (see USAGE); null: dgram. */
+function udpBatch(): UdpBatchAddon | null {
+  const value = process.env["HANGAR_SIDECAR_DNS_UDP"];
+  if (value === undefined || value === "") return loadUdpBatchAddon() ?? null;
+  if (value === "dgram") return null;
+  const addon = loadUdpBatchAddon(value);
+  if (addon === undefined) fail(`HANGAR_SIDECAR_DNS_UDP: ${value}: no such file (give "dgram", or the path of udp-batch.node; the image has ${UDP_BATCH_ADDON_FILE})`);
+  return addon;
+}
 
 async function main(): Promise<void> {
   let args;
@@ -54,6 +67,7 @@ async function main(): Promise<void> {
   }
   const parsed = parseSidecarConfig(text, source);
   if (!parsed.ok) fail(parsed.errors.join("\n"));
+  const dnsUdp = udpBatch();
 
   // One write per event-loop turn; 'exit' runs on every process.exit() and writes out the rest.
   const events = new EventWriter({ out: process.stdout });
@@ -64,7 +78,7 @@ async function main(): Promise<void> {
     events.close();
   });
   try {
-    sidecar = await Sidecar.start({ config: parsed.config, events, logger });
+    sidecar = await Sidecar.start({ config: parsed.config, events, logger, udpBatch: dnsUdp });
   } catch (err) {
     fail(isHangarError(err) ? `${err.message} [${err.code}]` : String((err as Error).stack ?? err));
   }

@@ -25,7 +25,8 @@ export class SidecarProcess implements AsyncDisposable {
     this.exitCode = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
   }
 
-  static async start(policyYaml: string, config: Omit<SidecarConfigInput, "policyFile">): Promise<SidecarProcess> {
+  /** `env`: added to this process's environment (HANGAR_SIDECAR_DNS_UDP, say). */
+  static async start(policyYaml: string, config: Omit<SidecarConfigInput, "policyFile">, env: Record<string, string> = {}): Promise<SidecarProcess> {
     const dir = await mkdtemp(join(tmpdir(), "hangar-sidecar-"));
     const policyFile = join(dir, "policy.yaml");
     await writeFile(policyFile, policyYaml);
@@ -34,7 +35,7 @@ export class SidecarProcess implements AsyncDisposable {
     const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/sidecar/main.ts"), "--config", configFile], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, HANGAR_LOG_LEVEL: "warn" },
+      env: { ...process.env, HANGAR_LOG_LEVEL: "warn", ...env },
     });
     const sidecar = new SidecarProcess(child, dir, policyFile);
     await sidecar.waitForLifecycle("started", 20_000);
