@@ -11,7 +11,7 @@ import { writeFile } from "node:fs/promises";
 import { createServer, connect as netConnect } from "node:net";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
-import { compileAddon, SIDECAR_ADDONS } from "../src/images/native-addon.js";
+import { compileAddon, UDP_BATCH_ADDON } from "../src/images/native-addon.js";
 import { progress, ROOT } from "./rig.js";
 
 /** The declared name: Rig's policy allows it, and every peer's allowlist is the same. */
@@ -283,9 +283,8 @@ export class PeerSet {
  * builder does, into `dir`; undefined, with the reason, when it cannot.
  */
 export async function buildBatchAddon(dir: string): Promise<{ file?: string; reason?: string }> {
-  const addon = SIDECAR_ADDONS.find((a) => a.name === "udp_batch")!;
   try {
-    return { file: await compileAddon(ROOT, addon, join(dir, "udp-batch.node")) };
+    return { file: await compileAddon(ROOT, UDP_BATCH_ADDON, join(dir, "udp-batch.node")) };
   } catch (err) {
     return { reason: (err as Error).message.slice(-500) };
   }

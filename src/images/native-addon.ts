@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { runCommand } from "./run-command.js";
 
 /** A C addon the sidecar image carries: its source, and where in dist its module expects it. */
@@ -14,24 +14,27 @@ export interface SidecarAddon {
   readonly without: string;
 }
 
-export const SIDECAR_ADDONS: readonly SidecarAddon[] = [
-  {
-    source: "images/sidecar/native/original-dst.c",
-    name: "original_dst",
-    target: "sidecar/catch-all/native/original-dst.node",
-    without: "runtime.catchAll will not work with this image",
-  },
-  {
-    source: "images/sidecar/native/udp-batch.c",
-    name: "udp_batch",
-    target: "sidecar/dns/native/udp-batch.node",
-    without: "the DNS server reads and writes its UDP socket one datagram at a time, through dgram",
-  },
-];
+/** The catch-all's getsockopt(SO_ORIGINAL_DST) and UDP catcher (src/sidecar/catch-all/original-destination.ts). */
+export const ORIGINAL_DST_ADDON: SidecarAddon = {
+  source: "images/sidecar/native/original-dst.c",
+  name: "original_dst",
+  target: "sidecar/catch-all/native/original-dst.node",
+  without: "runtime.catchAll will not work with this image",
+};
+
+/** The DNS server's batched UDP socket (src/sidecar/dns/udp-batch-addon.ts). */
+export const UDP_BATCH_ADDON: SidecarAddon = {
+  source: "images/sidecar/native/udp-batch.c",
+  name: "udp_batch",
+  target: "sidecar/dns/native/udp-batch.node",
+  without: "the DNS server reads and writes its UDP socket one datagram at a time, through dgram",
+};
+
+export const SIDECAR_ADDONS: readonly SidecarAddon[] = [ORIGINAL_DST_ADDON, UDP_BATCH_ADDON];
 
 /** Each addon's source, for an image's content hash. */
 export async function addonSources(packageRoot: string): Promise<Array<{ kind: "text"; name: string; value: string }>> {
-  return Promise.all(SIDECAR_ADDONS.map(async (a) => ({ kind: "text" as const, name: a.source.split("/").pop()!, value: await readFile(join(packageRoot, a.source), "utf8") })));
+  return Promise.all(SIDECAR_ADDONS.map(async (a) => ({ kind: "text" as const, name: basename(a.source), value: await readFile(join(packageRoot, a.source), "utf8") })));
 }
 
 /**

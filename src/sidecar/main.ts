@@ -28,14 +28,14 @@ Signals: SIGHUP reloads the policy file; SIGTERM drains and exits.
 HANGAR_SIDECAR_DNS_UDP: "dgram" answers DNS on Node's dgram socket instead of the batched one;
 a path loads the batched socket's addon from there. Default: the addon beside the sidecar, if any.`;
 
-/** The DNS server's batched UDP socket, as HANGAR_SIDECAR_DNS_UDP says (see USAGE); null: dgram. */
-function udpBatch(): UdpBatchAddon | null {
+/** The DNS server's batched UDP socket, as HANGAR_SIDECAR_DNS_UDP says (see USAGE): null for dgram, {} for the Sidecar's default. */
+function udpBatch(): { udpBatch?: UdpBatchAddon | null } {
   const value = process.env["HANGAR_SIDECAR_DNS_UDP"];
-  if (value === undefined || value === "") return loadUdpBatchAddon() ?? null;
-  if (value === "dgram") return null;
+  if (value === undefined || value === "") return {};
+  if (value === "dgram") return { udpBatch: null };
   const addon = loadUdpBatchAddon(value);
   if (addon === undefined) fail(`HANGAR_SIDECAR_DNS_UDP: ${value}: no such file (give "dgram", or the path of udp-batch.node; the image has ${UDP_BATCH_ADDON_FILE})`);
-  return addon;
+  return { udpBatch: addon };
 }
 
 async function main(): Promise<void> {
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     events.close();
   });
   try {
-    sidecar = await Sidecar.start({ config: parsed.config, events, logger, udpBatch: dnsUdp });
+    sidecar = await Sidecar.start({ config: parsed.config, events, logger, ...dnsUdp });
   } catch (err) {
     fail(isHangarError(err) ? `${err.message} [${err.code}]` : String((err as Error).stack ?? err));
   }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import dnsPacket from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EgressEvent } from "../../src/core/events.js";
-import { compileAddon, SIDECAR_ADDONS } from "../../src/images/native-addon.js";
+import { compileAddon, UDP_BATCH_ADDON } from "../../src/images/native-addon.js";
 import { hangarPackageRoot } from "../../src/images/package-root.js";
 import { FakeDnsServer } from "../support/fake-dns.js";
 import { SidecarProcess } from "../support/sidecar-process.js";
@@ -27,7 +27,7 @@ describe.each(["dgram", "batched"] as const)("DNS on %s", (udpKind) => {
   beforeAll(async () => {
     addonDir = await mkdtemp(join(tmpdir(), "hangar-udp-batch-"));
     const dnsUdp =
-      udpKind === "dgram" ? "dgram" : await compileAddon(hangarPackageRoot(), SIDECAR_ADDONS.find((a) => a.name === "udp_batch")!, join(addonDir, "udp-batch.node"));
+      udpKind === "dgram" ? "dgram" : await compileAddon(hangarPackageRoot(), UDP_BATCH_ADDON, join(addonDir, "udp-batch.node"));
     upstream = await startHttpUpstream({ host: "127.0.0.2", port: 0, label: "allowed" });
     dns = await FakeDnsServer.start("127.0.0.4");
     dns.setA("api.allowed.test", ["127.0.0.2"]);

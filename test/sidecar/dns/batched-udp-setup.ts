@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { compileAddon, SIDECAR_ADDONS } from "../../../src/images/native-addon.js";
+import { compileAddon, UDP_BATCH_ADDON } from "../../../src/images/native-addon.js";
 import { hangarPackageRoot } from "../../../src/images/package-root.js";
 
 /** Where the "dns-batched" project's setup compiles the batched UDP addon, for startHarness. */
@@ -11,6 +11,5 @@ export const TEST_UDP_BATCH_ADDON = join(hangarPackageRoot(), ".stage/test-addon
  * compiler as the image builder does. No compiler: the project fails, it never skips.
  */
 export default async function setup(): Promise<void> {
-  const addon = SIDECAR_ADDONS.find((a) => a.name === "udp_batch")!;
-  await compileAddon(hangarPackageRoot(), addon, TEST_UDP_BATCH_ADDON);
+  await compileAddon(hangarPackageRoot(), UDP_BATCH_ADDON, TEST_UDP_BATCH_ADDON);
 }
